@@ -1,0 +1,80 @@
+"""members' own database: the organization tree, members, and their participation records."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from orglife.common.db import NAMING_CONVENTION, backbone_tables
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+backbone = backbone_tables(Base.metadata)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    org_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.org_id"), index=True, nullable=True)
+    category: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # "/county/t01/b0001/": ancestors and self, for scope checks and subtree filters.
+    path: Mapped[str] = mapped_column(Text, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    branch_id: Mapped[str] = mapped_column(ForeignKey("organizations.org_id"), index=True)
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.org_id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    mobile: Mapped[bool] = mapped_column(Boolean, default=False)
+    mobile_location: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    committee_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_vote: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    joined_on: Mapped[object | None] = mapped_column(Date, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Participation(Base):
+    """One line of a member's record: a meeting they were expected at or attended, or an
+    activity. Built from meetings' events only; the highest meeting revision wins."""
+
+    __tablename__ = "participation"
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(80), primary_key=True)  # meeting_id / activity_id
+    kind: Mapped[str] = mapped_column(String(16))  # meeting | activity
+    type: Mapped[str] = mapped_column(String(32))  # meeting type or activity kind
+    branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # host branch
+    held_at: Mapped[object] = mapped_column(DateTime(timezone=True))
+    year: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # present | leave | absent | done
+    remote: Mapped[bool] = mapped_column(Boolean, default=False)
+    visiting: Mapped[bool] = mapped_column(Boolean, default=False)
+    topic: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+Index("ix_participation_member_held", Participation.member_id, Participation.held_at)
+
+
+class MeetingVersion(Base):
+    """The highest revision of each meeting seen, so an older event never overwrites a newer."""
+
+    __tablename__ = "meeting_versions"
+
+    meeting_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)

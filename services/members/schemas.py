@@ -1,0 +1,119 @@
+"""members' RPC payloads, validated at the edge (SPEC §4 field names)."""
+from __future__ import annotations
+
+import marshmallow
+from marshmallow import Schema, fields, post_load, validate
+
+from orglife.common.schemas import ID, Flag, PageSchema
+from orglife.common.vocabulary import (
+    ACTIVE_STATUSES, BRANCH_CATEGORIES, MEMBER_STATUSES, ORG_KINDS,
+)
+
+from .domain import normalize_phone
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = marshmallow.RAISE
+
+
+class OrganizationSchema(StrictSchema):
+    org_id = fields.String(validate=ID)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(required=True, validate=validate.OneOf(ORG_KINDS))
+    parent_id = fields.String(load_default=None, allow_none=True, validate=ID)
+    category = fields.String(load_default=None, allow_none=True,
+                             validate=validate.OneOf(BRANCH_CATEGORIES))
+
+    @post_load
+    def strip(self, data, **kwargs):
+        data["name"] = data["name"].strip()
+        return data
+
+
+class MemberFieldsSchema(StrictSchema):
+    """The member fields a caller may set; status limited per operation by subclasses."""
+
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    group_id = fields.String(allow_none=True, validate=ID)
+    mobile = Flag()
+    mobile_location = fields.String(allow_none=True, validate=validate.Length(max=200))
+    committee_member = Flag()
+    no_vote = Flag()
+    phone = fields.String(allow_none=True, validate=validate.Length(max=20))
+    email = fields.Email(allow_none=True, validate=validate.Length(max=200))
+    joined_on = fields.Date(allow_none=True)
+
+    @post_load
+    def normalize(self, data, **kwargs):
+        if "name" in data:
+            data["name"] = data["name"].strip()
+        if data.get("phone") is not None:
+            data["phone"] = normalize_phone(data["phone"]) or None
+        if data.get("email") == "":
+            data["email"] = None
+        return data
+
+
+class NewMemberSchema(MemberFieldsSchema):
+    member_id = fields.String(validate=ID)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    branch_id = fields.String(required=True, validate=ID)
+    status = fields.String(load_default="formal", validate=validate.OneOf(ACTIVE_STATUSES))
+    group_id = fields.String(load_default=None, allow_none=True, validate=ID)
+    mobile = Flag(load_default=False)
+    mobile_location = fields.String(load_default=None, allow_none=True,
+                                    validate=validate.Length(max=200))
+    committee_member = Flag(load_default=False)
+    no_vote = Flag(load_default=False)
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    joined_on = fields.Date(load_default=None, allow_none=True)
+
+
+class ImportRowSchema(NewMemberSchema):
+    """A spreadsheet row: the branch and group may be given by id or by name."""
+
+    branch_id = fields.String(validate=ID)
+    branch = fields.String(validate=validate.Length(min=1, max=200))
+    group = fields.String(validate=validate.Length(min=1, max=200))
+
+    @post_load
+    def need_branch(self, data, **kwargs):
+        if not data.get("branch_id") and not data.get("branch"):
+            raise marshmallow.ValidationError("a branch (id or name) is required", "branch")
+        return data
+
+
+class MemberChangesSchema(MemberFieldsSchema):
+    member_id = fields.String(required=True, validate=ID)
+    status = fields.String(validate=validate.OneOf(
+        [s for s in MEMBER_STATUSES if s != "transferred_out"],
+        error="must be one of formal, probationary, removed, deceased "
+              "(use transfer_member to transfer a member out)"))
+    branch_id = fields.String(validate=validate.Equal(
+        "", error="a member changes branch through transfer_member"))
+
+
+class TransferSchema(StrictSchema):
+    member_id = fields.String(required=True, validate=ID)
+    to_branch_id = fields.String(required=True, allow_none=True, validate=ID)
+    to_group_id = fields.String(load_default=None, allow_none=True, validate=ID)
+
+
+class OrganizationFilters(PageSchema):
+    kind = fields.String(validate=validate.OneOf(ORG_KINDS))
+    parent_id = fields.String(validate=ID)
+    under = fields.String(validate=ID)
+    category = fields.String(validate=validate.OneOf(BRANCH_CATEGORIES))
+    q = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class MemberFilters(PageSchema):
+    branch_id = fields.String(validate=ID)
+    group_id = fields.String(validate=ID)
+    under = fields.String(validate=ID)
+    status = fields.String(validate=validate.OneOf(MEMBER_STATUSES))
+    mobile = Flag()
+    committee_member = Flag()
+    q = fields.String(validate=validate.Length(min=1, max=100))

@@ -1,0 +1,107 @@
+"""members: the organization tree and the member registry (SPEC §4).
+
+Thin entrypoints: check the caller, validate the payload, run one use case of registry.py in
+one unit of work.
+"""
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+from orglife.common.auth import ADMINS, READERS, Auth, authorized
+from orglife.common.clock import ClockProvider
+from orglife.common.errors import EXPECTED_ERRORS, ValidationError
+from orglife.common.schemas import load
+from orglife.common.store import Store
+
+from . import registry, schemas
+from .models import backbone
+
+MAX_IMPORT_ROWS = 5000
+
+
+class MembersService:
+    name = "members"
+
+    store = Store(backbone)
+    auth = Auth()
+    clock = ClockProvider()
+
+    @rpc
+    def health(self):
+        """Liveness and outbox backlog for `orglife status` (no personal data, no token)."""
+        return {"service": self.name, "ok": True, "outbox_backlog": self.store.outbox_backlog()}
+
+    # -- organizations ------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def register_organization(self, org):
+        payload = load(schemas.OrganizationSchema(), org)
+        with self.store() as uow:
+            return registry.register_organization(uow, self.auth.principal, payload)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def get_organization(self, org_id):
+        with self.store() as uow:
+            return registry.get_organization(uow, self.auth.principal, org_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def list_organizations(self, filters=None):
+        payload = load(schemas.OrganizationFilters(), filters or {})
+        with self.store() as uow:
+            return registry.list_organizations(uow, self.auth.principal, payload)
+
+    # -- members ------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def register_member(self, member):
+        payload = load(schemas.NewMemberSchema(), member)
+        with self.store() as uow:
+            return registry.register_member(uow, self.auth.principal, payload, self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def import_members(self, rows):
+        if not isinstance(rows, list):
+            raise ValidationError.field("rows", "expected a list of rows")
+        if len(rows) > MAX_IMPORT_ROWS:
+            raise ValidationError.field(
+                "rows", f"at most {MAX_IMPORT_ROWS} rows a call; send the file in chunks")
+        schema = schemas.ImportRowSchema()
+        loaded = []
+        for row in rows:
+            try:
+                loaded.append(load(schema, row))
+            except ValidationError as exc:
+                loaded.append(exc)
+        with self.store() as uow:
+            return registry.import_members(uow, self.auth.principal, rows, loaded,
+                                           self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def get_member(self, member_id):
+        with self.store() as uow:
+            return registry.get_member(uow, self.auth.principal, member_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def list_members(self, filters=None):
+        payload = load(schemas.MemberFilters(), filters or {})
+        with self.store() as uow:
+            return registry.list_members(uow, self.auth.principal, payload)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def update_member(self, changes):
+        payload = load(schemas.MemberChangesSchema(), changes)
+        with self.store() as uow:
+            return registry.update_member(uow, self.auth.principal, payload, self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def transfer_member(self, transfer):
+        payload = load(schemas.TransferSchema(), transfer)
+        with self.store() as uow:
+            return registry.transfer_member(uow, self.auth.principal, payload, self.clock.today())

@@ -1,0 +1,39 @@
+"""One injectable clock: "now" comes from here, never from datetime.now() in domain code."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from nameko.extensions import DependencyProvider
+
+
+class Clock:
+    def __init__(self, tz: str = "Asia/Shanghai", fixed: str | None = None):
+        self.tz = ZoneInfo(tz)
+        self.fixed = parse_instant(fixed, self.tz) if fixed else None
+
+    def now(self) -> datetime:
+        """Aware UTC instant."""
+        return self.fixed or datetime.now(timezone.utc)
+
+    def today(self) -> date:
+        """Today in the county's time zone (days are counted there)."""
+        return self.now().astimezone(self.tz).date()
+
+
+def parse_instant(value: str, tz) -> datetime:
+    """ISO 8601; an instant without an offset is read in the county's time zone (SPEC §2)."""
+    text = value.strip().replace("Z", "+00:00")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(timezone.utc)
+
+
+class ClockProvider(DependencyProvider):
+    def setup(self):
+        config = self.container.config
+        self.clock = Clock(config.get("ORGLIFE_TZ") or "Asia/Shanghai", config.get("ORGLIFE_NOW"))
+
+    def get_dependency(self, worker_ctx):
+        return self.clock

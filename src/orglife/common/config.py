@@ -1,0 +1,93 @@
+"""Configuration from the environment (SPEC §5), in one place.
+
+Every process (CLI, stack launcher, service runner, tests) builds a `Settings` from the
+environment; services receive it as their nameko config dict, so tests can hand a container a
+config of their own without touching `os.environ`.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("members", "meetings", "scoring", "notifications")
+DEFAULT_TZ = "Asia/Shanghai"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_RULES = REPO_ROOT / "src" / "orglife" / "rules.yaml"
+
+
+@dataclass
+class Settings:
+    home: Path
+    amqp_uri: str | None = None  # None: use (or start) the private node under `home`
+    secret: str = ""
+    rules_path: Path = DEFAULT_RULES
+    tz: str = DEFAULT_TZ
+    db_urls: dict[str, str] = field(default_factory=dict)
+    smtp_url: str | None = None
+    sms_url: str | None = None
+    webhook_url: str | None = None
+    token: str | None = None
+    now: str | None = None  # fixed "now" (ISO 8601) for demos, tests and benchmarks
+
+    def db_url(self, service: str) -> str:
+        return self.db_urls.get(service) or f"sqlite:///{self.home / 'db' / f'{service}.db'}"
+
+    def nameko_config(self, service: str, amqp_uri: str | None = None) -> dict:
+        """The config dict a service container is started with."""
+        uri = amqp_uri or self.amqp_uri
+        if not uri:
+            raise RuntimeError("no AMQP URI: start the broker first (orglife up)")
+        return {
+            "AMQP_URI": uri,
+            "SERVICE_NAME": service,
+            "DB_URL": self.db_url(service),
+            "ORGLIFE_HOME": str(self.home),
+            "ORGLIFE_SECRET": self.secret,
+            "ORGLIFE_RULES": str(self.rules_path),
+            "ORGLIFE_TZ": self.tz,
+            "ORGLIFE_NOW": self.now,
+            "ORGLIFE_SMTP_URL": self.smtp_url,
+            "ORGLIFE_SMS_URL": self.sms_url,
+            "ORGLIFE_WEBHOOK_URL": self.webhook_url,
+            # nameko's own default heartbeat (60 s) is fine; prefetch follows max_workers.
+            "max_workers": 10,
+        }
+
+
+def _secret_for(home: Path, env: dict) -> str:
+    """ORGLIFE_SECRET, or a random one kept in the home folder so the CLI and services agree."""
+    if env.get("ORGLIFE_SECRET"):
+        return env["ORGLIFE_SECRET"]
+    path = home / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    home.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("ORGLIFE_HOME") or ".orglife").expanduser().resolve()
+    db_urls = {
+        service: env[f"ORGLIFE_{service.upper()}_DB_URL"]
+        for service in SERVICES
+        if env.get(f"ORGLIFE_{service.upper()}_DB_URL")
+    }
+    return Settings(
+        home=home,
+        amqp_uri=env.get("ORGLIFE_AMQP_URI") or None,
+        secret=_secret_for(home, env),
+        rules_path=Path(env.get("ORGLIFE_RULES") or DEFAULT_RULES),
+        tz=env.get("ORGLIFE_TZ") or DEFAULT_TZ,
+        db_urls=db_urls,
+        smtp_url=env.get("ORGLIFE_SMTP_URL"),
+        sms_url=env.get("ORGLIFE_SMS_URL"),
+        webhook_url=env.get("ORGLIFE_WEBHOOK_URL"),
+        token=env.get("ORGLIFE_TOKEN"),
+        now=env.get("ORGLIFE_NOW"),
+    )

@@ -1,0 +1,193 @@
+"""Database access: engines, the backbone tables, and a unit of work per change.
+
+A unit of work wraps one SQLAlchemy session. Events a change emits are written to the outbox
+table in the same transaction as the change itself (so they never part), and an event a
+consumer handles is recorded in the inbox table in the same transaction as its effect (so a
+redelivery changes nothing).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import (
+    BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+    create_engine, event, insert,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit id.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """The event tables every service has in its own database."""
+
+    outbox: Table
+    inbox: Table
+    relay_lease: Table
+
+
+def backbone_tables(metadata: MetaData) -> Backbone:
+    outbox = Table(
+        "outbox", metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("exchange", String(128), nullable=False),
+        Column("routing_key", String(128), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("sent_at", DateTime(timezone=True), nullable=True),
+    )
+    # The relay only ever scans unsent rows; a partial index keeps that scan small.
+    Index("ix_outbox_unsent", outbox.c.id,
+          sqlite_where=outbox.c.sent_at.is_(None), postgresql_where=outbox.c.sent_at.is_(None))
+    inbox = Table(
+        "inbox", metadata,
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(64), nullable=False),
+        Column("source", String(64), nullable=False),
+        Column("handled_at", DateTime(timezone=True), nullable=False),
+    )
+    relay_lease = Table(
+        "relay_lease", metadata,
+        Column("name", String(32), primary_key=True),
+        Column("holder", String(128), nullable=False),
+        Column("expires_at", Float, nullable=False),
+    )
+    return Backbone(outbox, inbox, relay_lease)
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """SQLite files get WAL; PostgreSQL goes through psycopg2 made eventlet-cooperative."""
+    if url.startswith("sqlite"):
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            raise ValueError("in-memory SQLite is not shared between engines: use a file URL")
+        path = url.split("///", 1)[-1]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql"):
+        _make_psycopg2_green()
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _make_psycopg2_green() -> None:
+    """psycopg2 blocks the eventlet hub unless told to wait through it (KNOWN-TRAPS)."""
+    try:
+        import eventlet.patcher
+        if not eventlet.patcher.is_monkey_patched("socket"):
+            return
+        from psycogreen.eventlet import patch_psycopg
+        patch_psycopg()
+    except ImportError:  # pragma: no cover - psycogreen is a pinned dependency
+        log.warning("psycogreen missing: PostgreSQL queries will block other workers")
+
+
+class UnitOfWork:
+    """One change: a session, the events it emits, and the event (if any) it consumes.
+
+    Use as a context manager; nothing is stored unless `commit()` is called.
+    """
+
+    def __init__(self, session_factory: Callable[[], Session], source: str,
+                 backbone: Backbone, after_commit: Callable[[], None] | None = None):
+        self._session_factory = session_factory
+        self.source = source
+        self.backbone = backbone
+        self._after_commit = after_commit
+        self.session: Session | None = None
+        self.pending: list[Envelope] = []
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        self.pending = []
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.rollback()
+        finally:
+            self.session.close()
+
+    def emit(self, event_type: str, data: dict, schema_version: int = 1) -> Envelope:
+        """Queue an event; it is written to the outbox at commit, with the change."""
+        envelope = Envelope.new(self.source, event_type, data, schema_version)
+        self.pending.append(envelope)
+        return envelope
+
+    def first_time(self, envelope: Envelope) -> bool:
+        """Record a consumed event; False when it was handled before (a redelivery)."""
+        table = self.backbone.inbox
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(table).values(
+            event_id=envelope.event_id, event_type=envelope.event_type,
+            source=envelope.source, handled_at=utcnow(),
+        ).on_conflict_do_nothing(index_elements=["event_id"])
+        return self.session.execute(stmt).rowcount == 1
+
+    def commit(self) -> None:
+        if self.pending:
+            now = utcnow()
+            self.session.execute(insert(self.backbone.outbox), [
+                {
+                    "event_id": env.event_id,
+                    "exchange": f"{env.source}.events",
+                    "routing_key": env.event_type,
+                    "body": env.to_json(),
+                    "created_at": now,
+                }
+                for env in self.pending
+            ])
+        had_events = bool(self.pending)
+        self.session.commit()
+        self.pending = []
+        if had_events and self._after_commit:
+            self._after_commit()
+
+    def rollback(self) -> None:
+        self.pending = []
+        if self.session is not None:
+            self.session.rollback()
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,73 @@
+"""The event envelope (SPEC §4): every event body on the wire has this shape."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+ENVELOPE_FIELDS = ("event_id", "event_type", "schema_version", "occurred_at", "source", "data")
+
+
+class EnvelopeError(ValueError):
+    """A message that is not a usable envelope; the text is the reason it gets parked with."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event_id: str
+    event_type: str
+    schema_version: int
+    occurred_at: str
+    source: str
+    data: dict
+
+    @classmethod
+    def new(cls, source: str, event_type: str, data: dict, schema_version: int = 1,
+            occurred_at: datetime | None = None) -> "Envelope":
+        when = (occurred_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        return cls(
+            event_id=str(uuid.uuid4()),
+            event_type=event_type,
+            schema_version=schema_version,
+            occurred_at=when.isoformat().replace("+00:00", "Z"),
+            source=source,
+            data=data,
+        )
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in ENVELOPE_FIELDS}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, body: bytes | str | dict) -> "Envelope":
+        """Parse and check a message body; raise EnvelopeError naming what is wrong."""
+        if isinstance(body, (bytes, bytearray)):
+            try:
+                body = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EnvelopeError(f"body is not UTF-8: {exc}") from None
+        if isinstance(body, str):
+            try:
+                body = json.loads(body)
+            except ValueError as exc:
+                raise EnvelopeError(f"body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise EnvelopeError("body is not a JSON object")
+        missing = [name for name in ENVELOPE_FIELDS if name not in body]
+        if missing:
+            raise EnvelopeError(f"not an envelope: missing {', '.join(missing)}")
+        problems = []
+        if not isinstance(body["event_id"], str) or not body["event_id"]:
+            problems.append("event_id must be a non-empty string")
+        if not isinstance(body["event_type"], str) or not body["event_type"]:
+            problems.append("event_type must be a non-empty string")
+        if not isinstance(body["schema_version"], int) or isinstance(body["schema_version"], bool):
+            problems.append("schema_version must be an integer")
+        if not isinstance(body["data"], dict):
+            problems.append("data must be an object")
+        if problems:
+            raise EnvelopeError("; ".join(problems))
+        return cls(**{name: body[name] for name in ENVELOPE_FIELDS})

@@ -1,0 +1,178 @@
+"""Consuming events without losing or looping on any of them.
+
+nameko 2.14's own `EventHandler` is not enough here (KNOWN-TRAPS): a handler that raises has
+its message acked (dropped), or with `requeue_on_error=True` requeued forever; it never
+rejects, declares its queue without a dead-letter exchange, and a body kombu cannot decode
+kills the consumer thread. `subscribe` replaces it:
+
+- the queue is the durable one of the topology registry, with a dead-letter exchange;
+- the raw body is parsed here, so a message that is not JSON, not an envelope, of an unknown
+  type or `schema_version` is parked at once with the reason;
+- a handler that raises is retried a few times in this process (with a short backoff), then
+  the message is parked with the error; only then is it acked.
+
+Parking publishes the message to the parking exchange with the reason in its headers; if even
+that fails, the message is rejected without requeue and the broker dead-letters it.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from functools import partial
+
+import eventlet
+from kombu import Connection, Producer
+from nameko.containers import WorkerContext
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import Entrypoint
+from nameko.messaging import HeaderDecoder, QueueConsumer
+
+from .envelope import Envelope, EnvelopeError
+from .topology import (
+    PARKING_EXCHANGE, consumer_queue, declare_topology, known_schema_versions, subscription,
+)
+
+log = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPES = {None, "", "application/json", "text/json"}
+
+
+class RawQueueConsumer(QueueConsumer):
+    """nameko's QueueConsumer, handing providers the undecoded message (kombu `on_message`)."""
+
+    def get_consumers(self, consumer_cls, channel):
+        for provider in self._providers:
+            consumer = consumer_cls(
+                queues=[provider.queue],
+                on_message=partial(self.handle_raw_message, provider),
+            )
+            consumer.qos(prefetch_count=provider.prefetch_count or self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
+
+    def handle_raw_message(self, provider, message):
+        ident = f"{type(provider).__name__}.handle_message[{provider.queue.name}]"
+        self.container.spawn_managed_thread(
+            partial(provider.handle_message, message), identifier=ident)
+
+
+class EventSubscriber(Entrypoint, HeaderDecoder):
+    """Entrypoint: handle every event of `source` this service subscribes to in the topology.
+
+    The decorated method receives an `Envelope`; it should record `envelope.event_id` in its
+    unit of work (`uow.first_time`) so that a redelivery changes nothing.
+    """
+
+    queue_consumer = RawQueueConsumer()
+
+    def __init__(self, source: str, max_attempts: int = 3, retry_delay: float = 0.2,
+                 prefetch_count: int | None = None, **kwargs):
+        self.source = source
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.prefetch_count = prefetch_count
+        self.parked = 0
+        super().__init__(**kwargs)
+
+    def setup(self):
+        config = self.container.config
+        self.subscription = subscription(
+            self.container.service_name, self.source, config.get("ORGLIFE_SUBSCRIPTIONS"))
+        self.queue = consumer_queue(self.subscription)
+        self.amqp_uri = config["AMQP_URI"]
+        with Connection(self.amqp_uri) as conn:
+            declare_topology(conn.channel(), [self.subscription])
+        self._parking_connection = None
+        self.queue_consumer.register_provider(self)
+
+    def stop(self):
+        self.queue_consumer.unregister_provider(self)
+        if self._parking_connection is not None:
+            self._parking_connection.release()
+
+    def kill(self):
+        if self._parking_connection is not None:
+            self._parking_connection.release()
+
+    # -- receiving ------------------------------------------------------------------------
+    def handle_message(self, message):
+        try:
+            envelope = self.parse(message)
+        except EnvelopeError as exc:
+            self.park(message, str(exc))
+            return
+        self._spawn(envelope, message, attempt=1)
+
+    def parse(self, message) -> Envelope:
+        if message.content_type not in JSON_CONTENT_TYPES:
+            raise EnvelopeError(f"unsupported content type {message.content_type!r}")
+        envelope = Envelope.from_body(message.body)
+        if envelope.event_type not in self.subscription.event_types:
+            raise EnvelopeError(f"unknown event type {envelope.event_type!r} on this queue")
+        known = known_schema_versions(self.source, envelope.event_type)
+        if envelope.schema_version not in known:
+            raise EnvelopeError(
+                f"unknown schema_version {envelope.schema_version} of {envelope.event_type} "
+                f"(known: {sorted(known)})")
+        return envelope
+
+    def _spawn(self, envelope: Envelope, message, attempt: int):
+        try:
+            self.container.spawn_worker(
+                self, (envelope,), {},
+                context_data=self.unpack_message_headers(message),
+                handle_result=partial(self.handle_result, envelope, message, attempt),
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def handle_result(self, envelope, message, attempt, worker_ctx: WorkerContext,
+                      result=None, exc_info=None):
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+        elif attempt < self.max_attempts:
+            log.warning("%s failed on %s %s (attempt %d): %r", self.method_name,
+                        envelope.event_type, envelope.event_id, attempt, exc_info[1])
+            eventlet.spawn_after(self.retry_delay * attempt,
+                                 self._spawn, envelope, message, attempt + 1)
+        else:
+            self.park(message, f"handler {self.method_name} failed {attempt} times: "
+                               f"{type(exc_info[1]).__name__}: {exc_info[1]}")
+        return result, exc_info
+
+    # -- parking --------------------------------------------------------------------------
+    def park(self, message, reason: str):
+        """Move a message to this queue's parking queue with the reason; never requeue it."""
+        reason = reason[:2000]
+        log.error("parking a message from %s: %s", self.queue.name, reason)
+        headers = dict(message.headers or {})
+        headers.update({
+            "x-parked-reason": reason,
+            "x-parked-queue": self.queue.name,
+            "x-parked-at": datetime.now(timezone.utc).isoformat(),
+            "x-original-exchange": message.delivery_info.get("exchange", ""),
+            "x-original-routing-key": message.delivery_info.get("routing_key", ""),
+        })
+        try:
+            if self._parking_connection is None:
+                self._parking_connection = Connection(
+                    self.amqp_uri, transport_options={"confirm_publish": True})
+            producer = Producer(self._parking_connection.default_channel)
+            producer.publish(
+                message.body, exchange=PARKING_EXCHANGE, routing_key=self.queue.name,
+                headers=headers, delivery_mode=2,
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                retry=True, retry_policy={"max_retries": 3},
+            )
+        except Exception as exc:
+            log.error("could not publish to the parking queue (%s); rejecting instead", exc)
+            self._parking_connection = None
+            if message.channel.connection:
+                message.reject(requeue=False)  # the queue's dead-letter exchange takes it
+        else:
+            self.queue_consumer.ack_message(message)
+        self.parked += 1
+
+
+subscribe = EventSubscriber.decorator

@@ -1,0 +1,201 @@
+"""The outbox relay: publishes committed events to RabbitMQ, in order, in confirmed batches.
+
+Rows are marked sent only once the broker has confirmed every message of the batch; a broker
+outage leaves them in the table and the relay publishes them when it can reconnect. Waiting for
+one confirm per message caps the broker at about 1,250 messages/s on this machine; publishing a
+batch and then draining its confirms reaches about 13,000/s (KNOWN-TRAPS).
+
+Several instances of a service may share one database (PostgreSQL): a lease row elects the one
+relay that publishes, so the order of the outbox is kept.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+import amqp
+from kombu import Connection
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from .db import Backbone, utcnow
+from .topology import declare_topology
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "outbox"
+
+
+class PublishFailed(Exception):
+    """The broker nacked a message, or the connection went away before all confirms came."""
+
+
+class OutboxRelay:
+    def __init__(self, engine: Engine, backbone: Backbone, amqp_uri: str, *,
+                 batch_size: int = 500, poll_interval: float = 0.5,
+                 lease_seconds: float = 10.0, confirm_timeout: float = 15.0,
+                 subscriptions=None):
+        self.engine = engine
+        self.backbone = backbone
+        self.amqp_uri = amqp_uri
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.confirm_timeout = confirm_timeout
+        self.subscriptions = subscriptions
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wakeup = threading.Event()
+        self._stopped = threading.Event()
+        self._connection: Connection | None = None
+        self._channel = None
+        self._next_tag = 1
+        self._confirmed_upto = 0
+        self._nacked = False
+        self.published = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+    def notify(self) -> None:
+        """Something was committed to the outbox: publish it now rather than at the next poll."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wakeup.set()
+
+    def run(self) -> None:
+        """Relay until stopped, reconnecting after broker failures with a capped backoff."""
+        backoff = 0.5
+        while not self._stopped.is_set():
+            try:
+                self._connect()
+                backoff = 0.5
+                self._relay_until_stopped()
+            except Exception as exc:  # broker down, connection reset, database busy...
+                if self._stopped.is_set():
+                    break
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                self._disconnect()
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._disconnect()
+
+    def _relay_until_stopped(self) -> None:
+        while not self._stopped.is_set():
+            sent = self.relay_once()
+            if sent < self.batch_size:
+                self._wakeup.wait(self.poll_interval)
+                self._wakeup.clear()
+
+    # -- one round --------------------------------------------------------------------------
+    def relay_once(self) -> int:
+        """Publish one batch of unsent events if this instance holds the lease; return count."""
+        if not self._hold_lease():
+            return 0
+        outbox = self.backbone.outbox
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.id, outbox.c.event_id, outbox.c.exchange,
+                       outbox.c.routing_key, outbox.c.body)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+            ).all()
+        if not rows:
+            return 0
+        if self._channel is None:
+            self._connect()
+        self._publish_confirmed(rows)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(outbox).where(outbox.c.id.in_([row.id for row in rows]))
+                .values(sent_at=utcnow())
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    def backlog(self) -> int:
+        outbox = self.backbone.outbox
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+            ).scalar_one()
+
+    # -- broker -----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self._disconnect()
+        connection = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
+        connection.ensure_connection(max_retries=1)
+        channel = connection.channel()
+        # Every consumer queue exists before the first event leaves (no `mandatory` here).
+        declare_topology(channel, self.subscriptions)
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        self._connection, self._channel = connection, channel
+        self._next_tag, self._confirmed_upto, self._nacked = 1, 0, False
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # already broken
+                pass
+        self._connection = self._channel = None
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        # Confirms of one channel come in order; `multiple` covers every tag up to this one.
+        self._confirmed_upto = max(self._confirmed_upto, delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked = True
+        self._confirmed_upto = max(self._confirmed_upto, delivery_tag)
+
+    def _publish_confirmed(self, rows) -> None:
+        channel = self._channel
+        self._nacked = False
+        for row in rows:
+            message = amqp.Message(
+                row.body, content_type="application/json", content_encoding="utf-8",
+                delivery_mode=2, message_id=row.event_id,
+            )
+            channel.basic_publish(message, exchange=row.exchange, routing_key=row.routing_key)
+            self._next_tag += 1
+        last_tag = self._next_tag - 1
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._confirmed_upto < last_tag:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishFailed(f"no confirm for {last_tag - self._confirmed_upto} messages")
+            self._connection.drain_events(timeout=remaining)
+        if self._nacked:
+            raise PublishFailed("the broker nacked part of a batch")
+
+    # -- lease ------------------------------------------------------------------------------
+    def _hold_lease(self) -> bool:
+        """Take or renew the relay lease; only its holder publishes this database's outbox."""
+        lease = self.backbone.relay_lease
+        now = time.time()
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(lease)
+                .where(lease.c.name == LEASE_NAME)
+                .where((lease.c.holder == self.holder) | (lease.c.expires_at < now))
+                .values(holder=self.holder, expires_at=now + self.lease_seconds)
+            ).rowcount
+            if taken:
+                return True
+            exists = conn.execute(
+                select(lease.c.name).where(lease.c.name == LEASE_NAME)).first()
+            if exists:
+                return False
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(lease.insert().values(
+                    name=LEASE_NAME, holder=self.holder, expires_at=now + self.lease_seconds))
+            return True
+        except Exception:  # another instance inserted it first
+            return False

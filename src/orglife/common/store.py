@@ -1,0 +1,56 @@
+"""The database dependency: an engine per container, a unit of work per change, the relay.
+
+nameko-sqlalchemy's fixtures break on SQLAlchemy 2 (KNOWN-TRAPS); this provider is small, and
+owning it lets the outbox row share the transaction of the change it announces.
+"""
+from __future__ import annotations
+
+from nameko.extensions import DependencyProvider
+
+from .db import Backbone, UnitOfWork, make_engine, session_factory
+from .outbox import OutboxRelay
+
+
+class Store(DependencyProvider):
+    """`self.store()` in a worker gives a new UnitOfWork on this service's own database."""
+
+    def __init__(self, backbone: Backbone, relay: bool = True):
+        self.backbone = backbone
+        self.run_relay = relay
+
+    def setup(self):
+        config = self.container.config
+        self.engine = make_engine(config["DB_URL"])
+        self.sessions = session_factory(self.engine)
+        self.relay = OutboxRelay(self.engine, self.backbone, config["AMQP_URI"],
+                                 subscriptions=config.get("ORGLIFE_SUBSCRIPTIONS"))
+
+    def start(self):
+        if self.run_relay:
+            self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
+
+    def stop(self):
+        self.relay.stop()
+
+    def kill(self):
+        self.relay.stop()
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.container.service_name, self.backbone,
+                          after_commit=self.relay.notify)
+
+    def get_dependency(self, worker_ctx):
+        return StoreHandle(self)
+
+
+class StoreHandle:
+    """What a worker sees: call it for a unit of work; ask it for the outbox backlog."""
+
+    def __init__(self, provider: Store):
+        self._provider = provider
+
+    def __call__(self) -> UnitOfWork:
+        return self._provider.unit_of_work()
+
+    def outbox_backlog(self) -> int:
+        return self._provider.relay.backlog()
