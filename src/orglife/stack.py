@@ -1,0 +1,213 @@
+"""`orglife up / down / status`: the broker, the migrations and the service processes.
+
+Everything `up` starts is written under ORGLIFE_HOME/run (pid files, logs, and a marker when it
+started the private broker), so `down` stops exactly that and nothing else, and two homes can
+run side by side.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kombu import Connection
+
+from .broker import BootstrapError, PrivateBroker, amqp_reachable, ensure_rabbitmq_installed
+from .common.config import Settings
+from .common.migrate import upgrade
+from .common.topology import SUBSCRIPTIONS, declare_topology
+from .runner import SERVICE_CLASSES
+
+SERVICES = tuple(SERVICE_CLASSES)
+
+
+def run_dir(settings: Settings) -> Path:
+    path = settings.home / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def private_broker(settings: Settings) -> PrivateBroker:
+    return PrivateBroker(settings.home)
+
+
+def broker_uri(settings: Settings, start: bool = False, say=print) -> str:
+    """The broker to use: ORGLIFE_AMQP_URI if set (it must answer), else the private node."""
+    if settings.amqp_uri:
+        if not amqp_reachable(settings.amqp_uri):
+            raise BootstrapError(
+                "ORGLIFE_AMQP_URI is set but no broker answers there; start it, or unset the "
+                "variable to let orglife run its own private node")
+        return settings.amqp_uri
+    broker = private_broker(settings)
+    if broker.running():
+        return broker.amqp_uri
+    if not start:
+        raise BootstrapError("no broker is running for this home: run ./orglife up first")
+    ensure_rabbitmq_installed()
+    say(f"starting a private RabbitMQ node under {settings.home / 'rabbitmq'} ...")
+    broker.start()
+    (run_dir(settings) / "broker.started").write_text(str(os.getpid()))
+    return broker.amqp_uri
+
+
+def migrate(settings: Settings, services=SERVICES) -> None:
+    for service in services:
+        upgrade(service, settings.db_url(service))
+
+
+def declare(amqp_uri: str) -> None:
+    with Connection(amqp_uri) as conn:
+        declare_topology(conn.channel())
+
+
+@dataclass
+class Started:
+    service: str
+    instance: int
+    pid: int
+    log: Path
+
+
+def start_services(settings: Settings, amqp_uri: str, scale: dict[str, int] | None = None,
+                   services=SERVICES) -> list[Started]:
+    env = dict(os.environ, ORGLIFE_AMQP_URI=amqp_uri, ORGLIFE_SECRET=settings.secret,
+               ORGLIFE_HOME=str(settings.home))
+    started = []
+    for service in services:
+        for instance in range(1, (scale or {}).get(service, 1) + 1):
+            log = run_dir(settings) / f"{service}-{instance}.log"
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "orglife.runner", service], env=env,
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True)
+            (run_dir(settings) / f"{service}-{instance}.pid").write_text(str(proc.pid))
+            started.append(Started(service, instance, proc.pid, log))
+    return started
+
+
+def ping(amqp_uri: str, service: str, timeout: float = 5.0) -> dict | None:
+    from nameko.standalone.rpc import ClusterRpcProxy
+    try:
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as cluster:
+            return getattr(cluster, service).health()
+    except Exception:
+        return None
+
+
+def wait_ready(amqp_uri: str, started: list[Started], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = {s.service for s in started}
+    while waiting:
+        for item in started:
+            if not pid_alive(item.pid):
+                tail = item.log.read_text(errors="replace")[-3000:] if item.log.exists() else ""
+                raise BootstrapError(f"{item.service} exited while starting; its log:\n{tail}")
+        for service in sorted(waiting):
+            if ping(amqp_uri, service, timeout=2.0):
+                waiting.discard(service)
+        if waiting and time.monotonic() > deadline:
+            raise BootstrapError(f"no answer from {', '.join(sorted(waiting))} in {timeout:.0f}s")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie child of ours is not alive
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def stop_pid(pid: int, timeout: float = 15.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def down(settings: Settings, say=print) -> None:
+    folder = run_dir(settings)
+    for pid_file in sorted(folder.glob("*.pid")):
+        pid = int(pid_file.read_text() or 0)
+        if pid and pid_alive(pid):
+            say(f"stopping {pid_file.stem} (pid {pid})")
+            stop_pid(pid)
+        pid_file.unlink(missing_ok=True)
+    marker = folder / "broker.started"
+    if marker.exists():
+        say("stopping the private RabbitMQ node")
+        private_broker(settings).stop()
+        marker.unlink()
+
+
+def queue_depths(amqp_uri: str) -> list[dict]:
+    """Depth and consumers of every topology queue (passive declares work on any broker)."""
+    rows = []
+    with Connection(amqp_uri) as conn:
+        for sub in SUBSCRIPTIONS:
+            for name in (sub.queue_name, sub.parking_queue_name):
+                channel = conn.channel()
+                try:
+                    _, messages, consumers = channel.queue_declare(queue=name, passive=True)
+                    rows.append({"queue": name, "messages": messages, "consumers": consumers,
+                                 "parked": name.endswith(".parked")})
+                except Exception:
+                    rows.append({"queue": name, "messages": None, "consumers": None,
+                                 "parked": name.endswith(".parked")})
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:
+                        pass
+    return rows
+
+
+def status(settings: Settings) -> dict:
+    folder = run_dir(settings)
+    try:
+        uri = broker_uri(settings)
+    except BootstrapError as exc:
+        return {"broker": {"ok": False, "detail": str(exc)}, "services": [], "queues": []}
+    services = []
+    for service in SERVICES:
+        pids = [int(p.read_text()) for p in sorted(folder.glob(f"{service}-*.pid"))]
+        health = ping(uri, service, timeout=3.0)
+        services.append({
+            "service": service,
+            "instances": sum(1 for pid in pids if pid_alive(pid)),
+            "answers": health is not None,
+            "outbox_backlog": (health or {}).get("outbox_backlog"),
+        })
+    return {"broker": {"ok": True, "uri": _safe(uri)}, "services": services,
+            "queues": queue_depths(uri)}
+
+
+def _safe(uri: str) -> str:
+    """The URI without its password (it may be shown in a terminal or a log)."""
+    if "@" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+
+
+def dump(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2, default=str)

@@ -1,0 +1,197 @@
+"""The event backbone against the real RabbitMQ node: outbox, inbox, parking, topology."""
+import json
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+
+from orglife.common.envelope import Envelope
+from orglife.common.errors import Forbidden, Unauthorized, ValidationError
+from orglife.common.messaging import subscribe
+from orglife.common.store import Store
+from orglife.common.db import backbone_tables
+from orglife.common.topology import SUBSCRIPTIONS, Subscription
+from services.members.service import MembersService
+from tests.conftest import (
+    PeerQueue, migrated_sqlite, publish_raw, service_config, small_county, wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+LEDGER_SUB = Subscription("ledger", "members", ("member_registered", "member_updated"))
+TOPOLOGY = SUBSCRIPTIONS + [LEDGER_SUB]
+
+ledger_metadata = MetaData()
+ledger_backbone = backbone_tables(ledger_metadata)
+applied = Table("applied", ledger_metadata,
+                Column("id", Integer, primary_key=True, autoincrement=True),
+                Column("event_id", String(64)), Column("member_id", String(64)))
+ATTEMPTS = {}
+
+
+class LedgerService:
+    """A consumer built the way every orglife consumer is: subscribe + inbox in one UoW."""
+
+    name = "ledger"
+    store = Store(ledger_backbone, relay=False)
+
+    @subscribe("members", retry_delay=0.01)
+    def on_members_event(self, envelope):
+        if envelope.data.get("name") == "EXPLODE":
+            ATTEMPTS[envelope.event_id] = ATTEMPTS.get(envelope.event_id, 0) + 1
+            raise RuntimeError("this handler always fails on this member")
+        with self.store() as uow:
+            if not uow.first_time(envelope):
+                return
+            uow.session.execute(applied.insert().values(
+                event_id=envelope.event_id, member_id=envelope.data.get("member_id")))
+            uow.commit()
+
+
+@pytest.fixture
+def ledger_db(tmp_path):
+    from orglife.common.db import make_engine
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = make_engine(url)
+    ledger_metadata.create_all(engine)
+    return url, engine
+
+
+def applied_rows(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(applied.c.event_id, applied.c.member_id)).all()
+
+
+@pytest.fixture
+def members(container_factory, vhost_uri, tmp_path):
+    config = service_config("members", vhost_uri, migrated_sqlite(tmp_path, "members"), tmp_path,
+                            subscriptions=TOPOLOGY)
+    container = container_factory(MembersService, config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def ledger(container_factory, vhost_uri, tmp_path, ledger_db):
+    def start():
+        config = service_config("ledger", vhost_uri, ledger_db[0], tmp_path,
+                                subscriptions=TOPOLOGY)
+        container = container_factory(LedgerService, config)
+        container.start()
+        return container
+    return start
+
+
+class RpcAdmin:
+    """Small adapter so the tests read like the unit tests: admin.register_member(...)."""
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+
+    def __getattr__(self, name):
+        return getattr(self.proxy.members, name)
+
+
+def test_rpc_registration_reaches_a_nameko_consumer_and_a_plain_kombu_peer(
+        members, ledger, ledger_db, rpc_proxy, vhost_uri):
+    peer = PeerQueue(vhost_uri, "members.events", ["member_registered"])
+    ledger()
+    admin = RpcAdmin(rpc_proxy())
+    small_county(admin)
+    admin.register_member({"member_id": "m1", "name": "张伟", "branch_id": "b1"})
+    [envelope] = peer.drain(1)
+    assert envelope["event_type"] == "member_registered" and envelope["source"] == "members"
+    assert envelope["data"]["member_id"] == "m1" and envelope["schema_version"] == 1
+    rows = wait_for(lambda: applied_rows(ledger_db[1]), message="ledger applied the event")
+    assert rows == [(envelope["event_id"], "m1")]
+    peer.close()
+
+
+def test_events_published_before_the_consumer_starts_are_not_lost(
+        members, ledger, ledger_db, rpc_proxy):
+    admin = RpcAdmin(rpc_proxy())
+    small_county(admin)
+    for n in range(5):
+        admin.register_member({"member_id": f"m{n}", "name": f"成员{n}", "branch_id": "b2"})
+    wait_for(lambda: admin.health()["outbox_backlog"] == 0, message="outbox drained")
+    ledger()  # only now does the consumer service start
+    rows = wait_for(lambda: len(applied_rows(ledger_db[1])) == 5 and applied_rows(ledger_db[1]),
+                    message="all five events consumed")
+    assert sorted(member for _, member in rows) == [f"m{n}" for n in range(5)]
+
+
+def test_the_same_event_delivered_twice_changes_nothing(ledger, ledger_db, vhost_uri):
+    ledger()
+    envelope = Envelope.new("members", "member_registered", {"member_id": "m7", "name": "李娜"})
+    for _ in range(2):
+        publish_raw(vhost_uri, "members.events", "member_registered", envelope.to_json())
+    follow = Envelope.new("members", "member_updated", {"member_id": "m8", "name": "王芳"})
+    publish_raw(vhost_uri, "members.events", "member_updated", follow.to_json())
+    wait_for(lambda: any(m == "m8" for _, m in applied_rows(ledger_db[1])), message="m8")
+    assert sorted(applied_rows(ledger_db[1])) == sorted(
+        [(envelope.event_id, "m7"), (follow.event_id, "m8")])
+
+
+def parked_messages(amqp_uri, queue_name, count):
+    from kombu import Connection, Queue
+    out = []
+    with Connection(amqp_uri) as conn:
+        queue = Queue(queue_name)(conn.channel())
+
+        def more():
+            while True:
+                message = queue.get(no_ack=True)
+                if message is None:
+                    return len(out) >= count
+                out.append(message)
+        wait_for(more, message=f"{count} parked messages")
+    return out
+
+
+def test_bad_messages_are_parked_with_their_reason_and_the_service_goes_on(
+        ledger, ledger_db, vhost_uri):
+    container = ledger()
+    good = Envelope.new("members", "member_registered", {"member_id": "ok1", "name": "好"})
+    exploding = Envelope.new("members", "member_registered", {"member_id": "x", "name": "EXPLODE"})
+    future = dict(Envelope.new("members", "member_registered", {"member_id": "v9"}).to_dict(),
+                  schema_version=99)
+    alien = Envelope.new("members", "member_registered", {}).to_dict()
+    alien["event_type"] = "member_teleported"
+    cases = [
+        (b"{not json", "application/json", "member_registered", "not valid JSON"),
+        (json.dumps({"hello": "world"}), "application/json", "member_registered", "not an envelope"),
+        (json.dumps(future), "application/json", "member_registered", "unknown schema_version 99"),
+        (json.dumps(alien), "application/json", "member_updated", "unknown event type"),
+        (b"\x80\x04K\x01.", "application/x-python-serialize", "member_updated", "content type"),
+        (exploding.to_json(), "application/json", "member_registered", "failed 3 times"),
+    ]
+    for body, content_type, key, _ in cases:
+        publish_raw(vhost_uri, "members.events", key, body, content_type=content_type)
+    publish_raw(vhost_uri, "members.events", "member_registered", good.to_json())
+    parked = parked_messages(vhost_uri, LEDGER_SUB.parking_queue_name, len(cases))
+    reasons = sorted(m.headers["x-parked-reason"] for m in parked)
+    for _, _, _, expected in cases:
+        assert any(expected in reason for reason in reasons), (expected, reasons)
+    assert ATTEMPTS[exploding.event_id] == 3
+    assert all(m.headers["x-parked-queue"] == LEDGER_SUB.queue_name for m in parked)
+    wait_for(lambda: ("ok1" in [m for _, m in applied_rows(ledger_db[1])]), message="good one")
+    # the service is still consuming after all of that
+    later = Envelope.new("members", "member_updated", {"member_id": "ok2", "name": "仍在"})
+    publish_raw(vhost_uri, "members.events", "member_updated", later.to_json())
+    wait_for(lambda: ("ok2" in [m for _, m in applied_rows(ledger_db[1])]), message="still alive")
+    assert container.is_running if hasattr(container, "is_running") else True
+
+
+def test_errors_cross_rpc_typed_and_calls_are_authenticated(members, rpc_proxy):
+    admin = RpcAdmin(rpc_proxy())
+    small_county(admin)
+    with pytest.raises(ValidationError) as err:
+        admin.register_member({"name": "张伟", "branch_id": "b1", "phone": "123"})
+    assert list(err.value.errors) == ["phone"]
+    with pytest.raises(Unauthorized):
+        rpc_proxy(authorization=None).members.list_members({})
+    with pytest.raises(Unauthorized):
+        rpc_proxy(authorization="Bearer forged.token.value").members.list_members({})
+    township = rpc_proxy("township_admin", "t2")
+    with pytest.raises(Forbidden):
+        township.members.register_member({"name": "张伟", "branch_id": "b1"})
+    assert township.members.list_organizations({})["total"] == 2
