@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orglife.common.auth import Principal
+from orglife.common.clock import iso
 from orglife.common.db import UnitOfWork
 from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from orglife.common.vocabulary import ACTIVE_STATUSES
@@ -173,7 +174,7 @@ def participation_record(session, member_id: str) -> dict:
     for row in rows:
         items.append({
             "ref": row.ref, "kind": row.kind, "type": row.type, "branch_id": row.branch_id,
-            "held_at": row.held_at.isoformat() if row.held_at else None, "status": row.status,
+            "held_at": iso(row.held_at), "status": row.status,
             "remote": row.remote, "visiting": row.visiting, "topic": row.topic,
         })
         per_type = counts.setdefault(str(row.year), {}).setdefault(

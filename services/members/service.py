@@ -10,10 +10,11 @@ from nameko.rpc import rpc
 from orglife.common.auth import ADMINS, READERS, Auth, authorized
 from orglife.common.clock import ClockProvider
 from orglife.common.errors import EXPECTED_ERRORS, ValidationError
+from orglife.common.messaging import subscribe
 from orglife.common.schemas import load
 from orglife.common.store import Store
 
-from . import registry, schemas
+from . import participation, registry, schemas
 from .models import backbone
 
 MAX_IMPORT_ROWS = 5000
@@ -105,3 +106,13 @@ class MembersService:
         payload = load(schemas.TransferSchema(), transfer)
         with self.store() as uow:
             return registry.transfer_member(uow, self.auth.principal, payload, self.clock.today())
+
+    # -- events -------------------------------------------------------------------------------
+    @subscribe("meetings")
+    def on_meetings_event(self, envelope):
+        """Keep each member's participation record (highest meeting revision wins)."""
+        with self.store() as uow:
+            if not uow.first_time(envelope):
+                return
+            participation.apply(uow.session, envelope, self.clock.tz)
+            uow.commit()

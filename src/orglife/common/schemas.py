@@ -1,10 +1,18 @@
 """Schema helpers shared by services: loading at the edge, ids, paging filters."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from zoneinfo import ZoneInfo
+
 import marshmallow
 from marshmallow import Schema, fields, validate
 
+from .clock import parse_instant
 from .errors import ValidationError
+
+# The county's time zone while a payload is loaded (instants without an offset are read in it).
+COUNTY_TZ: ContextVar[str] = ContextVar("county_tz", default="Asia/Shanghai")
 
 ID = validate.And(
     validate.Length(min=1, max=64),
@@ -19,12 +27,39 @@ def Flag(**kwargs):
     return fields.Boolean(truthy=TRUTHY, falsy=FALSY, **kwargs)
 
 
-def load(schema: Schema, data, **kwargs):
+class Instant(fields.Field):
+    """ISO 8601 instant, loaded as an aware UTC datetime; one without an offset is read in the
+    county's time zone (SPEC §2)."""
+
+    default_error_messages = {"invalid": "not an ISO 8601 date-time"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            return parse_instant(value, ZoneInfo(COUNTY_TZ.get()))
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+@contextmanager
+def county_time_zone(tz: str):
+    token = COUNTY_TZ.set(tz)
+    try:
+        yield
+    finally:
+        COUNTY_TZ.reset(token)
+
+
+def load(schema: Schema, data, tz: str | None = None, **kwargs):
     """Validate `data` or raise our ValidationError naming each bad field."""
     if not isinstance(data, dict):
         raise ValidationError({"_schema": ["expected an object"]})
     try:
-        return schema.load(data, **kwargs)
+        if tz is None:
+            return schema.load(data, **kwargs)
+        with county_time_zone(tz):
+            return schema.load(data, **kwargs)
     except marshmallow.ValidationError as exc:
         raise ValidationError(flatten_messages(exc.messages)) from None
 

@@ -1,0 +1,492 @@
+"""meetings' service layer: each function is one use case inside one unit of work."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, func, select
+
+from orglife.common.auth import Principal
+from orglife.common.clock import as_utc, iso
+from orglife.common.db import UnitOfWork
+from orglife.common.envelope import Envelope
+from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
+from orglife.common.rules import Rules
+
+from . import domain
+from .domain import Person
+from .models import Activity, Attendance, Meeting, MemberCopy, OrgCopy, PendingIntake, RejectedIntake
+
+EPOCH = datetime(1900, 1, 1, tzinfo=timezone.utc)
+ID_NAMESPACE = uuid.UUID("0b7f5c1e-8d2a-4c3b-9e61-5a4f3d2c1b00")
+
+
+def path_ids(path: str) -> list[str]:
+    return [part for part in path.split("/") if part]
+
+
+# -- the copy of members' data ---------------------------------------------------------------
+def apply_organization(uow: UnitOfWork, data: dict) -> None:
+    session = uow.session
+    current = session.get(OrgCopy, data["org_id"])
+    if current is not None and current.version >= data["version"]:
+        return
+    path = "/" + "/".join(data.get("path") or [data["org_id"]]) + "/"
+    values = dict(org_id=data["org_id"], name=data["name"], kind=data["kind"],
+                  parent_id=data.get("parent_id"), category=data.get("category"), path=path,
+                  version=data["version"])
+    if current is None:
+        session.add(OrgCopy(**values))
+    else:
+        for key, value in values.items():
+            setattr(current, key, value)
+
+
+def apply_member(uow: UnitOfWork, envelope: Envelope, tz) -> None:
+    """Keep every version of a member with the instant it took effect (see MemberCopy)."""
+    data = envelope.data["member"] if envelope.event_type == "member_transferred" else envelope.data
+    session = uow.session
+    if session.get(MemberCopy, (data["member_id"], data["version"])) is not None:
+        return
+    if data["version"] == 1:
+        joined = data.get("joined_on")
+        valid_from = (datetime.fromisoformat(joined).replace(tzinfo=tz).astimezone(timezone.utc)
+                      if joined else EPOCH)
+    else:
+        valid_from = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
+    session.add(MemberCopy(
+        member_id=data["member_id"], version=data["version"], valid_from=valid_from,
+        name=data["name"], branch_id=data["branch_id"], group_id=data.get("group_id"),
+        status=data["status"], committee_member=bool(data.get("committee_member")),
+        no_vote=bool(data.get("no_vote")), mobile=bool(data.get("mobile")),
+    ))
+
+
+def _person(row: MemberCopy) -> Person:
+    return Person(row.member_id, row.branch_id, row.group_id, row.status,
+                  bool(row.committee_member), bool(row.no_vote))
+
+
+def people_at(session, member_ids, at: datetime) -> dict[str, Person]:
+    """Each known member as they were at `at` (their earliest version if they came later)."""
+    chosen: dict[str, tuple] = {}
+    ids = list(member_ids)
+    for start in range(0, len(ids), 500):
+        rows = session.scalars(select(MemberCopy).where(
+            MemberCopy.member_id.in_(ids[start:start + 500])))
+        for row in rows:
+            valid = as_utc(row.valid_from) <= at
+            key = (valid, as_utc(row.valid_from) if valid else -as_utc(row.valid_from).timestamp(),
+                   row.version if valid else -row.version)
+            if row.member_id not in chosen or key > chosen[row.member_id][0]:
+                chosen[row.member_id] = (key, row)
+    return {member_id: _person(row) for member_id, (key, row) in chosen.items()}
+
+
+def roster_at(session, branch_id: str, at: datetime) -> list[Person]:
+    """The branch's active members at `at`: everyone whose version then was in this branch."""
+    candidates = session.scalars(
+        select(MemberCopy.member_id).where(MemberCopy.branch_id == branch_id).distinct()).all()
+    people = people_at(session, candidates, at)
+    return sorted((p for p in people.values() if p.branch_id == branch_id and p.active),
+                  key=lambda p: p.member_id)
+
+
+# -- meetings --------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """A meeting report checked against the rules: what would be stored, or why not."""
+
+    errors: dict = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # ids meetings does not know yet
+    branch: OrgCopy | None = None
+    rows: list[dict] = field(default_factory=list)
+    quorum: dict | None = None
+
+
+def prepare(session, rules: Rules, meeting: dict, now: datetime, logged: bool) -> Prepared:
+    result = Prepared()
+    branch = session.get(OrgCopy, meeting["branch_id"])
+    group = session.get(OrgCopy, meeting["group_id"]) if meeting.get("group_id") else None
+    if branch is None:
+        result.missing.append(meeting["branch_id"])
+    if meeting.get("group_id") and group is None:
+        result.missing.append(meeting["group_id"])
+    roster = roster_at(session, branch.org_id, meeting["held_at"]) if branch else []
+    result.branch = branch
+    result.errors.update(domain.check_time(meeting["held_at"], now, logged))
+    result.errors.update(domain.check_placement(meeting, branch, group, roster))
+    if logged and branch is not None and branch.kind == "branch":
+        listed = meeting.get("attendance") or []
+        known = people_at(session, {entry["member_id"] for entry in listed}, meeting["held_at"])
+        built = domain.build_attendance(rules, meeting["type"], branch.org_id,
+                                        meeting.get("group_id"), roster, listed, known)
+        result.rows = built.rows
+        result.missing.extend(built.unknown)
+        for key, messages in built.errors.items():
+            result.errors.setdefault(key, []).extend(messages)
+        result.quorum = domain.quorum(rules, meeting["type"], roster, built.rows)
+    return result
+
+
+def _check_scope(principal: Principal | None, branch: OrgCopy) -> None:
+    if principal is not None and not principal.covers(path_ids(branch.path)):
+        raise Forbidden(f"branch {branch.org_id!r} is outside your scope")
+
+
+def meeting_dict(meeting: Meeting, rows: list[dict]) -> dict:
+    return {
+        "meeting_id": meeting.meeting_id, "branch_id": meeting.branch_id,
+        "branch_path": path_ids(meeting.branch_path), "group_id": meeting.group_id,
+        "type": meeting.type, "held_at": iso(meeting.held_at), "topic": meeting.topic,
+        "minutes": meeting.minutes, "status": meeting.status, "revision": meeting.revision,
+        "quorum_met": meeting.quorum_met, "quorum": meeting.quorum,
+        "cancelled": meeting.cancelled, "cancel_reason": meeting.cancel_reason,
+        "source": meeting.source,
+        "attendance": rows, "summary": domain.attendance_summary(rows),
+    }
+
+
+def attendance_rows(session, meeting_id: str) -> list[dict]:
+    rows = session.scalars(select(Attendance).where(Attendance.meeting_id == meeting_id)
+                           .order_by(Attendance.member_id))
+    return [{"member_id": r.member_id, "status": r.status, "remote": bool(r.remote),
+             "expected": bool(r.expected), "visiting": bool(r.visiting)} for r in rows]
+
+
+def _store_attendance(session, meeting_id: str, rows: list[dict]) -> None:
+    session.execute(delete(Attendance).where(Attendance.meeting_id == meeting_id))
+    if rows:
+        session.execute(Attendance.__table__.insert(),
+                        [{"meeting_id": meeting_id, **row} for row in rows])
+
+
+def _report(meeting: dict) -> dict:
+    """The caller's report in a comparable form (the digest ignores the generated id)."""
+    out = {k: v for k, v in meeting.items() if k != "meeting_id"}
+    out["held_at"] = iso(meeting["held_at"])
+    return out
+
+
+def schedule_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: dict,
+                     now: datetime) -> dict:
+    session = uow.session
+    prepared = prepare(session, rules, meeting, now, logged=False)
+    errors = dict(prepared.errors)
+    if prepared.branch is None:
+        errors.setdefault("branch_id", [f"unknown branch {meeting['branch_id']!r}"])
+    if errors:
+        raise ValidationError(errors)
+    _check_scope(principal, prepared.branch)
+    digest = domain.report_digest(_report(meeting))
+    meeting_id = meeting.get("meeting_id") or "mt-" + uuid.uuid4().hex[:16]
+    existing = session.get(Meeting, meeting_id)
+    if existing is not None:
+        if existing.report_digest == digest and existing.status == "scheduled":
+            return meeting_dict(existing, [])
+        raise Conflict(f"meeting {meeting_id!r} exists")
+    record = Meeting(
+        meeting_id=meeting_id, branch_id=meeting["branch_id"], branch_path=prepared.branch.path,
+        group_id=meeting.get("group_id"), type=meeting["type"], held_at=meeting["held_at"],
+        topic=meeting["topic"], minutes=meeting.get("minutes"), status="scheduled", revision=1,
+        quorum_met=None, quorum=None, cancelled=False, source="rpc", report_digest=digest)
+    session.add(record)
+    session.flush()
+    data = meeting_dict(record, [])
+    data["expected"] = [p.member_id for p in domain.expected_attendees(
+        rules, meeting["type"], meeting.get("group_id"),
+        roster_at(session, meeting["branch_id"], meeting["held_at"]))]
+    uow.emit("meeting_scheduled", data)
+    uow.commit()
+    return data
+
+
+def log_meeting(uow: UnitOfWork, principal: Principal | None, rules: Rules, meeting: dict,
+                now: datetime, source: str = "rpc", prepared: Prepared | None = None) -> dict:
+    """Store a held meeting with its complete attendance; the same report again is a no-op."""
+    session = uow.session
+    prepared = prepared or prepare(session, rules, meeting, now, logged=True)
+    if prepared.errors:
+        raise ValidationError(prepared.errors)
+    _check_scope(principal, prepared.branch)
+    digest = domain.report_digest(_report(meeting))
+    meeting_id = meeting.get("meeting_id") or "mt-" + uuid.uuid5(ID_NAMESPACE, digest).hex[:16]
+    existing = session.get(Meeting, meeting_id)
+    if existing is not None:
+        if existing.cancelled:
+            raise Conflict(f"meeting {meeting_id!r} was cancelled")
+        if existing.status == "logged":
+            if existing.report_digest == digest:
+                return meeting_dict(existing, attendance_rows(session, meeting_id))
+            raise Conflict(f"meeting {meeting_id!r} was logged with a different report; "
+                           f"amend it (revision {existing.revision}) instead")
+        if existing.branch_id != meeting["branch_id"]:
+            raise Conflict(f"meeting {meeting_id!r} was scheduled for branch {existing.branch_id!r}")
+        record = existing  # a scheduled meeting, now held
+        record.revision += 1
+    else:
+        record = Meeting(meeting_id=meeting_id, revision=1, cancelled=False)
+        session.add(record)
+    record.branch_id = meeting["branch_id"]
+    record.branch_path = prepared.branch.path
+    record.group_id = meeting.get("group_id")
+    record.type = meeting["type"]
+    record.held_at = meeting["held_at"]
+    record.topic = meeting["topic"]
+    record.minutes = meeting.get("minutes")
+    record.status = "logged"
+    record.quorum_met = prepared.quorum["met"]
+    record.quorum = prepared.quorum
+    record.source = source
+    record.report_digest = digest
+    session.flush()
+    _store_attendance(session, meeting_id, prepared.rows)
+    data = meeting_dict(record, prepared.rows)
+    uow.emit("meeting_logged", data)
+    uow.commit()
+    return data
+
+
+def _visible_meeting(uow: UnitOfWork, principal: Principal, meeting_id: str) -> Meeting:
+    meeting = uow.session.get(Meeting, meeting_id)
+    if meeting is None:
+        raise NotFound(f"meeting {meeting_id!r} not found")
+    if not principal.covers(path_ids(meeting.branch_path)):
+        raise Forbidden(f"meeting {meeting_id!r} is outside your scope")
+    return meeting
+
+
+def amend_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, changes: dict,
+                  now: datetime) -> dict:
+    session = uow.session
+    record = _visible_meeting(uow, principal, changes["meeting_id"])
+    if record.cancelled:
+        raise Conflict(f"meeting {record.meeting_id!r} is cancelled; it cannot be amended")
+    if changes["revision"] != record.revision:
+        raise Conflict(f"stale revision {changes['revision']}: meeting {record.meeting_id!r} "
+                       f"is at revision {record.revision}")
+    logged = record.status == "logged"
+    if not logged and "attendance" in changes:
+        raise ValidationError.field("attendance", "a scheduled meeting has no attendance yet; "
+                                                  "log it when it is held")
+    current_listed = [{"member_id": r["member_id"], "status": r["status"], "remote": r["remote"]}
+                      for r in attendance_rows(session, record.meeting_id)
+                      if r["status"] != "absent" or not r["expected"]]
+    merged = {
+        "meeting_id": record.meeting_id, "branch_id": record.branch_id,
+        "group_id": changes.get("group_id", record.group_id),
+        "type": changes.get("type", record.type),
+        "held_at": changes.get("held_at", as_utc(record.held_at)),
+        "topic": changes.get("topic", record.topic),
+        "minutes": changes.get("minutes", record.minutes),
+        "attendance": changes.get("attendance", current_listed),
+    }
+    prepared = prepare(session, rules, merged, now, logged=logged)
+    if prepared.errors:
+        raise ValidationError(prepared.errors)
+    for key in ("group_id", "type", "held_at", "topic", "minutes"):
+        setattr(record, key, merged[key])
+    record.revision += 1
+    if logged:
+        record.quorum_met = prepared.quorum["met"]
+        record.quorum = prepared.quorum
+        _store_attendance(session, record.meeting_id, prepared.rows)
+    session.flush()
+    data = meeting_dict(record, prepared.rows if logged else [])
+    uow.emit("meeting_amended", data)
+    uow.commit()
+    return data
+
+
+def cancel_meeting(uow: UnitOfWork, principal: Principal, cancel: dict) -> dict:
+    session = uow.session
+    record = _visible_meeting(uow, principal, cancel["meeting_id"])
+    if record.cancelled:
+        return meeting_dict(record, attendance_rows(session, record.meeting_id))
+    record.cancelled = True
+    record.cancel_reason = cancel["reason"]
+    record.revision += 1
+    session.flush()
+    data = meeting_dict(record, attendance_rows(session, record.meeting_id))
+    uow.emit("meeting_cancelled", data)
+    uow.commit()
+    return data
+
+
+def get_meeting(uow: UnitOfWork, principal: Principal, meeting_id: str) -> dict:
+    record = _visible_meeting(uow, principal, meeting_id)
+    return meeting_dict(record, attendance_rows(uow.session, meeting_id))
+
+
+def list_meetings(uow: UnitOfWork, principal: Principal, filters: dict, tz) -> dict:
+    query = select(Meeting)
+    if principal.org_id:
+        query = query.where(Meeting.branch_path.like(f"%/{principal.org_id}/%"))
+    if "under" in filters:
+        query = query.where(Meeting.branch_path.like(f"%/{filters['under']}/%"))
+    for name in ("branch_id", "type", "status", "cancelled"):
+        if name in filters:
+            query = query.where(getattr(Meeting, name) == filters[name])
+    if "from_" in filters:
+        start = datetime.combine(filters["from_"], datetime.min.time(), tz).astimezone(timezone.utc)
+        query = query.where(Meeting.held_at >= start)
+    if "to" in filters:
+        end = datetime.combine(filters["to"], datetime.max.time(), tz).astimezone(timezone.utc)
+        query = query.where(Meeting.held_at <= end)
+    session = uow.session
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    records = session.scalars(query.order_by(Meeting.held_at.desc(), Meeting.meeting_id)
+                              .limit(filters["limit"]).offset(filters["offset"])).all()
+    items = []
+    for record in records:
+        item = meeting_dict(record, [])
+        item.pop("attendance")
+        item["summary"] = domain.attendance_summary(attendance_rows(session, record.meeting_id))
+        items.append(item)
+    return {"items": items, "total": total}
+
+
+# -- activities ------------------------------------------------------------------------------
+def activity_dict(activity: Activity) -> dict:
+    return {"activity_id": activity.activity_id, "member_id": activity.member_id,
+            "branch_id": activity.branch_id, "kind": activity.kind,
+            "held_at": iso(activity.held_at), "note": activity.note,
+            "household": activity.household, "opinions": activity.opinions,
+            "source": activity.source}
+
+
+def check_activity(session, activity: dict, now: datetime) -> tuple[dict, list[str], Person | None]:
+    errors: dict = {}
+    if activity["held_at"] > now:
+        domain.add_error(errors, "held_at", "an activity cannot be in the future")
+    person = people_at(session, [activity["member_id"]], activity["held_at"]).get(
+        activity["member_id"])
+    missing = []
+    if person is None:
+        missing.append(activity["member_id"])
+        domain.add_error(errors, "member_id", f"unknown member {activity['member_id']!r}")
+    elif not person.active:
+        domain.add_error(errors, "member_id", f"member {activity['member_id']!r} is {person.status}")
+    return errors, missing, person
+
+
+def log_activity(uow: UnitOfWork, principal: Principal | None, activity: dict, now: datetime,
+                 source: str = "rpc") -> dict:
+    session = uow.session
+    errors, _, person = check_activity(session, activity, now)
+    if errors:
+        raise ValidationError(errors)
+    branch = session.get(OrgCopy, person.branch_id)
+    if branch is not None:
+        _check_scope(principal, branch)
+    report = {k: v for k, v in activity.items() if k != "activity_id"}
+    report["held_at"] = iso(activity["held_at"])
+    digest = domain.report_digest(report)
+    activity_id = activity.get("activity_id") or "ac-" + uuid.uuid5(ID_NAMESPACE, digest).hex[:16]
+    existing = session.get(Activity, activity_id)
+    if existing is not None:
+        if existing.report_digest == digest:
+            return activity_dict(existing)
+        raise Conflict(f"activity {activity_id!r} was logged with a different report")
+    record = Activity(activity_id=activity_id, member_id=activity["member_id"],
+                      branch_id=person.branch_id, kind=activity["kind"],
+                      held_at=activity["held_at"], note=activity.get("note"),
+                      household=activity.get("household"), opinions=activity.get("opinions"),
+                      source=source, report_digest=digest)
+    session.add(record)
+    session.flush()
+    data = activity_dict(record)
+    uow.emit("activity_logged", data)
+    uow.commit()
+    return data
+
+
+# -- intake ----------------------------------------------------------------------------------
+@dataclass
+class IntakeOutcome:
+    status: str  # accepted | waiting | rejected | duplicate
+    reasons: dict | None = None
+    result: dict | None = None
+
+
+def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, event_id: str,
+                  loaded: dict | ValidationError, now: datetime, pending: PendingIntake | None,
+                  wait_seconds: float) -> IntakeOutcome:
+    """Accept, keep waiting, or reject one intake report (in the caller's unit of work).
+
+    A report naming members or organizations meetings does not know yet waits for their
+    events (they may still be in flight) until its deadline; any other problem rejects it.
+    """
+    session = uow.session
+    if isinstance(loaded, ValidationError):
+        return _reject(uow, event_type, body, event_id, loaded.errors, pending)
+    if event_type == "meeting_reported":
+        prepared = prepare(session, rules, loaded, now, logged=True)
+        errors, missing = prepared.errors, prepared.missing
+    else:
+        prepared = None
+        errors, missing, _ = check_activity(session, loaded, now)
+    only_missing = missing and all(
+        all(_names_missing(message, missing) for message in messages)
+        for key, messages in errors.items())
+    if missing and (only_missing or not errors):
+        deadline = pending.deadline if pending else time.time() + wait_seconds
+        if time.time() < deadline:
+            if pending is None:
+                session.add(PendingIntake(event_id=event_id, event_type=event_type, body=body,
+                                          received_at=now, deadline=deadline, missing=missing))
+            else:
+                pending.missing = missing
+            uow.commit()
+            return IntakeOutcome("waiting", {"missing": missing})
+        errors = {**errors, "_waited": [f"still unknown after {wait_seconds:g}s: "
+                                        f"{', '.join(sorted(set(missing)))}"]}
+    if errors:
+        return _reject(uow, event_type, body, event_id, errors, pending)
+    try:
+        if pending is not None:
+            session.delete(pending)
+        if event_type == "meeting_reported":
+            result = log_meeting(uow, None, rules, loaded, now, source="intake",
+                                 prepared=prepared)
+        else:
+            result = log_activity(uow, None, loaded, now, source="intake")
+    except Conflict as exc:
+        uow.rollback()
+        return _reject(uow, event_type, body, event_id, {"_conflict": [str(exc)]}, pending)
+    uow.commit()  # a repeat report stores nothing new, but the pending row must go
+    return IntakeOutcome("accepted", result=result)
+
+
+def _names_missing(message: str, missing: list[str]) -> bool:
+    return any(f"unknown member {m!r}" in message or f"unknown branch {m!r}" in message
+               or f"unknown group {m!r}" in message for m in missing)
+
+
+def _reject(uow: UnitOfWork, event_type: str, body: dict, event_id: str, reasons: dict,
+            pending: PendingIntake | None) -> IntakeOutcome:
+    session = uow.session
+    if pending is not None:
+        session.delete(pending)
+    if session.get(RejectedIntake, event_id) is None:
+        session.add(RejectedIntake(event_id=event_id, event_type=event_type, body=body,
+                                   reasons=reasons, rejected_at=datetime.now(timezone.utc)))
+        uow.emit("intake_rejected", {"event_id": event_id, "event_type": event_type,
+                                     "reasons": reasons, "report": body})
+    uow.commit()
+    return IntakeOutcome("rejected", reasons=reasons)
+
+
+def list_rejected_intake(uow: UnitOfWork, filters: dict) -> dict:
+    query = select(RejectedIntake)
+    if "event_type" in filters:
+        query = query.where(RejectedIntake.event_type == filters["event_type"])
+    session = uow.session
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(RejectedIntake.rejected_at.desc())
+                           .limit(filters["limit"]).offset(filters["offset"]))
+    return {"items": [{"event_id": r.event_id, "event_type": r.event_type, "reasons": r.reasons,
+                       "report": r.body, "rejected_at": iso(r.rejected_at)} for r in rows],
+            "total": total}

@@ -1,0 +1,89 @@
+"""meetings' RPC and intake payloads, validated at the edge (SPEC §4 field names)."""
+from __future__ import annotations
+
+import marshmallow
+from marshmallow import Schema, fields, validate, validates_schema
+
+from orglife.common.schemas import ID, Flag, Instant, PageSchema
+from orglife.common.vocabulary import ACTIVITY_KINDS, ATTENDANCE_STATUSES, MEETING_TYPES
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = marshmallow.RAISE
+
+
+class AttendanceSchema(StrictSchema):
+    member_id = fields.String(required=True, validate=ID)
+    status = fields.String(required=True, validate=validate.OneOf(ATTENDANCE_STATUSES))
+    remote = Flag(load_default=False)
+
+    @validates_schema
+    def remote_is_presence(self, data, **kwargs):
+        if data.get("remote") and data.get("status") != "present":
+            raise marshmallow.ValidationError("remote attendance is presence: status present",
+                                              "remote")
+
+
+class ScheduleSchema(StrictSchema):
+    meeting_id = fields.String(validate=ID)
+    branch_id = fields.String(required=True, validate=ID)
+    group_id = fields.String(load_default=None, allow_none=True, validate=ID)
+    type = fields.String(required=True, validate=validate.OneOf(MEETING_TYPES))
+    held_at = Instant(required=True)
+    topic = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    minutes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20000))
+
+
+class LogSchema(ScheduleSchema):
+    attendance = fields.List(fields.Nested(AttendanceSchema), required=True)
+
+
+class AmendSchema(StrictSchema):
+    meeting_id = fields.String(required=True, validate=ID)
+    revision = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    group_id = fields.String(allow_none=True, validate=ID)
+    type = fields.String(validate=validate.OneOf(MEETING_TYPES))
+    held_at = Instant()
+    topic = fields.String(validate=validate.Length(min=1, max=300))
+    minutes = fields.String(allow_none=True, validate=validate.Length(max=20000))
+    attendance = fields.List(fields.Nested(AttendanceSchema))
+
+    @validates_schema
+    def something_changes(self, data, **kwargs):
+        if not set(data) - {"meeting_id", "revision"}:
+            raise marshmallow.ValidationError("nothing to amend", "_schema")
+
+
+class CancelSchema(StrictSchema):
+    meeting_id = fields.String(required=True, validate=ID)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+class ActivitySchema(StrictSchema):
+    activity_id = fields.String(validate=ID)
+    member_id = fields.String(required=True, validate=ID)
+    kind = fields.String(required=True, validate=validate.OneOf(ACTIVITY_KINDS))
+    held_at = Instant(required=True)
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000))
+    household = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    opinions = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000))
+
+    @validates_schema
+    def visit_names_household(self, data, **kwargs):
+        if data.get("kind") == "household_visit" and not data.get("household"):
+            raise marshmallow.ValidationError("a household visit names the household", "household")
+
+
+class MeetingFilters(PageSchema):
+    branch_id = fields.String(validate=ID)
+    under = fields.String(validate=ID)
+    type = fields.String(validate=validate.OneOf(MEETING_TYPES))
+    status = fields.String(validate=validate.OneOf(("scheduled", "logged")))
+    cancelled = Flag()
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+
+
+class RejectedFilters(PageSchema):
+    event_type = fields.String(validate=validate.OneOf(("meeting_reported", "activity_reported")))

@@ -1,0 +1,162 @@
+"""meetings: meetings and activities with attendance, and intake from other systems (SPEC §4).
+
+Thin entrypoints: RPC for secretaries and admins, a subscriber keeping the copy of members'
+organizations and members, a subscriber for intake reports, and a timer that retries intake
+reports waiting for members not known yet.
+"""
+from __future__ import annotations
+
+import logging
+
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+from nameko.timer import timer
+from sqlalchemy import select
+
+from orglife.common.auth import ADMINS, READERS, Auth, authorized
+from orglife.common.clock import ClockProvider
+from orglife.common.errors import EXPECTED_ERRORS, ValidationError
+from orglife.common.messaging import subscribe
+from orglife.common.rules import load_rules
+from orglife.common.schemas import load
+from orglife.common.store import Store
+
+from . import registry, schemas
+from .models import PendingIntake, backbone
+
+log = logging.getLogger(__name__)
+
+
+class RulesProvider(DependencyProvider):
+    """The rules file named in the config (ORGLIFE_RULES), read once per container."""
+
+    def setup(self):
+        self.rules = load_rules(self.container.config.get("ORGLIFE_RULES"))
+
+    def get_dependency(self, worker_ctx):
+        return self.rules
+
+
+class MeetingsService:
+    name = "meetings"
+
+    store = Store(backbone)
+    auth = Auth()
+    clock = ClockProvider()
+    rules = RulesProvider()
+
+    def _load(self, schema, payload):
+        return load(schema, payload, tz=self.clock.tz.key)
+
+    @rpc
+    def health(self):
+        """Liveness, outbox backlog and waiting intake for `orglife status` (no token)."""
+        with self.store() as uow:
+            waiting = len(uow.session.scalars(select(PendingIntake.event_id)).all())
+        return {"service": self.name, "ok": True, "outbox_backlog": self.store.outbox_backlog(),
+                "intake_waiting": waiting}
+
+    # -- meetings -----------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def schedule_meeting(self, meeting):
+        payload = self._load(schemas.ScheduleSchema(), meeting)
+        with self.store() as uow:
+            return registry.schedule_meeting(uow, self.auth.principal, self.rules, payload,
+                                             self.clock.now())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def log_meeting(self, meeting):
+        payload = self._load(schemas.LogSchema(), meeting)
+        with self.store() as uow:
+            return registry.log_meeting(uow, self.auth.principal, self.rules, payload,
+                                        self.clock.now())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def amend_meeting(self, changes):
+        payload = self._load(schemas.AmendSchema(), changes)
+        with self.store() as uow:
+            return registry.amend_meeting(uow, self.auth.principal, self.rules, payload,
+                                          self.clock.now())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def cancel_meeting(self, cancel):
+        payload = self._load(schemas.CancelSchema(), cancel)
+        with self.store() as uow:
+            return registry.cancel_meeting(uow, self.auth.principal, payload)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def log_activity(self, activity):
+        payload = self._load(schemas.ActivitySchema(), activity)
+        with self.store() as uow:
+            return registry.log_activity(uow, self.auth.principal, payload, self.clock.now())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def get_meeting(self, meeting_id):
+        with self.store() as uow:
+            return registry.get_meeting(uow, self.auth.principal, meeting_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def list_meetings(self, filters=None):
+        payload = self._load(schemas.MeetingFilters(), filters or {})
+        with self.store() as uow:
+            return registry.list_meetings(uow, self.auth.principal, payload, self.clock.tz)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized("county_admin", "township_admin", "service")
+    def list_rejected_intake(self, filters=None):
+        payload = self._load(schemas.RejectedFilters(), filters or {})
+        with self.store() as uow:
+            return registry.list_rejected_intake(uow, payload)
+
+    # -- events -------------------------------------------------------------------------------
+    @subscribe("members")
+    def on_members_event(self, envelope):
+        """Keep the copy of organizations and members (highest version wins)."""
+        with self.store() as uow:
+            if not uow.first_time(envelope):
+                return
+            if envelope.event_type == "organization_registered":
+                registry.apply_organization(uow, envelope.data)
+            else:
+                registry.apply_member(uow, envelope, self.clock.tz)
+            uow.commit()
+
+    @subscribe("intake")
+    def on_intake(self, envelope):
+        """A meeting or activity reported by another system, checked as log_meeting checks."""
+        with self.store() as uow:
+            if not uow.first_time(envelope):
+                return
+            outcome = self._intake(uow, envelope.event_type, envelope.data, envelope.event_id)
+        if outcome.status == "rejected":
+            log.info("intake %s rejected: %s", envelope.event_id, sorted(outcome.reasons))
+
+    def _intake(self, uow, event_type, body, event_id, pending=None):
+        schema = schemas.LogSchema() if event_type == "meeting_reported" else schemas.ActivitySchema()
+        try:
+            loaded = self._load(schema, body)
+        except ValidationError as exc:
+            loaded = exc
+        return registry.handle_intake(uow, self.rules, event_type, body, event_id, loaded,
+                                      self.clock.now(), pending, self.rules.intake_wait_seconds)
+
+    @timer(interval=1.0)
+    def retry_waiting_intake(self):
+        """Reports that named unknown members: accept them now, or reject them when expired."""
+        with self.store() as uow:
+            waiting = uow.session.scalars(
+                select(PendingIntake.event_id).order_by(PendingIntake.received_at)).all()
+        for event_id in waiting:
+            with self.store() as uow:
+                pending = uow.session.get(PendingIntake, event_id)
+                if pending is None:
+                    continue
+                self._intake(uow, pending.event_type, pending.body, event_id, pending)
+

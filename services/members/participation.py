@@ -1,0 +1,64 @@
+"""Each member's participation record, built from meetings' events only.
+
+A meeting event carries the whole meeting with its complete attendance and a `revision`; the
+highest revision wins, so an amendment replaces the earlier attendance, a cancellation removes
+it, and events that arrive twice or out of order leave the same record.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+
+from orglife.common.envelope import Envelope
+
+from .models import MeetingVersion, Participation
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def apply(session, envelope: Envelope, tz) -> None:
+    if envelope.event_type == "activity_logged":
+        apply_activity(session, envelope.data, tz)
+    else:
+        apply_meeting(session, envelope.data, tz)
+
+
+def apply_meeting(session, meeting: dict, tz) -> bool:
+    """Replace the meeting's lines by those of this revision, unless a newer one is known."""
+    seen = session.get(MeetingVersion, meeting["meeting_id"])
+    if seen is not None and seen.revision >= meeting["revision"]:
+        return False
+    if seen is None:
+        session.add(MeetingVersion(meeting_id=meeting["meeting_id"], revision=meeting["revision"],
+                                   cancelled=meeting["cancelled"]))
+    else:
+        seen.revision, seen.cancelled = meeting["revision"], meeting["cancelled"]
+    session.execute(delete(Participation).where(Participation.ref == meeting["meeting_id"]))
+    if meeting["cancelled"] or meeting.get("status") != "logged":
+        return True
+    held_at = instant(meeting["held_at"])
+    year = held_at.astimezone(tz).year
+    rows = [{
+        "member_id": row["member_id"], "ref": meeting["meeting_id"], "kind": "meeting",
+        "type": meeting["type"], "branch_id": meeting["branch_id"], "held_at": held_at,
+        "year": year, "status": row["status"], "remote": bool(row.get("remote")),
+        "visiting": bool(row.get("visiting")), "topic": (meeting.get("topic") or "")[:300],
+    } for row in meeting["attendance"]]
+    if rows:
+        session.execute(Participation.__table__.insert(), rows)
+    return True
+
+
+def apply_activity(session, activity: dict, tz) -> bool:
+    if session.get(Participation, (activity["member_id"], activity["activity_id"])) is not None:
+        return False
+    held_at = instant(activity["held_at"])
+    session.add(Participation(
+        member_id=activity["member_id"], ref=activity["activity_id"], kind="activity",
+        type=activity["kind"], branch_id=activity.get("branch_id"), held_at=held_at,
+        year=held_at.astimezone(tz).year, status="done", remote=False, visiting=False,
+        topic=(activity.get("household") or activity.get("note") or "")[:300] or None))
+    return True

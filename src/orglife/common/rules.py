@@ -1,0 +1,84 @@
+"""The rules file (ORGLIFE_RULES, default src/orglife/rules.yaml), loaded and checked once.
+
+Services read rules only through `Rules`; a county changes the YAML, never the code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from .config import DEFAULT_RULES
+from .vocabulary import MEETING_TYPES
+
+EXPECTED_KINDS = ("committee_members", "group_members", "branch_members")
+QUORUM_BASES = ("voting_members", "committee_members")
+
+
+class RulesError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Quorum:
+    more_than: float
+    of: str
+
+    def needed(self, eligible: int) -> int:
+        """Smallest head count that is more than `more_than` of `eligible`."""
+        return int(eligible * self.more_than) + 1 if eligible else 1
+
+
+@dataclass(frozen=True)
+class Rules:
+    raw: dict
+
+    @property
+    def required_meetings(self) -> dict:
+        return self.raw["required_meetings"]
+
+    def expected_for(self, meeting_type: str) -> str:
+        table = self.raw["expected_attendees"]
+        return table.get(meeting_type, table["default"])
+
+    def quorum_for(self, meeting_type: str) -> Quorum | None:
+        rule = self.raw.get("quorum", {}).get(meeting_type)
+        return Quorum(float(rule["more_than"]), rule["of"]) if rule else None
+
+    @property
+    def intake_wait_seconds(self) -> float:
+        return float(self.raw.get("intake_wait_seconds", 300))
+
+
+def validate(raw: dict) -> Rules:
+    if not isinstance(raw, dict):
+        raise RulesError("the rules file must be a YAML mapping")
+    for key in ("required_meetings", "expected_attendees", "quorum", "points"):
+        if key not in raw:
+            raise RulesError(f"rules: missing section {key!r}")
+    for meeting_type, rule in raw["required_meetings"].items():
+        if meeting_type not in MEETING_TYPES:
+            raise RulesError(f"rules.required_meetings: unknown meeting type {meeting_type!r}")
+        if rule.get("per") not in ("month", "quarter", "year"):
+            raise RulesError(f"rules.required_meetings.{meeting_type}.per: month, quarter or year")
+    if "default" not in raw["expected_attendees"]:
+        raise RulesError("rules.expected_attendees: needs a default")
+    for meeting_type, kind in raw["expected_attendees"].items():
+        if kind not in EXPECTED_KINDS:
+            raise RulesError(f"rules.expected_attendees.{meeting_type}: one of {EXPECTED_KINDS}")
+    for meeting_type, rule in raw["quorum"].items():
+        if rule.get("of") not in QUORUM_BASES or not 0 <= float(rule.get("more_than", -1)) < 1:
+            raise RulesError(f"rules.quorum.{meeting_type}: more_than in [0, 1) of {QUORUM_BASES}")
+    return Rules(raw)
+
+
+@lru_cache(maxsize=8)
+def load_rules(path: str | Path | None = None) -> Rules:
+    path = Path(path or DEFAULT_RULES)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(f"cannot read the rules file {path}: {exc}") from None
+    return validate(raw)

@@ -1,0 +1,83 @@
+"""Expected attendees and quorum as plain functions (no broker, no database)."""
+from orglife.common.rules import load_rules
+from services.meetings import domain
+from services.meetings.domain import Person
+
+RULES = load_rules()
+
+
+def person(n, status="formal", committee=False, no_vote=False, group=None, branch="b1"):
+    return Person(f"m{n}", branch, group, status, committee, no_vote)
+
+
+def test_an_assembly_of_nine_voting_members_needs_five_present():
+    roster = [person(n) for n in range(9)] + [person(9, "probationary"),
+                                              person(10, no_vote=True)]
+    listed = [{"member_id": f"m{n}", "status": "present"} for n in range(4)]
+    listed += [{"member_id": "m9", "status": "present"}, {"member_id": "m10", "status": "present"}]
+    built = domain.build_attendance(RULES, "branch_assembly", "b1", None, roster, listed,
+                                    {p.member_id: p for p in roster})
+    result = domain.quorum(RULES, "branch_assembly", roster, built.rows)
+    # probationary and no_vote members attend but do not count toward the quorum
+    assert (result["eligible"], result["needed"], result["present"], result["met"]) == (9, 5, 4, False)
+    assert "4 of 9 voting members present; 5 needed" in result["reason"]
+    listed.append({"member_id": "m4", "status": "present", "remote": True})
+    built = domain.build_attendance(RULES, "branch_assembly", "b1", None, roster, listed,
+                                    {p.member_id: p for p in roster})
+    assert domain.quorum(RULES, "branch_assembly", roster, built.rows)["met"] is True
+
+
+def test_unlisted_expected_members_are_absent_and_visitors_are_marked():
+    roster = [person(1), person(2)]
+    visitor = person(7, branch="b2")
+    built = domain.build_attendance(RULES, "lecture", "b1", None, roster,
+                                    [{"member_id": "m1", "status": "leave"},
+                                     {"member_id": "m7", "status": "present"}],
+                                    {"m1": roster[0], "m7": visitor})
+    rows = {r["member_id"]: r for r in built.rows}
+    assert rows["m1"]["status"] == "leave" and rows["m2"]["status"] == "absent"
+    assert rows["m7"]["visiting"] is True and rows["m7"]["expected"] is False
+    summary = domain.attendance_summary(built.rows)
+    assert summary == {"expected": 2, "present": 1, "leave": 1, "absent": 1, "remote": 0,
+                       "visiting": 1}
+
+
+def test_visitors_never_count_toward_the_host_quorum():
+    roster = [person(n) for n in range(3)]
+    visitors = {f"v{n}": Person(f"v{n}", "b2", None, "formal", False, False) for n in range(5)}
+    listed = [{"member_id": m, "status": "present"} for m in visitors] + [
+        {"member_id": "m0", "status": "present"}]
+    built = domain.build_attendance(RULES, "branch_assembly", "b1", None, roster, listed,
+                                    {**visitors, "m0": roster[0]})
+    assert domain.quorum(RULES, "branch_assembly", roster, built.rows)["met"] is False
+
+
+def test_expected_attendees_follow_the_rules_file():
+    roster = [person(1, committee=True, group="g1"), person(2, group="g1"), person(3)]
+    ids = lambda people: [p.member_id for p in people]  # noqa: E731
+    assert ids(domain.expected_attendees(RULES, "committee", None, roster)) == ["m1"]
+    assert ids(domain.expected_attendees(RULES, "group", "g1", roster)) == ["m1", "m2"]
+    assert ids(domain.expected_attendees(RULES, "theme_day", None, roster)) == ["m1", "m2", "m3"]
+
+
+def test_duplicates_and_unknown_members_are_named():
+    roster = [person(1)]
+    built = domain.build_attendance(RULES, "lecture", "b1", None, roster,
+                                    [{"member_id": "m1", "status": "present"},
+                                     {"member_id": "m1", "status": "absent"},
+                                     {"member_id": "ghost", "status": "present"}],
+                                    {"m1": roster[0]})
+    assert "attendance.1.member_id" in built.errors
+    assert "attendance.2.member_id" in built.errors and built.unknown == ["ghost"]
+
+
+def test_committee_quorum_counts_committee_members():
+    roster = [person(1, committee=True), person(2, committee=True), person(3, committee=True),
+              person(4)]
+    built = domain.build_attendance(RULES, "committee", "b1", None, roster,
+                                    [{"member_id": "m1", "status": "present"},
+                                     {"member_id": "m2", "status": "present"}],
+                                    {p.member_id: p for p in roster})
+    assert [r["member_id"] for r in built.rows] == ["m1", "m2", "m3"]
+    result = domain.quorum(RULES, "committee", roster, built.rows)
+    assert (result["needed"], result["met"]) == (2, True)

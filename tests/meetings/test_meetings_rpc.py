@@ -1,0 +1,194 @@
+"""meetings' RPC methods and intake handling on a real SQLite database (worker_factory)."""
+import pytest
+
+from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
+from tests.conftest import member_event, village_branch_events
+from tests.members.test_members_rpc import snapshot as members_snapshot  # noqa: F401
+
+
+def snapshot(store):
+    from sqlalchemy import text
+    with store.engine.connect() as conn:
+        return {t: conn.execute(text(f"select * from {t} order by 1")).all()
+                for t in ("meetings", "attendance", "activities", "outbox")}
+
+
+@pytest.fixture
+def secretary(meetings_worker):
+    admin = meetings_worker()
+    for envelope in village_branch_events():
+        admin.on_members_event(envelope)
+    return meetings_worker("branch_secretary", "b1")
+
+
+ASSEMBLY = {
+    "meeting_id": "mt1", "branch_id": "b1", "type": "branch_assembly",
+    "held_at": "2026-11-10T19:30:00", "topic": "学习党的二十届四中全会精神",
+    "minutes": "传达学习，讨论发展党员。",
+    "attendance": [{"member_id": f"m{n}", "status": "present"} for n in range(1, 5)]
+    + [{"member_id": "m5", "status": "present", "remote": True},
+       {"member_id": "m6", "status": "leave"},
+       {"member_id": "n1", "status": "present", "remote": True}],
+}
+
+
+def test_log_meeting_expands_attendance_and_computes_the_quorum(secretary, meetings_store):
+    meeting = secretary.log_meeting(ASSEMBLY)
+    assert meeting["held_at"] == "2026-11-10T11:30:00+00:00"  # county time read as UTC+8
+    rows = {r["member_id"]: r for r in meeting["attendance"]}
+    assert rows["m7"]["status"] == "absent" and rows["p1"]["status"] == "absent"
+    assert rows["n1"]["visiting"] is True and rows["n1"]["expected"] is False
+    assert meeting["summary"] == {"expected": 11, "present": 6, "leave": 1, "absent": 5,
+                                  "remote": 2, "visiting": 1}
+    assert meeting["quorum_met"] is True and meeting["quorum"]["needed"] == 5
+    assert meeting["revision"] == 1
+    [event] = [e for e in meetings_store.outbox_events() if e["event_type"] == "meeting_logged"]
+    assert event["data"]["attendance"] == meeting["attendance"]
+
+
+def test_a_missed_quorum_is_stored_with_its_reason(secretary):
+    report = dict(ASSEMBLY, meeting_id="mt2", attendance=ASSEMBLY["attendance"][:3])
+    meeting = secretary.log_meeting(report)
+    assert meeting["quorum_met"] is False
+    assert "3 of 9 voting members present; 5 needed" in meeting["quorum"]["reason"]
+
+
+def test_log_meeting_is_idempotent_and_a_different_report_is_a_conflict(secretary, meetings_store):
+    first = secretary.log_meeting(ASSEMBLY)
+    before = snapshot(meetings_store)
+    assert secretary.log_meeting(ASSEMBLY) == first
+    assert snapshot(meetings_store) == before
+    with pytest.raises(Conflict):
+        secretary.log_meeting(dict(ASSEMBLY, topic="别的议题"))
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"branch_id": "nope"}, "branch_id"),
+    ({"branch_id": "t1"}, "branch_id"),
+    ({"type": "group"}, "group_id"),
+    ({"type": "group", "group_id": "g-x"}, "group_id"),
+    ({"type": "committee", "branch_id": "b3", "attendance": []}, "type"),
+    ({"attendance": [{"member_id": "m1", "status": "present"},
+                     {"member_id": "m1", "status": "absent"}]}, "attendance.1.member_id"),
+    ({"attendance": [{"member_id": "m1", "status": "sleeping"}]}, "attendance.0.status"),
+    ({"attendance": [{"member_id": "m1", "status": "absent", "remote": True}]},
+     "attendance.0.remote"),
+    ({"attendance": [{"member_id": "ghost", "status": "present"}]}, "attendance.0.member_id"),
+    ({"held_at": "2027-01-01T10:00:00+08:00"}, "held_at"),
+    ({"held_at": "last tuesday"}, "held_at"),
+    ({"type": "party"}, "type"),
+    ({"topic": ""}, "topic"),
+    ({"attendance": None}, "attendance"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_meetings_name_the_field_and_store_nothing(secretary, meetings_worker, meetings_store,
+                                                       changes, field):
+    before = snapshot(meetings_store)
+    with pytest.raises(ValidationError) as err:
+        meetings_worker().log_meeting({**ASSEMBLY, **changes})
+    assert field in err.value.errors, err.value.errors
+    assert snapshot(meetings_store) == before
+
+
+def test_schedule_then_log_raises_the_revision(secretary, meetings_store):
+    scheduled = secretary.schedule_meeting({"meeting_id": "mt9", "branch_id": "b1",
+                                            "type": "theme_day", "topic": "主题党日",
+                                            "held_at": "2026-12-01T09:00:00+08:00"})
+    assert scheduled["status"] == "scheduled" and len(scheduled["expected"]) == 11
+    with pytest.raises(ValidationError) as err:
+        secretary.schedule_meeting({"branch_id": "b1", "type": "lecture", "topic": "党课",
+                                    "held_at": "2026-11-01T09:00:00+08:00"})
+    assert "held_at" in err.value.errors
+    logged = secretary.log_meeting({"meeting_id": "mt9", "branch_id": "b1", "type": "theme_day",
+                                    "topic": "主题党日", "held_at": "2026-11-19T09:00:00+08:00",
+                                    "attendance": [{"member_id": "m1", "status": "present"}]})
+    assert logged["status"] == "logged" and logged["revision"] == 2
+
+
+def test_amend_replaces_attendance_and_rejects_a_stale_revision(secretary, meetings_store):
+    secretary.log_meeting(dict(ASSEMBLY, attendance=ASSEMBLY["attendance"][:3]))
+    amended = secretary.amend_meeting({"meeting_id": "mt1", "revision": 1,
+                                       "attendance": ASSEMBLY["attendance"]})
+    assert amended["revision"] == 2 and amended["quorum_met"] is True
+    with pytest.raises(Conflict) as err:
+        secretary.amend_meeting({"meeting_id": "mt1", "revision": 1, "topic": "x"})
+    assert "stale revision" in str(err.value)
+    with pytest.raises(ValidationError) as err:
+        secretary.amend_meeting({"meeting_id": "mt1", "revision": 2})
+    assert "_schema" in err.value.errors
+    topic_only = secretary.amend_meeting({"meeting_id": "mt1", "revision": 2, "topic": "更正议题"})
+    assert topic_only["summary"] == amended["summary"] and topic_only["revision"] == 3
+
+
+def test_cancelled_meetings_cannot_be_amended(secretary):
+    secretary.log_meeting(ASSEMBLY)
+    cancelled = secretary.cancel_meeting({"meeting_id": "mt1", "reason": "重复录入"})
+    assert cancelled["cancelled"] is True and cancelled["revision"] == 2
+    with pytest.raises(Conflict):
+        secretary.amend_meeting({"meeting_id": "mt1", "revision": 2, "topic": "x"})
+    with pytest.raises(ValidationError) as err:
+        secretary.cancel_meeting({"meeting_id": "mt1"})
+    assert "reason" in err.value.errors
+    with pytest.raises(NotFound):
+        secretary.cancel_meeting({"meeting_id": "nope", "reason": "x"})
+
+
+def test_scope_of_a_branch_secretary(secretary, meetings_worker):
+    with pytest.raises(Forbidden):
+        secretary.log_meeting(dict(ASSEMBLY, branch_id="b2", meeting_id="mt5",
+                                   attendance=[{"member_id": "n1", "status": "present"}]))
+    secretary.log_meeting(ASSEMBLY)
+    other = meetings_worker("branch_secretary", "b2")
+    with pytest.raises(Forbidden):
+        other.get_meeting("mt1")
+    assert other.list_meetings({})["total"] == 0
+    assert secretary.list_meetings({"type": "branch_assembly"})["total"] == 1
+    assert meetings_worker("township_admin", "t1").list_meetings({"under": "t1"})["total"] == 1
+
+
+def test_activities(secretary, meetings_store):
+    visit = secretary.log_activity({"member_id": "m1", "kind": "household_visit",
+                                    "held_at": "2026-11-12T15:00:00+08:00",
+                                    "household": "石桥村3组 李大爷家",
+                                    "opinions": "希望修缮村道"})
+    assert visit["branch_id"] == "b1" and visit["activity_id"].startswith("ac-")
+    assert secretary.log_activity({"member_id": "m1", "kind": "household_visit",
+                                   "held_at": "2026-11-12T15:00:00+08:00",
+                                   "household": "石桥村3组 李大爷家",
+                                   "opinions": "希望修缮村道"}) == visit
+    for bad, field in [({"kind": "household_visit"}, "household"),
+                       ({"kind": "dancing"}, "kind"), ({"member_id": "ghost"}, "member_id"),
+                       ({"held_at": "2030-01-01T00:00:00Z"}, "held_at")]:
+        with pytest.raises(ValidationError) as err:
+            secretary.log_activity({"member_id": "m1", "kind": "volunteer",
+                                    "held_at": "2026-11-12T15:00:00+08:00", **bad})
+        assert field in err.value.errors
+
+
+def test_transferred_member_is_expected_by_the_branch_they_were_in_on_the_day(secretary,
+                                                                            meetings_worker):
+    from orglife.common.envelope import Envelope
+    moved = member_event("m9", "b2", version=2, event_type="member_transferred")
+    moved = Envelope(moved.event_id, moved.event_type, 1, "2026-11-15T00:00:00Z", "members",
+                     moved.data)
+    meetings_worker().on_members_event(moved)
+    before = secretary.log_meeting(dict(ASSEMBLY, meeting_id="early",
+                                        held_at="2026-11-10T19:30:00+08:00"))
+    after = secretary.log_meeting(dict(ASSEMBLY, meeting_id="late",
+                                       held_at="2026-11-18T19:30:00+08:00"))
+    assert "m9" in {r["member_id"] for r in before["attendance"]}
+    assert "m9" not in {r["member_id"] for r in after["attendance"]}
+
+
+def test_member_events_out_of_order_keep_every_version(meetings_worker):
+    admin = meetings_worker()
+    for envelope in village_branch_events():
+        admin.on_members_event(envelope)
+    update = member_event("m1", version=2, committee_member=False)
+    admin.on_members_event(update)
+    admin.on_members_event(update)  # a redelivery
+    from sqlalchemy import func, select
+    from services.meetings.models import MemberCopy
+    with admin.store() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(MemberCopy)
+                                  .where(MemberCopy.member_id == "m1")) == 2
