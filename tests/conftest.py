@@ -134,15 +134,32 @@ def rabbit():
 
 
 @pytest.fixture
-def vhost_uri(rabbit, container_factory):
-    """A fresh vhost per test: no queue or message leaks from one test into the next.
-
-    Depends on container_factory so that containers stop before their vhost is deleted.
-    """
+def vhost_uri(rabbit):
+    """A fresh vhost per test: no queue or message leaks from one test into the next."""
     name = unique_name("vh")
     rabbit.create_vhost(name)
     yield rabbit.amqp_uri.rstrip("/") + "/" + name
     rabbit.delete_vhost(name)
+
+
+@pytest.fixture
+def container_factory(vhost_uri):
+    """nameko's fixture of the same name, made to depend on the vhost: pytest tears fixtures
+    down in reverse, so every container is killed before its vhost is deleted."""
+    from nameko.containers import ServiceContainer
+    containers = []
+
+    def make(service_cls, config):
+        container = ServiceContainer(service_cls, config)
+        containers.append(container)
+        return container
+
+    yield make
+    for container in containers:
+        try:
+            container.kill()
+        except Exception:  # already dead
+            pass
 
 
 def service_config(service, amqp_uri, db_url, tmp_path, subscriptions=None, **extra):

@@ -128,3 +128,5 @@ class RejectedIntake(Base):
     body: Mapped[dict] = mapped_column(JSON)
     reasons: Mapped[dict] = mapped_column(JSON)
     rejected_at: Mapped[object] = mapped_column(DateTime(timezone=True), index=True)
+    # The reported branch's path when it could be resolved, so scoped admins see their own.
+    branch_path: Mapped[str | None] = mapped_column(Text, nullable=True)

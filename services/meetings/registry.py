@@ -136,8 +136,19 @@ def _check_scope(principal: Principal | None, branch: OrgCopy) -> None:
         raise Forbidden(f"branch {branch.org_id!r} is outside your scope")
 
 
-def meeting_dict(meeting: Meeting, rows: list[dict]) -> dict:
-    return {
+def expected_ids(session, rules: Rules, meeting: Meeting) -> list[str]:
+    """Who a scheduled meeting expects, from the branch's roster on its date."""
+    roster = roster_at(session, meeting.branch_id, as_utc(meeting.held_at))
+    return [p.member_id for p in domain.expected_attendees(rules, meeting.type,
+                                                           meeting.group_id, roster)]
+
+
+def meeting_dict(meeting: Meeting, rows: list[dict], expected: list[str] | None = None) -> dict:
+    """The full meeting; a scheduled one lists its `expected` attendees instead."""
+    summary = domain.attendance_summary(rows)
+    if expected is not None:
+        summary["expected"] = len(expected)
+    out = {
         "meeting_id": meeting.meeting_id, "branch_id": meeting.branch_id,
         "branch_path": path_ids(meeting.branch_path), "group_id": meeting.group_id,
         "type": meeting.type, "held_at": iso(meeting.held_at), "topic": meeting.topic,
@@ -145,8 +156,11 @@ def meeting_dict(meeting: Meeting, rows: list[dict]) -> dict:
         "quorum_met": meeting.quorum_met, "quorum": meeting.quorum,
         "cancelled": meeting.cancelled, "cancel_reason": meeting.cancel_reason,
         "source": meeting.source,
-        "attendance": rows, "summary": domain.attendance_summary(rows),
+        "attendance": rows, "summary": summary,
     }
+    if expected is not None:
+        out["expected"] = expected
+    return out
 
 
 def attendance_rows(session, meeting_id: str) -> list[dict]:
@@ -185,7 +199,7 @@ def schedule_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meetin
     existing = session.get(Meeting, meeting_id)
     if existing is not None:
         if existing.report_digest == digest and existing.status == "scheduled":
-            return meeting_dict(existing, [])
+            return meeting_dict(existing, [], expected_ids(session, rules, existing))
         raise Conflict(f"meeting {meeting_id!r} exists")
     record = Meeting(
         meeting_id=meeting_id, branch_id=meeting["branch_id"], branch_path=prepared.branch.path,
@@ -194,10 +208,7 @@ def schedule_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meetin
         quorum_met=None, quorum=None, cancelled=False, source="rpc", report_digest=digest)
     session.add(record)
     session.flush()
-    data = meeting_dict(record, [])
-    data["expected"] = [p.member_id for p in domain.expected_attendees(
-        rules, meeting["type"], meeting.get("group_id"),
-        roster_at(session, meeting["branch_id"], meeting["held_at"]))]
+    data = meeting_dict(record, [], expected_ids(session, rules, record))
     uow.emit("meeting_scheduled", data)
     uow.commit()
     return data
@@ -294,33 +305,41 @@ def amend_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, changes: 
         record.quorum = prepared.quorum
         _store_attendance(session, record.meeting_id, prepared.rows)
     session.flush()
-    data = meeting_dict(record, prepared.rows if logged else [])
+    data = (meeting_dict(record, prepared.rows) if logged
+            else meeting_dict(record, [], expected_ids(session, rules, record)))
     uow.emit("meeting_amended", data)
     uow.commit()
     return data
 
 
-def cancel_meeting(uow: UnitOfWork, principal: Principal, cancel: dict) -> dict:
+def cancel_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, cancel: dict) -> dict:
     session = uow.session
     record = _visible_meeting(uow, principal, cancel["meeting_id"])
     if record.cancelled:
-        return meeting_dict(record, attendance_rows(session, record.meeting_id))
+        return _stored_meeting(session, rules, record)
     record.cancelled = True
     record.cancel_reason = cancel["reason"]
     record.revision += 1
     session.flush()
-    data = meeting_dict(record, attendance_rows(session, record.meeting_id))
+    data = _stored_meeting(session, rules, record)
     uow.emit("meeting_cancelled", data)
     uow.commit()
     return data
 
 
-def get_meeting(uow: UnitOfWork, principal: Principal, meeting_id: str) -> dict:
+def get_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting_id: str) -> dict:
     record = _visible_meeting(uow, principal, meeting_id)
-    return meeting_dict(record, attendance_rows(uow.session, meeting_id))
+    return _stored_meeting(uow.session, rules, record)
 
 
-def list_meetings(uow: UnitOfWork, principal: Principal, filters: dict, tz) -> dict:
+def _stored_meeting(session, rules: Rules, record: Meeting) -> dict:
+    if record.status == "scheduled":
+        return meeting_dict(record, [], expected_ids(session, rules, record))
+    return meeting_dict(record, attendance_rows(session, record.meeting_id))
+
+
+def list_meetings(uow: UnitOfWork, principal: Principal, rules: Rules, filters: dict,
+                  tz) -> dict:
     query = select(Meeting)
     if principal.org_id:
         query = query.where(Meeting.branch_path.like(f"%/{principal.org_id}/%"))
@@ -341,9 +360,9 @@ def list_meetings(uow: UnitOfWork, principal: Principal, filters: dict, tz) -> d
                               .limit(filters["limit"]).offset(filters["offset"])).all()
     items = []
     for record in records:
-        item = meeting_dict(record, [])
+        item = _stored_meeting(session, rules, record)
         item.pop("attendance")
-        item["summary"] = domain.attendance_summary(attendance_rows(session, record.meeting_id))
+        item.pop("expected", None)
         items.append(item)
     return {"items": items, "total": total}
 
@@ -421,7 +440,7 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
     """
     session = uow.session
     if isinstance(loaded, ValidationError):
-        return _reject(uow, event_type, body, event_id, loaded.errors, pending)
+        return _reject(uow, event_type, body, event_id, loaded.errors, pending, now)
     if event_type == "meeting_reported":
         prepared = prepare(session, rules, loaded, now, logged=True)
         errors, missing = prepared.errors, prepared.missing
@@ -444,7 +463,7 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
         errors = {**errors, "_waited": [f"still unknown after {wait_seconds:g}s: "
                                         f"{', '.join(sorted(set(missing)))}"]}
     if errors:
-        return _reject(uow, event_type, body, event_id, errors, pending)
+        return _reject(uow, event_type, body, event_id, errors, pending, now)
     try:
         if pending is not None:
             session.delete(pending)
@@ -455,7 +474,8 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
             result = log_activity(uow, None, loaded, now, source="intake")
     except Conflict as exc:
         uow.rollback()
-        return _reject(uow, event_type, body, event_id, {"_conflict": [str(exc)]}, pending)
+        return _reject(uow, event_type, body, event_id, {"_conflict": [str(exc)]}, pending,
+                       now)
     uow.commit()  # a repeat report stores nothing new, but the pending row must go
     return IntakeOutcome("accepted", result=result)
 
@@ -466,21 +486,37 @@ def _names_missing(message: str, missing: list[str]) -> bool:
 
 
 def _reject(uow: UnitOfWork, event_type: str, body: dict, event_id: str, reasons: dict,
-            pending: PendingIntake | None) -> IntakeOutcome:
+            pending: PendingIntake | None, now: datetime) -> IntakeOutcome:
     session = uow.session
     if pending is not None:
         session.delete(pending)
     if session.get(RejectedIntake, event_id) is None:
         session.add(RejectedIntake(event_id=event_id, event_type=event_type, body=body,
-                                   reasons=reasons, rejected_at=datetime.now(timezone.utc)))
+                                   reasons=reasons, rejected_at=now,
+                                   branch_path=_reported_branch_path(session, body, now)))
         uow.emit("intake_rejected", {"event_id": event_id, "event_type": event_type,
                                      "reasons": reasons, "report": body})
     uow.commit()
     return IntakeOutcome("rejected", reasons=reasons)
 
 
-def list_rejected_intake(uow: UnitOfWork, filters: dict) -> dict:
+def _reported_branch_path(session, body: dict, now: datetime) -> str | None:
+    """Where a rejected report belongs, if that can be told: its branch, or its member's."""
+    if not isinstance(body, dict):
+        return None
+    branch_id = body.get("branch_id")
+    if not branch_id and isinstance(body.get("member_id"), str):
+        person = people_at(session, [body["member_id"]], now).get(body["member_id"])
+        branch_id = person.branch_id if person else None
+    branch = session.get(OrgCopy, branch_id) if isinstance(branch_id, str) else None
+    return branch.path if branch is not None else None
+
+
+def list_rejected_intake(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
+    """Rejected reports; a scoped admin sees those of its subtree (not unplaceable ones)."""
     query = select(RejectedIntake)
+    if principal.org_id:
+        query = query.where(RejectedIntake.branch_path.like(f"%/{principal.org_id}/%"))
     if "event_type" in filters:
         query = query.where(RejectedIntake.event_type == filters["event_type"])
     session = uow.session

@@ -86,7 +86,7 @@ class MeetingsService:
     def cancel_meeting(self, cancel):
         payload = self._load(schemas.CancelSchema(), cancel)
         with self.store() as uow:
-            return registry.cancel_meeting(uow, self.auth.principal, payload)
+            return registry.cancel_meeting(uow, self.auth.principal, self.rules, payload)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*ADMINS)
@@ -99,21 +99,22 @@ class MeetingsService:
     @authorized(*READERS)
     def get_meeting(self, meeting_id):
         with self.store() as uow:
-            return registry.get_meeting(uow, self.auth.principal, meeting_id)
+            return registry.get_meeting(uow, self.auth.principal, self.rules, meeting_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_meetings(self, filters=None):
         payload = self._load(schemas.MeetingFilters(), filters or {})
         with self.store() as uow:
-            return registry.list_meetings(uow, self.auth.principal, payload, self.clock.tz)
+            return registry.list_meetings(uow, self.auth.principal, self.rules, payload,
+                                          self.clock.tz)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    @authorized("county_admin", "township_admin", "service")
+    @authorized(*READERS)
     def list_rejected_intake(self, filters=None):
         payload = self._load(schemas.RejectedFilters(), filters or {})
         with self.store() as uow:
-            return registry.list_rejected_intake(uow, payload)
+            return registry.list_rejected_intake(uow, self.auth.principal, payload)
 
     # -- events -------------------------------------------------------------------------------
     @subscribe("members")

@@ -28,7 +28,8 @@ def apply(session, envelope: Envelope, tz) -> None:
 
 def apply_meeting(session, meeting: dict, tz) -> bool:
     """Replace the meeting's lines by those of this revision, unless a newer one is known."""
-    seen = session.get(MeetingVersion, meeting["meeting_id"])
+    # Locked on PostgreSQL so two revisions handled at once are applied one after the other.
+    seen = session.get(MeetingVersion, meeting["meeting_id"], with_for_update=True)
     if seen is not None and seen.revision >= meeting["revision"]:
         return False
     if seen is None:

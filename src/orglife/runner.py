@@ -12,6 +12,8 @@ import argparse  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -34,12 +36,14 @@ def service_class(name: str):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("service", choices=sorted(SERVICE_CLASSES))
+    parser.add_argument("--relay-only", action="store_true",
+                        help="run only the service's outbox relay (started by the service "
+                             "itself when ORGLIFE_RELAY=process)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {args.service} %(levelname)s %(name)s: %(message)s")
+    role = "relay" if args.relay_only else "service"
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.service} {role} "
+                                                   "%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
-    runner = ServiceRunner(settings.nameko_config(args.service))
-    runner.add_service(service_class(args.service))
     stop = eventlet.event.Event()
 
     def request_stop(signum, frame):
@@ -48,10 +52,36 @@ def main(argv=None) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    if args.relay_only:
+        return run_relay(args.service, settings, stop)
+    config = settings.nameko_config(args.service)
+    relay_process = None
+    if settings.relay_mode == "process":
+        # The relay gets a process (and so a core) of its own; the lease in the database
+        # keeps it the only publisher, and the service's outbox rows wait for it.
+        relay_process = subprocess.Popen(
+            [sys.executable, "-m", "orglife.runner", args.service, "--relay-only"])
+    runner = ServiceRunner(config)
+    runner.add_service(service_class(args.service))
     runner.start()
-    logging.getLogger("orglife").info("%s running", args.service)
+    logging.getLogger("orglife").info("%s running (relay: %s)", args.service, settings.relay_mode)
     stop.wait()
     runner.stop()
+    if relay_process is not None:
+        relay_process.terminate()
+        relay_process.wait(timeout=15)
+
+
+def run_relay(service: str, settings, stop) -> None:
+    from orglife.common.db import make_engine
+    from orglife.common.outbox import OutboxRelay
+    backbone = importlib.import_module(f"services.{service}.models").backbone
+    relay = OutboxRelay(make_engine(settings.db_url(service)), backbone,
+                        settings.nameko_config(service)["AMQP_URI"], poll_interval=0.02)
+    worker = eventlet.spawn(relay.run)
+    stop.wait()
+    relay.stop()
+    worker.wait()
 
 
 if __name__ == "__main__":

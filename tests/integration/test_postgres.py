@@ -2,6 +2,7 @@
 import time
 
 import eventlet
+import eventlet.queue
 import pytest
 from sqlalchemy import text
 
@@ -58,9 +59,19 @@ def test_two_members_instances_on_postgresql_serve_calls_and_publish_each_event_
     peer = PeerQueue(vhost_uri, "members.events", ["member_registered"])
     admin = RpcAdmin(rpc_proxy())
     small_county(admin)
-    pool = eventlet.GreenPool(8)
+    # a standalone proxy serves one greenthread: a call checks one out, then returns it
+    idle = eventlet.queue.Queue()
+    for _ in range(8):
+        idle.put(RpcAdmin(rpc_proxy()))
+
+    def register(member):
+        caller = idle.get()
+        try:
+            return caller.register_member(member)
+        finally:
+            idle.put(caller)
     members = [{"member_id": f"pg{n}", "name": f"成员{n}", "branch_id": "b1"} for n in range(40)]
-    list(pool.imap(admin.register_member, members))
+    list(eventlet.GreenPool(8).imap(register, members))
     bodies = peer.drain(40)
     assert sorted(b["data"]["member_id"] for b in bodies) == sorted(m["member_id"] for m in members)
     eventlet.sleep(1.0)

@@ -192,3 +192,65 @@ def test_member_events_out_of_order_keep_every_version(meetings_worker):
     with admin.store() as uow:
         assert uow.session.scalar(select(func.count()).select_from(MemberCopy)
                                   .where(MemberCopy.member_id == "m1")) == 2
+
+
+def intake_envelope(event_type, data):
+    from orglife.common.envelope import Envelope
+    return Envelope.new("intake", event_type, data)
+
+
+def test_intake_accepts_waits_and_rejects(secretary, meetings_worker, meetings_store):
+    admin = meetings_worker()
+    good = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in1"))
+    admin.on_intake(good)
+    assert admin.get_meeting("in1")["source"] == "intake"
+    admin.on_intake(good)  # redelivered: nothing new
+    waiting = intake_envelope("meeting_reported", dict(
+        ASSEMBLY, meeting_id="in2",
+        attendance=ASSEMBLY["attendance"] + [{"member_id": "late", "status": "present"}]))
+    admin.on_intake(waiting)
+    assert admin.health()["intake_waiting"] == 1
+    with pytest.raises(NotFound):
+        admin.get_meeting("in2")
+    admin.on_members_event(member_event("late"))
+    admin.retry_waiting_intake()
+    assert admin.health()["intake_waiting"] == 0
+    assert "late" in {r["member_id"] for r in admin.get_meeting("in2")["attendance"]}
+    bad = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in3", type="picnic"))
+    admin.on_intake(bad)
+    other = intake_envelope("activity_reported", {"member_id": "n1", "kind": "volunteer",
+                                                  "held_at": "2027-02-01T09:00:00+08:00"})
+    admin.on_intake(other)
+    rejected = admin.list_rejected_intake({})
+    assert rejected["total"] == 2
+    assert rejected["items"][0]["rejected_at"] == "2026-11-20T02:00:00+00:00"  # the clock's now
+    types = [e["event_type"] for e in meetings_store.outbox_events()]
+    assert types.count("intake_rejected") == 2 and types.count("meeting_logged") == 2
+    # a scoped admin sees only the reports of its subtree
+    assert [r["event_id"] for r in secretary.list_rejected_intake({})["items"]] == [bad.event_id]
+    assert meetings_worker("township_admin", "t2").list_rejected_intake({})["total"] == 1
+
+
+def test_an_intake_report_still_unknown_after_its_wait_is_rejected(meetings_worker):
+    import time
+    admin = meetings_worker()
+    for envelope in village_branch_events():
+        admin.on_members_event(envelope)
+    report = intake_envelope("meeting_reported", dict(
+        ASSEMBLY, meeting_id="in4", attendance=[{"member_id": "ghost", "status": "present"}]))
+    admin.on_intake(report)
+    from services.meetings.models import PendingIntake
+    with admin.store() as uow:  # let its deadline pass without waiting minutes
+        uow.session.get(PendingIntake, report.event_id).deadline = time.time() - 1
+        uow.commit()
+    admin.retry_waiting_intake()
+    [item] = admin.list_rejected_intake({})["items"]
+    assert "ghost" in item["reasons"]["_waited"][0]
+
+
+def test_scheduled_meetings_show_who_is_expected(secretary):
+    secretary.schedule_meeting({"meeting_id": "s1", "branch_id": "b1", "type": "committee",
+                                "topic": "支委会", "held_at": "2026-12-03T09:00:00+08:00"})
+    assert secretary.get_meeting("s1")["expected"] == ["m1", "m2", "m3"]
+    [item] = secretary.list_meetings({"status": "scheduled"})["items"]
+    assert item["summary"]["expected"] == 3

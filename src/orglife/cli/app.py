@@ -60,8 +60,6 @@ def token_for(s: Settings, explicit: str | None = None) -> str:
 @contextmanager
 def rpc(service: str, token: str | None = None, timeout: float = 120.0):
     """A proxy to one service, carrying the caller's token; errors printed, not raised."""
-    import eventlet
-    eventlet.monkey_patch()
     from nameko.exceptions import RemoteError, UnknownService
     from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -118,7 +116,7 @@ def up(detach: bool = typer.Option(False, "--detach", help="Return once every se
        scale: list[str] = typer.Option([], "--scale", help="SERVICE=N instances, e.g. members=2")):
     """Start the broker (a private node unless ORGLIFE_AMQP_URI is set), migrate, run services."""
     import eventlet
-    eventlet.monkey_patch()
+
     from orglife import stack
     from orglife.broker import BootstrapError
 
@@ -160,8 +158,6 @@ def down():
 @app.command()
 def status(as_json: bool = JsonOpt):
     """Services, queue depths, outbox backlog and parked messages."""
-    import eventlet
-    eventlet.monkey_patch()
     from orglife import stack
     report = stack.status(settings())
     if as_json:
@@ -395,3 +391,8 @@ def member_import(path: Path = typer.Argument(..., exists=True, dir_okay=False),
 def main():
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     app()
+
+
+from orglife.cli import meetings as _meetings  # noqa: E402  (meeting, activity, intake commands)
+
+_meetings.register(app)

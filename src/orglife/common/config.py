@@ -30,6 +30,7 @@ class Settings:
     webhook_url: str | None = None
     token: str | None = None
     now: str | None = None  # fixed "now" (ISO 8601) for demos, tests and benchmarks
+    relay_mode: str = "inline"  # inline: a greenthread of the service; process: a process of its own
 
     def db_url(self, service: str) -> str:
         return self.db_urls.get(service) or f"sqlite:///{self.home / 'db' / f'{service}.db'}"
@@ -51,6 +52,7 @@ class Settings:
             "ORGLIFE_SMTP_URL": self.smtp_url,
             "ORGLIFE_SMS_URL": self.sms_url,
             "ORGLIFE_WEBHOOK_URL": self.webhook_url,
+            "ORGLIFE_RELAY": self.relay_mode,
             # nameko's own default heartbeat (60 s) is fine; prefetch follows max_workers.
             "max_workers": 10,
         }
@@ -90,4 +92,11 @@ def load_settings(env: dict | None = None) -> Settings:
         webhook_url=env.get("ORGLIFE_WEBHOOK_URL"),
         token=env.get("ORGLIFE_TOKEN"),
         now=env.get("ORGLIFE_NOW"),
+        relay_mode=_relay_mode(env.get("ORGLIFE_RELAY") or "inline"),
     )
+
+
+def _relay_mode(value: str) -> str:
+    if value not in ("inline", "process"):
+        raise ValueError(f"ORGLIFE_RELAY must be inline or process, not {value!r}")
+    return value

@@ -2,11 +2,27 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 ENVELOPE_FIELDS = ("event_id", "event_type", "schema_version", "occurred_at", "source", "data")
+
+
+# Event ids: random version-4 UUIDs. One os.urandom call per id is a system call per event
+# (slow under gVisor); a generator seeded from os.urandom per process gives the same
+# uniqueness for identifiers, which need no cryptographic secrecy.
+_ids = random.Random(os.urandom(32))
+_ids_pid = os.getpid()
+
+
+def new_event_id() -> str:
+    global _ids, _ids_pid
+    if os.getpid() != _ids_pid:  # a forked child must not repeat its parent's sequence
+        _ids, _ids_pid = random.Random(os.urandom(32)), os.getpid()
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
 class EnvelopeError(ValueError):
@@ -27,7 +43,7 @@ class Envelope:
             occurred_at: datetime | None = None) -> "Envelope":
         when = (occurred_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
         return cls(
-            event_id=str(uuid.uuid4()),
+            event_id=new_event_id(),
             event_type=event_type,
             schema_version=schema_version,
             occurred_at=when.isoformat().replace("+00:00", "Z"),

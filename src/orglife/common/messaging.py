@@ -17,6 +17,7 @@ that fails, the message is rejected without requeue and the broker dead-letters 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from functools import partial
 
@@ -83,6 +84,8 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         with Connection(self.amqp_uri) as conn:
             declare_topology(conn.channel(), [self.subscription])
         self._parking_connection = None
+        # One parking channel, used by one greenthread at a time (a channel is not shareable).
+        self._parking_lock = threading.Lock()
         self.queue_consumer.register_provider(self)
 
     def stop(self):
@@ -154,17 +157,18 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
             "x-original-routing-key": message.delivery_info.get("routing_key", ""),
         })
         try:
-            if self._parking_connection is None:
-                self._parking_connection = Connection(
-                    self.amqp_uri, transport_options={"confirm_publish": True})
-            producer = Producer(self._parking_connection.default_channel)
-            producer.publish(
-                message.body, exchange=PARKING_EXCHANGE, routing_key=self.queue.name,
-                headers=headers, delivery_mode=2,
-                content_type=message.content_type or "application/octet-stream",
-                content_encoding=message.content_encoding or "binary",
-                retry=True, retry_policy={"max_retries": 3},
-            )
+            with self._parking_lock:
+                if self._parking_connection is None:
+                    self._parking_connection = Connection(
+                        self.amqp_uri, transport_options={"confirm_publish": True})
+                producer = Producer(self._parking_connection.default_channel)
+                producer.publish(
+                    message.body, exchange=PARKING_EXCHANGE, routing_key=self.queue.name,
+                    headers=headers, delivery_mode=2,
+                    content_type=message.content_type or "application/octet-stream",
+                    content_encoding=message.content_encoding or "binary",
+                    retry=True, retry_policy={"max_retries": 3},
+                )
         except Exception as exc:
             log.error("could not publish to the parking queue (%s); rejecting instead", exc)
             self._parking_connection = None

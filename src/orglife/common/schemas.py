@@ -14,10 +14,8 @@ from .errors import ValidationError
 # The county's time zone while a payload is loaded (instants without an offset are read in it).
 COUNTY_TZ: ContextVar[str] = ContextVar("county_tz", default="Asia/Shanghai")
 
-ID = validate.And(
-    validate.Length(min=1, max=64),
-    validate.Regexp(r"^[^/\s]+$", error="must not contain '/' or spaces"),
-)
+ID = validate.Regexp(r"^[^/\s]{1,64}\Z",
+                    error="must be 1 to 64 characters, without '/' or spaces")
 TRUTHY = {True, 1, "1", "true", "True", "TRUE", "yes", "Yes", "y", "Y", "是", "√"}
 FALSY = {False, 0, "0", "false", "False", "FALSE", "no", "No", "n", "N", "否", ""}
 

@@ -26,6 +26,8 @@ class Store(DependencyProvider):
                                  subscriptions=config.get("ORGLIFE_SUBSCRIPTIONS"))
 
     def start(self):
+        if self.container.config.get("ORGLIFE_RELAY") == "process":
+            return  # `orglife.runner SERVICE --relay-only` publishes this outbox
         if self.run_relay:
             self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
 

@@ -1,0 +1,188 @@
+"""What every benchmark needs: a broker vhost of its own, services as real processes, RSS.
+
+Services run exactly as `orglife up` runs them (`python -m orglife.runner NAME`), each in its
+own process, so the figures include nameko, the broker round trips and the databases.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
+
+from orglife.broker import PrivateBroker, ensure_rabbitmq_installed  # noqa: E402
+from orglife.common.auth import mint_token  # noqa: E402
+from orglife.common.migrate import upgrade  # noqa: E402
+
+SECRET = "benchmark-secret-0123456789-abcdefghij"
+FIXED_NOW = "2026-11-20T10:00:00+08:00"
+
+
+class Bench:
+    def __init__(self, name: str):
+        self.name = name
+        self.home = REPO / ".orglife-bench"
+        self.work = self.home / name
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        ensure_rabbitmq_installed()
+        self.broker = PrivateBroker(self.home)
+        self.broker_was_running = self.broker.running()
+        self.broker.start()
+        self.vhost = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        self.broker.create_vhost(self.vhost)
+        self.amqp_uri = self.broker.amqp_uri.rstrip("/") + "/" + self.vhost
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.token = mint_token(SECRET, "bench", "county_admin")
+
+    def db_url(self, service: str) -> str:
+        return f"sqlite:///{self.work / (service + '.db')}"
+
+    def start(self, *services: str) -> None:
+        env = dict(os.environ, ORGLIFE_AMQP_URI=self.amqp_uri, ORGLIFE_SECRET=SECRET,
+                   ORGLIFE_HOME=str(self.work), ORGLIFE_NOW=FIXED_NOW,
+                   PYTHONPATH=f"{REPO / 'src'}:{REPO}")
+        for service in services:
+            upgrade(service, self.db_url(service))
+            env[f"ORGLIFE_{service.upper()}_DB_URL"] = self.db_url(service)
+        for service in services:
+            log = open(self.work / f"{service}.log", "ab")
+            self.processes[service] = subprocess.Popen(
+                [sys.executable, "-m", "orglife.runner", service], env=env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        for service in services:
+            while not self.ping(service):
+                if self.processes[service].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{service} did not start; see {self.work}/{service}.log")
+                time.sleep(0.2)
+
+    def rpc(self, timeout: float = 600):
+        from nameko.standalone.rpc import ClusterRpcProxy
+        return ClusterRpcProxy({"AMQP_URI": self.amqp_uri},
+                               context_data={"authorization": f"Bearer {self.token}"},
+                               timeout=timeout)
+
+    def ping(self, service: str):
+        try:
+            with self.rpc(timeout=2) as cluster:
+                return getattr(cluster, service).health()
+        except Exception:
+            return None
+
+    def peak_rss_mb(self, service: str) -> float:
+        """VmHWM: the process's peak resident set, as the kernel counted it."""
+        status = Path(f"/proc/{self.processes[service].pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def close(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+        try:
+            self.broker.delete_vhost(self.vhost)
+        finally:
+            if not self.broker_was_running:
+                self.broker.stop()
+
+
+class PeerCounter:
+    """A peer that is not nameko: a durable queue bound to one event type, counted as it
+    arrives and acknowledged in batches (basic.ack multiple), as a high-volume consumer does."""
+
+    def __init__(self, amqp_uri: str, source: str, event_type: str, expected: int,
+                 queue: str | None = None, prefetch: int = 1000):
+        from kombu import Connection
+        from orglife.common.topology import event_exchange
+        self.expected = expected
+        self.count = 0
+        self.first = self.last = None
+        self.seen: dict[str, float] = {}
+        self.connection = Connection(amqp_uri)
+        self.connection.connect()
+        self.channel = self.connection.connection.channel()
+        name = queue or f"bench-peer-{event_type}"
+        event_exchange(source)(self.channel).declare()
+        self.channel.queue_declare(name, durable=True, auto_delete=False)
+        self.channel.queue_bind(name, exchange=f"{source}.events", routing_key=event_type)
+        self.channel.basic_qos(0, prefetch, False)
+        self.channel.basic_consume(name, callback=self._on_message)
+        self._unacked = 0
+
+    def _on_message(self, message):
+        now = time.monotonic()
+        self.first = self.first or now
+        self.last = now
+        self.count += 1
+        self._unacked += 1
+        if self._unacked >= 200 or self.count >= self.expected:
+            self.channel.basic_ack(message.delivery_tag, multiple=True)
+            self._unacked = 0
+
+    def run(self, timeout: float = 900) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < self.expected and time.monotonic() < deadline:
+            try:
+                self.connection.connection.drain_events(timeout=1)
+            except Exception:  # socket timeout: nothing arrived this second
+                pass
+        self.connection.release()
+
+
+def concurrent_calls(bench: Bench, service: str, method: str, payloads, proxies: int = 8):
+    """Call one RPC for each payload, `proxies` at a time: a nameko 2.14 standalone proxy
+    serves one greenthread, so each concurrent caller gets a proxy of its own."""
+    import eventlet
+    from eventlet.queue import Queue as GreenQueue
+    idle = GreenQueue()
+    opened = [bench.rpc() for _ in range(proxies)]
+    for proxy in opened:
+        idle.put(proxy.start())
+
+    def call(payload):
+        cluster = idle.get()
+        try:
+            return getattr(getattr(cluster, service), method)(payload)
+        finally:
+            idle.put(cluster)
+    try:
+        return list(eventlet.GreenPool(proxies).imap(call, payloads))
+    finally:
+        for proxy in opened:
+            proxy.stop()
+
+
+def register_county_organizations(bench: Bench, organizations) -> None:
+    """Parents first; each level registered concurrently."""
+    by_depth: dict[int, list] = {}
+    depth = {}
+    for org in organizations:
+        depth[org["org_id"]] = depth.get(org.get("parent_id"), -1) + 1
+        by_depth.setdefault(depth[org["org_id"]], []).append(org)
+    for level in sorted(by_depth):
+        concurrent_calls(bench, "members", "register_organization", by_depth[level])
+
+
+def print_figures(title: str, figures: dict) -> None:
+    import json
+    print(f"\n== {title} ==")
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+        print(f"{key:<{width}}  {shown}")
+    print("json: " + json.dumps(figures, ensure_ascii=False))
