@@ -26,8 +26,9 @@ FIXED_NOW = "2026-11-20T10:00:00+08:00"
 
 
 class Bench:
-    def __init__(self, name: str):
+    def __init__(self, name: str, now: str = FIXED_NOW):
         self.name = name
+        self.now = now
         self.home = REPO / ".orglife-bench"
         self.work = self.home / name
         shutil.rmtree(self.work, ignore_errors=True)
@@ -47,7 +48,7 @@ class Bench:
 
     def start(self, *services: str) -> None:
         env = dict(os.environ, ORGLIFE_AMQP_URI=self.amqp_uri, ORGLIFE_SECRET=SECRET,
-                   ORGLIFE_HOME=str(self.work), ORGLIFE_NOW=FIXED_NOW,
+                   ORGLIFE_HOME=str(self.work), ORGLIFE_NOW=self.now,
                    PYTHONPATH=f"{REPO / 'src'}:{REPO}")
         for service in services:
             upgrade(service, self.db_url(service))

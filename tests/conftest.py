@@ -258,11 +258,13 @@ def meetings_store(tmp_path):
 def meetings_worker(meetings_store, clock):
     """A MeetingsService worker on a real SQLite database."""
     from orglife.common.rules import load_rules
+    from services.meetings.registry import RosterCache
     from services.meetings.service import MeetingsService
+    rosters = RosterCache()  # one per service instance, shared by its workers
 
     def make(role="county_admin", org_id=None):
         return worker_factory(MeetingsService, store=meetings_store, auth=auth_as(role, org_id),
-                              clock=clock, rules=load_rules())
+                              clock=clock, rules=load_rules(), rosters=rosters)
     return make
 
 

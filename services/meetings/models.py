@@ -54,6 +54,16 @@ class MemberCopy(Base):
     mobile: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class CopyWatermark(Base):
+    """A counter bumped in every transaction that changes the copy of members, so each
+    instance can tell whether its cached rosters are still those of the database."""
+
+    __tablename__ = "copy_watermark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+
+
 class Meeting(Base):
     __tablename__ = "meetings"
 

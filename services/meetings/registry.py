@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
@@ -17,7 +18,10 @@ from orglife.common.rules import Rules
 
 from . import domain
 from .domain import Person
-from .models import Activity, Attendance, Meeting, MemberCopy, OrgCopy, PendingIntake, RejectedIntake
+from .models import (
+    Activity, Attendance, CopyWatermark, Meeting, MemberCopy, OrgCopy, PendingIntake,
+    RejectedIntake,
+)
 
 EPOCH = datetime(1900, 1, 1, tzinfo=timezone.utc)
 ID_NAMESPACE = uuid.UUID("0b7f5c1e-8d2a-4c3b-9e61-5a4f3d2c1b00")
@@ -64,34 +68,98 @@ def apply_member(uow: UnitOfWork, envelope: Envelope, tz) -> None:
     ))
 
 
-def _person(row: MemberCopy) -> Person:
-    return Person(row.member_id, row.branch_id, row.group_id, row.status,
-                  bool(row.committee_member), bool(row.no_vote))
+PERSON_COLUMNS = (MemberCopy.member_id, MemberCopy.version, MemberCopy.valid_from,
+                  MemberCopy.branch_id, MemberCopy.group_id, MemberCopy.status,
+                  MemberCopy.committee_member, MemberCopy.no_vote)
+
+
+def _choose(rows, at: datetime) -> dict[str, Person]:
+    """Per member, the version in force at `at` (their earliest one if they came later)."""
+    chosen: dict[str, tuple] = {}
+    for member_id, version, valid_from, branch_id, group_id, status, committee, no_vote in rows:
+        since = as_utc(valid_from)
+        key = (1, since, version) if since <= at else (0, -since.timestamp(), -version)
+        if member_id not in chosen or key > chosen[member_id][0]:
+            chosen[member_id] = (key, Person(member_id, branch_id, group_id, status,
+                                             bool(committee), bool(no_vote)))
+    return {member_id: person for member_id, (_, person) in chosen.items()}
 
 
 def people_at(session, member_ids, at: datetime) -> dict[str, Person]:
-    """Each known member as they were at `at` (their earliest version if they came later)."""
-    chosen: dict[str, tuple] = {}
+    """Each known member as they were at `at`."""
     ids = list(member_ids)
+    rows = []
     for start in range(0, len(ids), 500):
-        rows = session.scalars(select(MemberCopy).where(
-            MemberCopy.member_id.in_(ids[start:start + 500])))
-        for row in rows:
-            valid = as_utc(row.valid_from) <= at
-            key = (valid, as_utc(row.valid_from) if valid else -as_utc(row.valid_from).timestamp(),
-                   row.version if valid else -row.version)
-            if row.member_id not in chosen or key > chosen[row.member_id][0]:
-                chosen[row.member_id] = (key, row)
-    return {member_id: _person(row) for member_id, (key, row) in chosen.items()}
+        rows += session.execute(select(*PERSON_COLUMNS).where(
+            MemberCopy.member_id.in_(ids[start:start + 500]))).all()
+    return _choose(rows, at)
+
+
+def bump_watermark(session) -> None:
+    """Call in every transaction that changes the copy of members (see CopyWatermark)."""
+    if session.execute(update(CopyWatermark).where(CopyWatermark.id == 1)
+                       .values(seq=CopyWatermark.seq + 1)).rowcount == 0:
+        session.add(CopyWatermark(id=1, seq=1))
+
+
+class RosterCache:
+    """Every version of the members who ever belonged to a branch, per branch, as of a
+    watermark; emptied as soon as the database's watermark moves."""
+
+    def __init__(self):
+        self.watermark = None
+        self.rows: dict[str, list] = {}
+        self.orgs: dict[str, OrgCopy | None] = {}
+        self._checked_in = None
+
+    def check(self, session) -> None:
+        """Once per transaction: drop everything if the copy changed since it was cached."""
+        if self._checked_in is session.get_transaction():
+            return
+        seq = session.scalar(select(CopyWatermark.seq).where(CopyWatermark.id == 1))
+        if seq != self.watermark:
+            self.rows.clear()
+            self.orgs.clear()
+            self.watermark = seq
+        self._checked_in = session.get_transaction()
+
+    def org(self, session, org_id: str) -> OrgCopy | None:
+        if org_id not in self.orgs:
+            org = session.get(OrgCopy, org_id)
+            if org is not None:
+                session.expunge(org)  # kept across sessions, read only
+            self.orgs[org_id] = org
+        return self.orgs[org_id]
+
+    def branch_rows(self, session, branch_id: str) -> list:
+        if branch_id not in self.rows:
+            self.rows[branch_id] = _branch_rows(session, branch_id)
+        return self.rows[branch_id]
+
+
+def _branch_rows(session, branch_id: str) -> list:
+    ever_in_branch = select(MemberCopy.member_id).where(MemberCopy.branch_id == branch_id)
+    return session.execute(select(*PERSON_COLUMNS)
+                           .where(MemberCopy.member_id.in_(ever_in_branch))).all()
+
+
+def branch_people_at(session, branch_id: str, listed_ids, at: datetime,
+                     cache: RosterCache | None = None):
+    """(the branch's active members at `at`, the listed members as they were then)."""
+    listed = list(listed_ids)
+    rows = cache.branch_rows(session, branch_id) if cache else _branch_rows(session, branch_id)
+    people = _choose(rows, at)
+    visitors = [m for m in listed if m not in people]
+    if visitors:  # members of other branches (or unknown): looked up one by one batch
+        people.update(people_at(session, visitors, at))
+    roster = sorted((p for p in people.values() if p.branch_id == branch_id and p.active),
+                    key=lambda p: p.member_id)
+    return roster, {m: people[m] for m in listed if m in people}
 
 
 def roster_at(session, branch_id: str, at: datetime) -> list[Person]:
     """The branch's active members at `at`: everyone whose version then was in this branch."""
-    candidates = session.scalars(
-        select(MemberCopy.member_id).where(MemberCopy.branch_id == branch_id).distinct()).all()
-    people = people_at(session, candidates, at)
-    return sorted((p for p in people.values() if p.branch_id == branch_id and p.active),
-                  key=lambda p: p.member_id)
+    return branch_people_at(session, branch_id, [], at)[0]
 
 
 # -- meetings --------------------------------------------------------------------------------
@@ -106,21 +174,28 @@ class Prepared:
     quorum: dict | None = None
 
 
-def prepare(session, rules: Rules, meeting: dict, now: datetime, logged: bool) -> Prepared:
+def prepare(session, rules: Rules, meeting: dict, now: datetime, logged: bool,
+            cache: RosterCache | None = None) -> Prepared:
     result = Prepared()
-    branch = session.get(OrgCopy, meeting["branch_id"])
-    group = session.get(OrgCopy, meeting["group_id"]) if meeting.get("group_id") else None
+    if cache is not None:
+        cache.check(session)
+        org = partial(cache.org, session)
+    else:
+        org = partial(session.get, OrgCopy)
+    branch = org(meeting["branch_id"])
+    group = org(meeting["group_id"]) if meeting.get("group_id") else None
     if branch is None:
         result.missing.append(meeting["branch_id"])
     if meeting.get("group_id") and group is None:
         result.missing.append(meeting["group_id"])
-    roster = roster_at(session, branch.org_id, meeting["held_at"]) if branch else []
+    listed = meeting.get("attendance") or []
+    roster, known = (branch_people_at(session, branch.org_id,
+                                      {entry["member_id"] for entry in listed},
+                                      meeting["held_at"], cache) if branch else ([], {}))
     result.branch = branch
     result.errors.update(domain.check_time(meeting["held_at"], now, logged))
     result.errors.update(domain.check_placement(meeting, branch, group, roster))
     if logged and branch is not None and branch.kind == "branch":
-        listed = meeting.get("attendance") or []
-        known = people_at(session, {entry["member_id"] for entry in listed}, meeting["held_at"])
         built = domain.build_attendance(rules, meeting["type"], branch.org_id,
                                         meeting.get("group_id"), roster, listed, known)
         result.rows = built.rows
@@ -170,8 +245,9 @@ def attendance_rows(session, meeting_id: str) -> list[dict]:
              "expected": bool(r.expected), "visiting": bool(r.visiting)} for r in rows]
 
 
-def _store_attendance(session, meeting_id: str, rows: list[dict]) -> None:
-    session.execute(delete(Attendance).where(Attendance.meeting_id == meeting_id))
+def _store_attendance(session, meeting_id: str, rows: list[dict], replace: bool = True) -> None:
+    if replace:
+        session.execute(delete(Attendance).where(Attendance.meeting_id == meeting_id))
     if rows:
         session.execute(Attendance.__table__.insert(),
                         [{"meeting_id": meeting_id, **row} for row in rows])
@@ -253,7 +329,7 @@ def log_meeting(uow: UnitOfWork, principal: Principal | None, rules: Rules, meet
     record.source = source
     record.report_digest = digest
     session.flush()
-    _store_attendance(session, meeting_id, prepared.rows)
+    _store_attendance(session, meeting_id, prepared.rows, replace=existing is not None)
     data = meeting_dict(record, prepared.rows)
     uow.emit("meeting_logged", data)
     uow.commit()
@@ -432,7 +508,7 @@ class IntakeOutcome:
 
 def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, event_id: str,
                   loaded: dict | ValidationError, now: datetime, pending: PendingIntake | None,
-                  wait_seconds: float) -> IntakeOutcome:
+                  wait_seconds: float, cache: RosterCache | None = None) -> IntakeOutcome:
     """Accept, keep waiting, or reject one intake report (in the caller's unit of work).
 
     A report naming members or organizations meetings does not know yet waits for their
@@ -442,7 +518,7 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
     if isinstance(loaded, ValidationError):
         return _reject(uow, event_type, body, event_id, loaded.errors, pending, now)
     if event_type == "meeting_reported":
-        prepared = prepare(session, rules, loaded, now, logged=True)
+        prepared = prepare(session, rules, loaded, now, logged=True, cache=cache)
         errors, missing = prepared.errors, prepared.missing
     else:
         prepared = None
@@ -464,19 +540,20 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
                                         f"{', '.join(sorted(set(missing)))}"]}
     if errors:
         return _reject(uow, event_type, body, event_id, errors, pending, now)
+    # log_meeting and log_activity raise before writing anything, so a Conflict leaves this
+    # unit of work (and the batch it may be part of) clean for the rejection.
     try:
-        if pending is not None:
-            session.delete(pending)
         if event_type == "meeting_reported":
             result = log_meeting(uow, None, rules, loaded, now, source="intake",
                                  prepared=prepared)
         else:
             result = log_activity(uow, None, loaded, now, source="intake")
     except Conflict as exc:
-        uow.rollback()
         return _reject(uow, event_type, body, event_id, {"_conflict": [str(exc)]}, pending,
                        now)
-    uow.commit()  # a repeat report stores nothing new, but the pending row must go
+    if pending is not None:
+        session.delete(pending)
+    uow.commit()  # a repeat report stores nothing new, but its inbox and pending rows must
     return IntakeOutcome("accepted", result=result)
 
 

@@ -11,7 +11,7 @@ import logging
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 
 from orglife.common.auth import ADMINS, READERS, Auth, authorized
 from orglife.common.clock import ClockProvider
@@ -22,9 +22,13 @@ from orglife.common.schemas import load
 from orglife.common.store import Store
 
 from . import registry, schemas
-from .models import PendingIntake, backbone
+from .models import MemberCopy, PendingIntake, backbone
 
 log = logging.getLogger(__name__)
+
+# Built once: a marshmallow schema deep-copies its fields when constructed.
+INTAKE_SCHEMAS = {"meeting_reported": schemas.LogSchema(),
+                  "activity_reported": schemas.ActivitySchema()}
 
 
 class RulesProvider(DependencyProvider):
@@ -37,6 +41,16 @@ class RulesProvider(DependencyProvider):
         return self.rules
 
 
+class RosterCacheProvider(DependencyProvider):
+    """One roster cache per service instance (see registry.RosterCache)."""
+
+    def setup(self):
+        self.cache = registry.RosterCache()
+
+    def get_dependency(self, worker_ctx):
+        return self.cache
+
+
 class MeetingsService:
     name = "meetings"
 
@@ -44,6 +58,7 @@ class MeetingsService:
     auth = Auth()
     clock = ClockProvider()
     rules = RulesProvider()
+    rosters = RosterCacheProvider()
 
     def _load(self, schema, payload):
         return load(schema, payload, tz=self.clock.tz.key)
@@ -52,9 +67,10 @@ class MeetingsService:
     def health(self):
         """Liveness, outbox backlog and waiting intake for `orglife status` (no token)."""
         with self.store() as uow:
-            waiting = len(uow.session.scalars(select(PendingIntake.event_id)).all())
+            waiting = uow.session.scalar(select(func.count()).select_from(PendingIntake))
+            known = uow.session.scalar(select(func.count(distinct(MemberCopy.member_id))))
         return {"service": self.name, "ok": True, "outbox_backlog": self.store.outbox_backlog(),
-                "intake_waiting": waiting}
+                "intake_waiting": waiting, "known_members": known}
 
     # -- meetings -----------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -117,36 +133,44 @@ class MeetingsService:
             return registry.list_rejected_intake(uow, self.auth.principal, payload)
 
     # -- events -------------------------------------------------------------------------------
-    @subscribe("members")
-    def on_members_event(self, envelope):
+    @subscribe("members", batch_size=200)
+    def on_members_events(self, envelopes):
         """Keep the copy of organizations and members (highest version wins)."""
         with self.store() as uow:
-            if not uow.first_time(envelope):
-                return
-            if envelope.event_type == "organization_registered":
-                registry.apply_organization(uow, envelope.data)
-            else:
-                registry.apply_member(uow, envelope, self.clock.tz)
+            for envelope in envelopes:
+                if not uow.first_time(envelope):
+                    continue
+                if envelope.event_type == "organization_registered":
+                    registry.apply_organization(uow, envelope.data)
+                    uow.session.flush()  # a group's branch may come in the same batch
+                else:
+                    registry.apply_member(uow, envelope, self.clock.tz)
+            registry.bump_watermark(uow.session)
             uow.commit()
 
-    @subscribe("intake")
-    def on_intake(self, envelope):
-        """A meeting or activity reported by another system, checked as log_meeting checks."""
-        with self.store() as uow:
-            if not uow.first_time(envelope):
-                return
-            outcome = self._intake(uow, envelope.event_type, envelope.data, envelope.event_id)
-        if outcome.status == "rejected":
-            log.info("intake %s rejected: %s", envelope.event_id, sorted(outcome.reasons))
+    @subscribe("intake", batch_size=50)
+    def on_intake(self, envelopes):
+        """Meetings and activities reported by other systems, checked as log_meeting checks;
+        a batch of reports is stored in one transaction."""
+        with self.store() as uow, uow.batch():
+            for envelope in envelopes:
+                if not uow.first_time(envelope):
+                    continue
+                outcome = self._intake(uow, envelope.event_type, envelope.data,
+                                       envelope.event_id)
+                if outcome.status == "rejected":
+                    log.info("intake %s rejected: %s", envelope.event_id,
+                             sorted(outcome.reasons))
 
     def _intake(self, uow, event_type, body, event_id, pending=None):
-        schema = schemas.LogSchema() if event_type == "meeting_reported" else schemas.ActivitySchema()
+        schema = INTAKE_SCHEMAS[event_type]
         try:
             loaded = self._load(schema, body)
         except ValidationError as exc:
             loaded = exc
         return registry.handle_intake(uow, self.rules, event_type, body, event_id, loaded,
-                                      self.clock.now(), pending, self.rules.intake_wait_seconds)
+                                      self.clock.now(), pending, self.rules.intake_wait_seconds,
+                                      self.rosters)
 
     @timer(interval=1.0)
     def retry_waiting_intake(self):

@@ -68,6 +68,8 @@ class Participation(Base):
 
 
 Index("ix_participation_member_held", Participation.member_id, Participation.held_at)
+# A new revision replaces a meeting's lines: found by `ref` without scanning every record.
+Index("ix_participation_ref", Participation.ref)
 
 
 class MeetingVersion(Base):

@@ -108,11 +108,11 @@ class MembersService:
             return registry.transfer_member(uow, self.auth.principal, payload, self.clock.today())
 
     # -- events -------------------------------------------------------------------------------
-    @subscribe("meetings")
-    def on_meetings_event(self, envelope):
+    @subscribe("meetings", batch_size=100)
+    def on_meetings_events(self, envelopes):
         """Keep each member's participation record (highest meeting revision wins)."""
         with self.store() as uow:
-            if not uow.first_time(envelope):
-                return
-            participation.apply(uow.session, envelope, self.clock.tz)
+            for envelope in envelopes:
+                if uow.first_time(envelope):
+                    participation.apply(uow.session, envelope, self.clock.tz)
             uow.commit()

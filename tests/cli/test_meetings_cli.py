@@ -132,8 +132,8 @@ def meetings_service(container_factory, vhost_uri, tmp_path):
                                   service_config("meetings", vhost_uri, db_url, tmp_path))
     container.start()
     for envelope in village_branch_events():
-        with entrypoint_hook(container, "on_members_event") as handle:
-            handle(envelope)
+        with entrypoint_hook(container, "on_members_events") as handle:
+            handle([envelope])
     return db_url
 
 

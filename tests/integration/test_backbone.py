@@ -195,3 +195,52 @@ def test_errors_cross_rpc_typed_and_calls_are_authenticated(members, rpc_proxy):
     with pytest.raises(Forbidden):
         township.members.register_member({"name": "张伟", "branch_id": "b1"})
     assert township.members.list_organizations({})["total"] == 2
+
+
+BATCH_SUB = Subscription("batchledger", "members", ("member_registered",))
+BATCHES = []
+
+
+class BatchLedgerService:
+    """A batching consumer: one transaction per batch, falling back to one by one."""
+
+    name = "batchledger"
+    store = Store(ledger_backbone, relay=False)
+
+    @subscribe("members", batch_size=20, batch_wait=0.2, retry_delay=0.01)
+    def on_members_events(self, envelopes):
+        BATCHES.append(len(envelopes))
+        with self.store() as uow:
+            for envelope in envelopes:
+                if envelope.data.get("name") == "EXPLODE":
+                    raise RuntimeError("poisoned message")
+                if uow.first_time(envelope):
+                    uow.session.execute(applied.insert().values(
+                        event_id=envelope.event_id, member_id=envelope.data.get("member_id")))
+            uow.commit()
+
+
+def test_a_batch_is_one_transaction_and_a_poisoned_message_does_not_hold_back_the_rest(
+        container_factory, vhost_uri, tmp_path, ledger_db):
+    config = service_config("batchledger", vhost_uri, ledger_db[0], tmp_path,
+                            subscriptions=TOPOLOGY + [BATCH_SUB])
+    container_factory(BatchLedgerService, config).start()
+    BATCHES.clear()
+    envelopes = [Envelope.new("members", "member_registered", {"member_id": f"b{n}",
+                                                               "name": f"成员{n}"})
+                 for n in range(40)]
+    envelopes[7] = Envelope.new("members", "member_registered", {"member_id": "bad",
+                                                                 "name": "EXPLODE"})
+    from kombu import Connection, Producer
+    with Connection(vhost_uri, transport_options={"confirm_publish": True}) as conn:
+        producer = Producer(conn.channel())
+        for envelope in envelopes + [envelopes[3]]:  # and one duplicate delivery
+            producer.publish(envelope.to_json(), exchange="members.events",
+                             routing_key="member_registered", content_type="application/json",
+                             delivery_mode=2)
+    wait_for(lambda: len(applied_rows(ledger_db[1])) == 39, message="39 good events applied")
+    [parked] = parked_messages(vhost_uri, BATCH_SUB.parking_queue_name, 1)
+    assert "poisoned message" in parked.headers["x-parked-reason"]
+    assert sorted(m for _, m in applied_rows(ledger_db[1])) == sorted(
+        e.data["member_id"] for e in envelopes if e.data["name"] != "EXPLODE")
+    assert max(BATCHES) > 1  # messages really were handled in batches

@@ -17,7 +17,7 @@ def snapshot(store):
 def secretary(meetings_worker):
     admin = meetings_worker()
     for envelope in village_branch_events():
-        admin.on_members_event(envelope)
+        admin.on_members_events([envelope])
     return meetings_worker("branch_secretary", "b1")
 
 
@@ -171,7 +171,7 @@ def test_transferred_member_is_expected_by_the_branch_they_were_in_on_the_day(se
     moved = member_event("m9", "b2", version=2, event_type="member_transferred")
     moved = Envelope(moved.event_id, moved.event_type, 1, "2026-11-15T00:00:00Z", "members",
                      moved.data)
-    meetings_worker().on_members_event(moved)
+    meetings_worker().on_members_events([moved])
     before = secretary.log_meeting(dict(ASSEMBLY, meeting_id="early",
                                         held_at="2026-11-10T19:30:00+08:00"))
     after = secretary.log_meeting(dict(ASSEMBLY, meeting_id="late",
@@ -183,10 +183,10 @@ def test_transferred_member_is_expected_by_the_branch_they_were_in_on_the_day(se
 def test_member_events_out_of_order_keep_every_version(meetings_worker):
     admin = meetings_worker()
     for envelope in village_branch_events():
-        admin.on_members_event(envelope)
+        admin.on_members_events([envelope])
     update = member_event("m1", version=2, committee_member=False)
-    admin.on_members_event(update)
-    admin.on_members_event(update)  # a redelivery
+    admin.on_members_events([update])
+    admin.on_members_events([update])  # a redelivery
     from sqlalchemy import func, select
     from services.meetings.models import MemberCopy
     with admin.store() as uow:
@@ -202,25 +202,25 @@ def intake_envelope(event_type, data):
 def test_intake_accepts_waits_and_rejects(secretary, meetings_worker, meetings_store):
     admin = meetings_worker()
     good = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in1"))
-    admin.on_intake(good)
+    admin.on_intake([good])
     assert admin.get_meeting("in1")["source"] == "intake"
-    admin.on_intake(good)  # redelivered: nothing new
+    admin.on_intake([good])  # redelivered: nothing new
     waiting = intake_envelope("meeting_reported", dict(
         ASSEMBLY, meeting_id="in2",
         attendance=ASSEMBLY["attendance"] + [{"member_id": "late", "status": "present"}]))
-    admin.on_intake(waiting)
+    admin.on_intake([waiting])
     assert admin.health()["intake_waiting"] == 1
     with pytest.raises(NotFound):
         admin.get_meeting("in2")
-    admin.on_members_event(member_event("late"))
+    admin.on_members_events([member_event("late")])
     admin.retry_waiting_intake()
     assert admin.health()["intake_waiting"] == 0
     assert "late" in {r["member_id"] for r in admin.get_meeting("in2")["attendance"]}
     bad = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in3", type="picnic"))
-    admin.on_intake(bad)
+    admin.on_intake([bad])
     other = intake_envelope("activity_reported", {"member_id": "n1", "kind": "volunteer",
                                                   "held_at": "2027-02-01T09:00:00+08:00"})
-    admin.on_intake(other)
+    admin.on_intake([other])
     rejected = admin.list_rejected_intake({})
     assert rejected["total"] == 2
     assert rejected["items"][0]["rejected_at"] == "2026-11-20T02:00:00+00:00"  # the clock's now
@@ -235,10 +235,10 @@ def test_an_intake_report_still_unknown_after_its_wait_is_rejected(meetings_work
     import time
     admin = meetings_worker()
     for envelope in village_branch_events():
-        admin.on_members_event(envelope)
+        admin.on_members_events([envelope])
     report = intake_envelope("meeting_reported", dict(
         ASSEMBLY, meeting_id="in4", attendance=[{"member_id": "ghost", "status": "present"}]))
-    admin.on_intake(report)
+    admin.on_intake([report])
     from services.meetings.models import PendingIntake
     with admin.store() as uow:  # let its deadline pass without waiting minutes
         uow.session.get(PendingIntake, report.event_id).deadline = time.time() - 1
@@ -254,3 +254,21 @@ def test_scheduled_meetings_show_who_is_expected(secretary):
     assert secretary.get_meeting("s1")["expected"] == ["m1", "m2", "m3"]
     [item] = secretary.list_meetings({"status": "scheduled"})["items"]
     assert item["summary"]["expected"] == 3
+
+
+def test_cached_rosters_follow_member_events(meetings_worker):
+    from orglife.common.envelope import Envelope
+    admin = meetings_worker()
+    for envelope in village_branch_events():
+        admin.on_members_events([envelope])
+    first = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="c1",
+                                                     held_at="2026-11-16T10:00:00+08:00"))
+    admin.on_intake([first])  # fills the roster cache for b1
+    assert "m9" in {r["member_id"] for r in admin.get_meeting("c1")["attendance"]}
+    moved = member_event("m9", "b2", version=2, event_type="member_transferred")
+    admin.on_members_events([Envelope(moved.event_id, moved.event_type, 1,
+                                      "2026-11-17T00:00:00Z", "members", moved.data)])
+    second = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="c2",
+                                                      held_at="2026-11-18T10:00:00+08:00"))
+    admin.on_intake([second])
+    assert "m9" not in {r["member_id"] for r in admin.get_meeting("c2")["attendance"]}

@@ -29,7 +29,7 @@ def record(worker, member_id):
 
 
 def test_a_logged_meeting_appears_in_each_members_record(admin):
-    admin.on_meetings_event(meeting_event(1, [("m1", "present"), ("m2", "absent")]))
+    admin.on_meetings_events([meeting_event(1, [("m1", "present"), ("m2", "absent")])])
     items = record(admin, "m1")["items"]
     assert [(i["ref"], i["status"], i["type"]) for i in items] == [("mt1", "present",
                                                                      "branch_assembly")]
@@ -42,25 +42,25 @@ def test_amendment_before_original_and_duplicates_give_the_same_record(admin):
     original = meeting_event(1, [("m1", "absent"), ("m2", "absent")])
     amended = meeting_event(2, [("m1", "present"), ("m2", "leave")], "meeting_amended")
     for envelope in (amended, original, amended, original):
-        admin.on_meetings_event(envelope)
+        admin.on_meetings_events([envelope])
     assert [(i["status"]) for i in record(admin, "m1")["items"]] == ["present"]
     assert [(i["status"]) for i in record(admin, "m2")["items"]] == ["leave"]
 
 
 def test_a_cancellation_removes_the_meeting_even_if_an_older_revision_arrives_later(admin):
-    admin.on_meetings_event(meeting_event(3, [("m1", "present")], "meeting_cancelled",
-                                          cancelled=True))
-    admin.on_meetings_event(meeting_event(1, [("m1", "present")]))
-    admin.on_meetings_event(meeting_event(2, [("m1", "present")], "meeting_amended"))
+    admin.on_meetings_events([meeting_event(3, [("m1", "present")], "meeting_cancelled",
+                                          cancelled=True)])
+    admin.on_meetings_events([meeting_event(1, [("m1", "present")])])
+    admin.on_meetings_events([meeting_event(2, [("m1", "present")], "meeting_amended")])
     assert record(admin, "m1")["items"] == []
 
 
 def test_activities_and_the_record_follows_a_transfer(admin):
-    admin.on_meetings_event(Envelope.new("meetings", "activity_logged", {
+    admin.on_meetings_events([Envelope.new("meetings", "activity_logged", {
         "activity_id": "a1", "member_id": "m1", "branch_id": "b1", "kind": "household_visit",
         "held_at": "2026-04-01T02:00:00+00:00", "note": None, "household": "李大爷家",
-        "opinions": "修路"}))
-    admin.on_meetings_event(meeting_event(1, [("m1", "present")]))
+        "opinions": "修路"})])
+    admin.on_meetings_events([meeting_event(1, [("m1", "present")])])
     admin.transfer_member({"member_id": "m1", "to_branch_id": "b2"})
     items = record(admin, "m1")["items"]
     assert [(i["kind"], i["type"]) for i in items] == [("meeting", "branch_assembly"),

@@ -8,7 +8,9 @@ redelivery changes nothing).
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -132,6 +134,7 @@ class UnitOfWork:
         self._after_commit = after_commit
         self.session: Session | None = None
         self.pending: list[Envelope] = []
+        self._batch_depth = 0
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -152,19 +155,28 @@ class UnitOfWork:
 
     def first_time(self, envelope: Envelope) -> bool:
         """Record a consumed event; False when it was handled before (a redelivery)."""
-        table = self.backbone.inbox
-        dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(table).values(
-            event_id=envelope.event_id, event_type=envelope.event_type,
-            source=envelope.source, handled_at=utcnow(),
-        ).on_conflict_do_nothing(index_elements=["event_id"])
-        return self.session.execute(stmt).rowcount == 1
+        stmt = _inbox_insert(self.backbone.inbox, self.session.get_bind().dialect.name)
+        return self.session.execute(stmt, {
+            "event_id": envelope.event_id, "event_type": envelope.event_type,
+            "source": envelope.source, "handled_at": utcnow(),
+        }).rowcount == 1
+
+    @contextmanager
+    def batch(self):
+        """Several changes, one transaction: `commit()` inside only writes the outbox rows and
+        flushes; the transaction commits when the batch ends (and rolls back if it raises)."""
+        self._batch_depth += 1
+        try:
+            yield self
+        finally:
+            self._batch_depth -= 1
+        if self._batch_depth == 0:
+            self.commit()
 
     def commit(self) -> None:
+        if self._batch_depth:  # the batch commits once, outbox rows and all, when it ends
+            self.session.flush()
+            return
         if self.pending:
             now = utcnow()
             self.session.execute(insert(self.backbone.outbox), [
@@ -178,8 +190,8 @@ class UnitOfWork:
                 for env in self.pending
             ])
         had_events = bool(self.pending)
-        self.session.commit()
         self.pending = []
+        self.session.commit()
         if had_events and self._after_commit:
             self._after_commit()
 
@@ -187,6 +199,16 @@ class UnitOfWork:
         self.pending = []
         if self.session is not None:
             self.session.rollback()
+
+
+@lru_cache(maxsize=16)
+def _inbox_insert(table: Table, dialect: str):
+    """INSERT ... ON CONFLICT DO NOTHING, built once per table and dialect (it runs per event)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 def session_factory(engine: Engine) -> sessionmaker:

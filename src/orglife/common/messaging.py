@@ -9,7 +9,11 @@ kills the consumer thread. `subscribe` replaces it:
 - the raw body is parsed here, so a message that is not JSON, not an envelope, of an unknown
   type or `schema_version` is parked at once with the reason;
 - a handler that raises is retried a few times in this process (with a short backoff), then
-  the message is parked with the error; only then is it acked.
+  the message is parked with the error; only then is it acked;
+- with `batch_size` > 1 the method receives a list of envelopes, collected for at most
+  `batch_wait` seconds, and handles them in one worker and one transaction (one commit per
+  batch instead of one per message). If a batch fails, each of its messages is handled again
+  alone, with the retries and parking above, so one bad message cannot hold back the others.
 
 Parking publishes the message to the parking exchange with the reason in its headers; if even
 that fails, the message is rejected without requeue and the broker dead-letters it.
@@ -60,19 +64,26 @@ class RawQueueConsumer(QueueConsumer):
 class EventSubscriber(Entrypoint, HeaderDecoder):
     """Entrypoint: handle every event of `source` this service subscribes to in the topology.
 
-    The decorated method receives an `Envelope`; it should record `envelope.event_id` in its
-    unit of work (`uow.first_time`) so that a redelivery changes nothing.
+    The decorated method receives an `Envelope` (a list of them with `batch_size` > 1); it
+    should record each `event_id` in its unit of work (`uow.first_time`) so that a redelivery
+    changes nothing.
     """
 
     queue_consumer = RawQueueConsumer()
 
     def __init__(self, source: str, max_attempts: int = 3, retry_delay: float = 0.2,
-                 prefetch_count: int | None = None, **kwargs):
+                 prefetch_count: int | None = None, batch_size: int = 1,
+                 batch_wait: float = 0.02, **kwargs):
         self.source = source
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        self.prefetch_count = prefetch_count
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        # A batch can only fill if the broker may hand over that many unacked messages.
+        self.prefetch_count = max(prefetch_count or 0, 2 * batch_size) or None
         self.parked = 0
+        self._buffer: list = []
+        self._flush_timer = None
         super().__init__(**kwargs)
 
     def setup(self):
@@ -104,7 +115,42 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         except EnvelopeError as exc:
             self.park(message, str(exc))
             return
-        self._spawn(envelope, message, attempt=1)
+        if self.batch_size == 1:
+            self._spawn(envelope, message, attempt=1)
+            return
+        self._buffer.append((envelope, message))
+        if len(self._buffer) >= self.batch_size:
+            self._flush()
+        elif self._flush_timer is None:
+            self._flush_timer = eventlet.spawn_after(self.batch_wait, self._flush)
+
+    def _flush(self):
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()  # a no-op when the timer itself is flushing
+            self._flush_timer = None
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            self.container.spawn_worker(
+                self, ([envelope for envelope, _ in batch],), {},
+                context_data=self.unpack_message_headers(batch[0][1]),
+                handle_result=partial(self.handle_batch_result, batch),
+            )
+        except ContainerBeingKilled:
+            for _, message in batch:
+                self.queue_consumer.requeue_message(message)
+
+    def handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            for _, message in batch:
+                self.queue_consumer.ack_message(message)
+        else:
+            log.warning("%s failed on a batch of %d (%r); handling them one by one",
+                        self.method_name, len(batch), exc_info[1])
+            for envelope, message in batch:
+                self._spawn(envelope, message, attempt=1)
+        return result, exc_info
 
     def parse(self, message) -> Envelope:
         if message.content_type not in JSON_CONTENT_TYPES:
@@ -122,7 +168,7 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
     def _spawn(self, envelope: Envelope, message, attempt: int):
         try:
             self.container.spawn_worker(
-                self, (envelope,), {},
+                self, ([envelope] if self.batch_size > 1 else envelope,), {},
                 context_data=self.unpack_message_headers(message),
                 handle_result=partial(self.handle_result, envelope, message, attempt),
             )
