@@ -5,7 +5,7 @@ plugin no longer does this, and without it the suite hangs (KNOWN-TRAPS).
 """
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated")
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # noqa: E402

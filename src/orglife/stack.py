@@ -94,6 +94,8 @@ def start_services(settings: Settings, amqp_uri: str, scale: dict[str, int] | No
 
 def ping(amqp_uri: str, service: str, timeout: float = 5.0) -> dict | None:
     from nameko.standalone.rpc import ClusterRpcProxy
+    if not rpc_consumers(amqp_uri, service):
+        return None  # nobody would answer: do not wait for the timeout
     try:
         with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as cluster:
             return getattr(cluster, service).health()
@@ -101,10 +103,17 @@ def ping(amqp_uri: str, service: str, timeout: float = 5.0) -> dict | None:
         return None
 
 
+def running_services(settings: Settings) -> list[str]:
+    """Pid files of this home whose process is still alive."""
+    return [p.stem for p in sorted(run_dir(settings).glob("*.pid"))
+            if pid_alive(int(p.read_text() or 0))]
+
+
 def wait_ready(amqp_uri: str, started: list[Started], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     waiting = {s.service for s in started}
     while waiting:
+        time.sleep(0.5)
         for item in started:
             if not pid_alive(item.pid):
                 tail = item.log.read_text(errors="replace")[-3000:] if item.log.exists() else ""
@@ -117,45 +126,63 @@ def wait_ready(amqp_uri: str, started: list[Started], timeout: float = 90.0) -> 
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
+    """Running, and not a zombie waiting to be reaped (ours or another parent's)."""
+    import psutil
+    if not pid:
         return False
-    try:  # a zombie child of ours is not alive
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
-
-
-def stop_pid(pid: int, timeout: float = 15.0) -> None:
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except OSError:
-        return
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+    except ChildProcessError:
+        pass
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def stop_pids(pids: list[int], timeout: float = 15.0) -> None:
+    """SIGTERM every process group at once, then wait; SIGKILL what outlives the timeout."""
+    for pid in pids:
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGTERM)
         except OSError:
             pass
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if pid_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def down(settings: Settings, say=print) -> None:
     folder = run_dir(settings)
+    pids = []
     for pid_file in sorted(folder.glob("*.pid")):
         pid = int(pid_file.read_text() or 0)
-        if pid and pid_alive(pid):
+        if pid_alive(pid):
             say(f"stopping {pid_file.stem} (pid {pid})")
-            stop_pid(pid)
+            pids.append(pid)
+    stop_pids(pids)
+    for pid_file in folder.glob("*.pid"):
         pid_file.unlink(missing_ok=True)
     marker = folder / "broker.started"
     if marker.exists():
         say("stopping the private RabbitMQ node")
         private_broker(settings).stop()
         marker.unlink()
+
+
+def rpc_consumers(amqp_uri: str, service: str) -> int:
+    """Consumers on the service's RPC queue (0 when it is not running)."""
+    try:
+        with Connection(amqp_uri) as conn:
+            return conn.channel().queue_declare(queue=f"rpc-{service}", passive=True)[2]
+    except Exception:
+        return 0
 
 
 def queue_depths(amqp_uri: str) -> list[dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -125,6 +126,10 @@ def up(detach: bool = typer.Option(False, "--detach", help="Return once every se
         counts = {k: int(v) for k, v in (item.split("=", 1) for item in scale)}
     except ValueError:
         fail("--scale takes SERVICE=N", 2)
+    already = stack.running_services(s)
+    if already:
+        fail(f"this home already runs {', '.join(already)}: `./orglife down` first, or use "
+             "another ORGLIFE_HOME", 3)
     try:
         uri = stack.broker_uri(s, start=True, say=console.print)
         console.print("migrating databases ...")
@@ -134,17 +139,24 @@ def up(detach: bool = typer.Option(False, "--detach", help="Return once every se
         console.print(f"starting {', '.join(sorted({x.service for x in started}))} ...")
         stack.wait_ready(uri, started)
     except BootstrapError as exc:
+        stack.down(s, say=console.print)  # nothing half-started is left behind
         fail(str(exc), 3)
     console.print(f"[green]orglife is up[/] (home {s.home}, logs in {s.home / 'run'})")
     if detach:
         return
     console.print("Ctrl-C stops it.")
-    try:
-        while all(stack.pid_alive(x.pid) for x in started):
-            eventlet.sleep(1.0)
-        console.print("[red]a service exited; stopping the rest[/]")
-    except KeyboardInterrupt:
-        pass
+    stopping = eventlet.event.Event()
+
+    def request_stop(signum, frame):
+        if not stopping.ready():
+            stopping.send(signum)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
+    while not stopping.ready():
+        if not all(stack.pid_alive(x.pid) for x in started):
+            console.print("[red]a service exited; stopping the rest[/]")
+            break
+        stopping.wait(1.0)
     stack.down(s, say=console.print)
 
 
@@ -376,7 +388,8 @@ def member_import(path: Path = typer.Argument(..., exists=True, dir_okay=False),
                 result["errors"].append({**error, "row": line})
             progress.advance(task, len(sheet.rows[start:start + chunk]))
     if as_json:
-        return print_json(result)
+        print_json(result)
+        raise typer.Exit(1 if result["errors"] else 0)
     console.print(f"created {len(result['created'])}, updated {len(result['updated'])}, "
                   f"unchanged {len(result['unchanged'])}, rejected rows "
                   f"{len({e['row'] for e in result['errors']})}")

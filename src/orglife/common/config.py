@@ -13,8 +13,8 @@ from pathlib import Path
 
 SERVICES = ("members", "meetings", "scoring", "notifications")
 DEFAULT_TZ = "Asia/Shanghai"
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_RULES = REPO_ROOT / "src" / "orglife" / "rules.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[3]  # the checkout (tests, `orglife test`)
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules.yaml"  # shipped with the package
 
 
 @dataclass

@@ -11,12 +11,18 @@ import logging
 from alembic import command
 from alembic.config import Config
 
-from .config import REPO_ROOT
+from pathlib import Path
+
+
+def migrations_folder(service: str) -> Path:
+    """Next to the service's package, wherever it is installed."""
+    package = importlib.import_module(f"services.{service}")
+    return Path(package.__file__).resolve().parent / "migrations"
 
 
 def alembic_config(service: str, db_url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(REPO_ROOT / "services" / service / "migrations"))
+    cfg.set_main_option("script_location", str(migrations_folder(service)))
     cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
     cfg.attributes["service"] = service
     cfg.attributes["configure_logger"] = False
