@@ -351,7 +351,6 @@ class _CountyBuilder:
         mobile_branch_rows: list[int] = []
         other_rows: list[int] = []
         formal_rows: list[int] = []
-        join_span = (LATEST_JOIN - EARLIEST_JOIN).days
         probation_start = LATEST_JOIN - dt.timedelta(days=PROBATION_DAYS)
         formal_span = (probation_start - EARLIEST_JOIN).days
 

@@ -7,11 +7,11 @@ from functools import partial
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork
+from orglife.common.db import UnitOfWork, page
 from orglife.common.envelope import Envelope
 from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from orglife.common.rules import Rules
@@ -431,16 +431,13 @@ def list_meetings(uow: UnitOfWork, principal: Principal, rules: Rules, filters: 
         end = datetime.combine(filters["to"], datetime.max.time(), tz).astimezone(timezone.utc)
         query = query.where(Meeting.held_at <= end)
     session = uow.session
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    records = session.scalars(query.order_by(Meeting.held_at.desc(), Meeting.meeting_id)
-                              .limit(filters["limit"]).offset(filters["offset"])).all()
-    items = []
-    for record in records:
-        item = _stored_meeting(session, rules, record)
-        item.pop("attendance")
-        item.pop("expected", None)
-        items.append(item)
-    return {"items": items, "total": total}
+
+    def item(record):
+        out = _stored_meeting(session, rules, record)
+        out.pop("attendance")
+        out.pop("expected", None)
+        return out
+    return page(session, query, [Meeting.held_at.desc(), Meeting.meeting_id], filters, item)
 
 
 # -- activities ------------------------------------------------------------------------------
@@ -596,10 +593,7 @@ def list_rejected_intake(uow: UnitOfWork, principal: Principal, filters: dict) -
         query = query.where(RejectedIntake.branch_path.like(f"%/{principal.org_id}/%"))
     if "event_type" in filters:
         query = query.where(RejectedIntake.event_type == filters["event_type"])
-    session = uow.session
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(RejectedIntake.rejected_at.desc())
-                           .limit(filters["limit"]).offset(filters["offset"]))
-    return {"items": [{"event_id": r.event_id, "event_type": r.event_type, "reasons": r.reasons,
-                       "report": r.body, "rejected_at": iso(r.rejected_at)} for r in rows],
-            "total": total}
+    return page(uow.session, query, [RejectedIntake.rejected_at.desc(), RejectedIntake.event_id],
+                filters, lambda r: {"event_id": r.event_id, "event_type": r.event_type,
+                                    "reasons": r.reasons, "report": r.body,
+                                    "rejected_at": iso(r.rejected_at)})

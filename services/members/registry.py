@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, or_, select
 
 from orglife.common.auth import Principal
 from orglife.common.clock import iso
-from orglife.common.db import UnitOfWork
+from orglife.common.db import UnitOfWork, page
 from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from orglife.common.vocabulary import ACTIVE_STATUSES
 
@@ -103,13 +102,7 @@ def list_organizations(uow: UnitOfWork, principal: Principal, filters: dict) -> 
             query = query.where(getattr(Organization, name) == filters[name])
     if "q" in filters:
         query = query.where(Organization.name.contains(filters["q"]))
-    return _page(uow.session, query, Organization.path, filters, domain.organization_dict)
-
-
-def _page(session, query, order, filters: dict, to_dict) -> dict:
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(order).limit(filters["limit"]).offset(filters["offset"]))
-    return {"items": [to_dict(row) for row in rows], "total": total}
+    return page(uow.session, query, [Organization.path], filters, domain.organization_dict)
 
 
 # -- members ---------------------------------------------------------------------------------
@@ -197,7 +190,7 @@ def list_members(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
     if "q" in filters:
         query = query.where(or_(Member.name.contains(filters["q"]),
                                 Member.member_id == filters["q"]))
-    return _page(uow.session, query, Member.member_id, filters, domain.member_dict)
+    return page(uow.session, query, [Member.member_id], filters, domain.member_dict)
 
 
 def update_member(uow: UnitOfWork, principal: Principal, changes: dict, today: date) -> dict:

@@ -3,7 +3,6 @@ container on the real broker (a fresh vhost), as an office would use it."""
 import datetime as dt
 import json
 import os
-import re
 import subprocess
 import sys
 

@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
 from orglife.common.envelope import Envelope
 from orglife.common.errors import Forbidden, Unauthorized, ValidationError

@@ -79,3 +79,47 @@ def test_two_members_instances_on_postgresql_serve_calls_and_publish_each_event_
     wait_for(lambda: admin.health()["outbox_backlog"] == 0, message="both outboxes drained")
     assert admin.list_members({"limit": 100})["total"] == 40
     peer.close()
+
+
+def test_two_members_instances_share_the_meetings_queue_and_converge(
+        container_factory, vhost_uri, tmp_path, pg_url, rpc_proxy):
+    from kombu import Connection, Producer
+
+    from orglife.common.envelope import Envelope
+    upgrade("members", pg_url)
+    config = service_config("members", vhost_uri, pg_url, tmp_path)
+    for _ in range(2):
+        container_factory(MembersService, config).start()
+    admin = RpcAdmin(rpc_proxy())
+    small_county(admin)
+    for n in range(6):
+        admin.register_member({"member_id": f"s{n}", "name": f"成员{n}", "branch_id": "b1"})
+    with Connection(vhost_uri) as conn:
+        consumers = conn.channel().queue_declare("meetings.events--members", passive=True)[2]
+    assert consumers == 2  # both instances consume the one queue
+
+    def meeting(n, revision, status):
+        return Envelope.new("meetings", "meeting_logged" if revision == 1 else "meeting_amended", {
+            "meeting_id": f"pgm{n}", "branch_id": "b1", "group_id": None, "type": "lecture",
+            "held_at": "2026-10-10T02:00:00+00:00", "topic": "党课", "minutes": None,
+            "status": "logged", "revision": revision, "quorum_met": True, "cancelled": False,
+            "attendance": [{"member_id": f"s{m}", "status": status, "remote": False,
+                            "expected": True, "visiting": False} for m in range(6)]})
+    envelopes = []
+    for n in range(30):  # newest revision first for half of them, and every one twice
+        pair = [meeting(n, 1, "absent"), meeting(n, 2, "present")]
+        envelopes += (pair[::-1] if n % 2 else pair) * 2
+    with Connection(vhost_uri, transport_options={"confirm_publish": True}) as conn:
+        producer = Producer(conn.channel())
+        for envelope in envelopes:
+            producer.publish(envelope.to_json(), exchange="meetings.events",
+                             routing_key=envelope.event_type, content_type="application/json",
+                             delivery_mode=2)
+
+    def statuses():
+        items = admin.get_member("s3")["participation"]["items"]
+        return sorted((i["ref"], i["status"]) for i in items)
+    expected = sorted((f"pgm{n}", "present") for n in range(30))
+    wait_for(lambda: statuses() == expected, timeout=60, message="the newest revisions")
+    eventlet.sleep(1.0)
+    assert statuses() == expected

@@ -3,7 +3,6 @@ import pytest
 
 from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from tests.conftest import member_event, village_branch_events
-from tests.members.test_members_rpc import snapshot as members_snapshot  # noqa: F401
 
 
 def snapshot(store):

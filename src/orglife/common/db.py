@@ -17,7 +17,7 @@ from typing import Callable
 
 from sqlalchemy import (
     BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
-    create_engine, event, insert,
+    create_engine, event, func, insert, select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -209,6 +209,14 @@ def _inbox_insert(table: Table, dialect: str):
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     return dialect_insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+def page(session, query, order_by, filters: dict, to_dict) -> dict:
+    """A list method's answer (SPEC §4): `{"items": [...], "total": N}` for limit/offset."""
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(*order_by).limit(filters["limit"])
+                           .offset(filters["offset"])).all()
+    return {"items": [to_dict(row) for row in rows], "total": total}
 
 
 def session_factory(engine: Engine) -> sessionmaker:
