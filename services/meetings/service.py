@@ -142,9 +142,9 @@ class MeetingsService:
                     continue
                 if envelope.event_type == "organization_registered":
                     registry.apply_organization(uow, envelope.data)
-                    uow.session.flush()  # a group's branch may come in the same batch
                 else:
                     registry.apply_member(uow, envelope, self.clock.tz)
+                uow.session.flush()  # later events of the same batch see this one
             registry.bump_watermark(uow.session)
             uow.commit()
 

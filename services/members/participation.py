@@ -35,6 +35,7 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
     if seen is None:
         session.add(MeetingVersion(meeting_id=meeting["meeting_id"], revision=meeting["revision"],
                                    cancelled=meeting["cancelled"]))
+        session.flush()  # a later revision in the same batch must find it
     else:
         seen.revision, seen.cancelled = meeting["revision"], meeting["cancelled"]
     session.execute(delete(Participation).where(Participation.ref == meeting["meeting_id"]))

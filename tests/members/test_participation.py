@@ -66,3 +66,11 @@ def test_activities_and_the_record_follows_a_transfer(admin):
     assert [(i["kind"], i["type"]) for i in items] == [("meeting", "branch_assembly"),
                                                        ("activity", "household_visit")]
     assert record(admin, "m1")["counts"]["2026"]["household_visit"]["done"] == 1
+
+
+def test_revisions_of_one_meeting_in_one_batch_apply_without_falling_back(admin):
+    batch = [meeting_event(1, [("m1", "absent")]),
+             meeting_event(2, [("m1", "present")], "meeting_amended"),
+             meeting_event(1, [("m1", "absent")])]
+    admin.on_meetings_events(batch)  # one transaction; raising here would fail the test
+    assert [i["status"] for i in record(admin, "m1")["items"]] == ["present"]
