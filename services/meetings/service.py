@@ -148,7 +148,7 @@ class MeetingsService:
             registry.bump_watermark(uow.session)
             uow.commit()
 
-    @subscribe("intake", batch_size=100)
+    @subscribe("intake", batch_size=200)
     def on_intake(self, envelopes):
         """Meetings and activities reported by other systems, checked as log_meeting checks;
         a batch of reports is stored in one transaction."""

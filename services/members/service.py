@@ -108,7 +108,7 @@ class MembersService:
             return registry.transfer_member(uow, self.auth.principal, payload, self.clock.today())
 
     # -- events -------------------------------------------------------------------------------
-    @subscribe("meetings", batch_size=200)
+    @subscribe("meetings", batch_size=400)
     def on_meetings_events(self, envelopes):
         """Keep each member's participation record (highest meeting revision wins)."""
         with self.store() as uow:

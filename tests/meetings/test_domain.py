@@ -81,3 +81,45 @@ def test_committee_quorum_counts_committee_members():
     assert [r["member_id"] for r in built.rows] == ["m1", "m2", "m3"]
     result = domain.quorum(RULES, "committee", roster, built.rows)
     assert (result["needed"], result["met"]) == (2, True)
+
+
+def test_the_fast_attendance_field_agrees_with_the_reference_schema():
+    """AttendanceList checks entries in plain Python for speed; it must answer as the nested
+    marshmallow schema would, entry by entry."""
+    import marshmallow
+    from marshmallow import fields
+
+    from services.meetings.schemas import AttendanceList, AttendanceSchema
+
+    class Fast(marshmallow.Schema):
+        attendance = AttendanceList()
+
+    class Reference(marshmallow.Schema):
+        attendance = fields.List(fields.Nested(AttendanceSchema))
+
+    cases = [
+        [{"member_id": "m1", "status": "present"}],
+        [{"member_id": "m1", "status": "present", "remote": "是"}],
+        [{"member_id": "m1", "status": "leave", "remote": False}],
+        [{"member_id": "m1", "status": "absent", "remote": True}],
+        [{"member_id": "m1", "status": "sleeping"}],
+        [{"member_id": "a/b", "status": "present"}],
+        [{"member_id": "", "status": "present"}],
+        [{"status": "present"}],
+        [{"member_id": "m1"}],
+        [{"member_id": "m1", "status": "present", "colour": "red"}],
+        [{"member_id": "m1", "status": "present", "remote": "maybe"}],
+        [{"member_id": "m1", "status": "present"}, {"member_id": "m2", "status": "late"}],
+    ]
+    for case in cases:
+        def answer(schema):
+            try:
+                return "ok", schema.load({"attendance": case})
+            except marshmallow.ValidationError as err:
+                return "error", {k: sorted(v) for k, v in err.messages["attendance"].items()}
+        fast, reference = answer(Fast()), answer(Reference())
+        assert fast[0] == reference[0], case
+        if fast[0] == "ok":
+            assert fast == reference, case
+        else:  # the same entries, and in each the same fields (wording may differ)
+            assert fast[1] == reference[1], (case, fast, reference)

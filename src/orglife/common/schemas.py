@@ -1,6 +1,7 @@
 """Schema helpers shared by services: loading at the edge, ids, paging filters."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from zoneinfo import ZoneInfo
@@ -14,8 +15,9 @@ from .errors import ValidationError
 # The county's time zone while a payload is loaded (instants without an offset are read in it).
 COUNTY_TZ: ContextVar[str] = ContextVar("county_tz", default="Asia/Shanghai")
 
-ID = validate.Regexp(r"^[^/\s]{1,64}\Z",
-                    error="must be 1 to 64 characters, without '/' or spaces")
+ID_PATTERN = re.compile(r"^[^/\s]{1,64}\Z")
+ID_MESSAGE = "must be 1 to 64 characters, without '/' or spaces"
+ID = validate.Regexp(ID_PATTERN, error=ID_MESSAGE)
 TRUTHY = {True, 1, "1", "true", "True", "TRUE", "yes", "Yes", "y", "Y", "是", "√"}
 FALSY = {False, 0, "0", "false", "False", "FALSE", "no", "No", "n", "N", "否", ""}
 
