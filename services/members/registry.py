@@ -252,22 +252,40 @@ def transfer_member(uow: UnitOfWork, principal: Principal, transfer: dict, today
 
 
 # -- bulk import -----------------------------------------------------------------------------
+ORG_ROW = (Organization.org_id, Organization.name, Organization.kind, Organization.parent_id,
+           Organization.path)
+
+
 class OrgIndex:
-    """All organizations in memory, for resolving a spreadsheet's branch and group names."""
+    """The organizations an import refers to, as plain rows (this runs for every import call
+    of a county's thousands of rows): by id on demand, by name only when a sheet uses names."""
 
     def __init__(self, session):
-        self.by_id = {org.org_id: org for org in session.scalars(select(Organization))}
-        self.by_name: dict[tuple[str, str | None], list[Organization]] = {}
-        for org in self.by_id.values():
-            self.by_name.setdefault((org.kind, None), []).append(org)
-            self.by_name.setdefault((org.kind, org.name), []).append(org)
+        self.session = session
+        self.by_id: dict = {}
+        self._by_name: dict | None = None
+
+    def load(self, org_ids) -> None:
+        missing = [org_id for org_id in set(org_ids) if org_id and org_id not in self.by_id]
+        for start in range(0, len(missing), 500):
+            for row in self.session.execute(select(*ORG_ROW).where(
+                    Organization.org_id.in_(missing[start:start + 500]))):
+                self.by_id[row.org_id] = row
+
+    def get(self, org_id: str):
+        self.load([org_id])
+        return self.by_id.get(org_id)
 
     def resolve(self, kind: str, ref: str, parent_id: str | None = None):
         """(org, error): by id first, then by unique name (within `parent_id` for groups)."""
-        org = self.by_id.get(ref)
+        org = self.get(ref)
         if org is not None:
             return org, None
-        matches = [o for o in self.by_name.get((kind, ref), [])
+        if self._by_name is None:
+            self._by_name = {}
+            for row in self.session.execute(select(*ORG_ROW)):
+                self._by_name.setdefault((row.kind, row.name), []).append(row)
+        matches = [o for o in self._by_name.get((kind, ref), [])
                    if parent_id is None or o.parent_id == parent_id]
         if len(matches) == 1:
             return matches[0], None
@@ -284,6 +302,10 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], load
     """
     session = uow.session
     index = OrgIndex(session)
+    index.load([item.get("branch") or item.get("branch_id") for item in loaded
+                if not isinstance(item, ValidationError)]
+               + [item.get("group") or item.get("group_id") for item in loaded
+                  if not isinstance(item, ValidationError)])
     errors: list[dict] = []
     candidates: list[tuple[int, dict]] = []
     seen_ids: dict[str, int] = {}
@@ -336,7 +358,7 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], load
             errors.extend(_row_errors(number, {"member_id": [
                 f"member {current.member_id!r} is {current.status}; it is not re-imported"]}))
             continue
-        if not principal.covers(domain.path_ids(index.by_id[current.branch_id].path)):
+        if not principal.covers(domain.path_ids(index.get(current.branch_id).path)):
             errors.extend(_row_errors(number, {"member_id": ["this member is outside your scope"]}))
             continue
         before = domain.member_dict(current)
