@@ -175,9 +175,20 @@ def test_up_status_commands_down(stacks, tmp_path, vhost_uri):
     assert time.monotonic() - started < 120
 
 
+def psutil_children(pids: dict) -> list:
+    out = []
+    for pid in pids.values():
+        try:
+            out += psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def test_two_homes_side_by_side(stacks, tmp_path, vhost_uri, second_vhost_uri):
     one = stacks(tmp_path / "one", vhost_uri)
     two = stacks(tmp_path / "two", second_vhost_uri)
+    two.env["ORGLIFE_RELAY"] = "process"  # its outbox relays run as processes of their own
     # both start at once, one of them with two members instances
     procs = [subprocess.Popen(stack.command(*args), cwd=REPO, env=stack.env, text=True,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -203,6 +214,15 @@ def test_two_homes_side_by_side(stacks, tmp_path, vhost_uri, second_vhost_uri):
     one("org", "add", "--id", "c1", "--name", "青山县", "--kind", "county")
     assert one.json("org", "list")["total"] == 1
     assert two.json("org", "list")["total"] == 0
+    # with ORGLIFE_RELAY=process the event still leaves the outbox (the relay process)
+    two("org", "add", "--id", "c2", "--name", "白沙县", "--kind", "county")
+    deadline = time.monotonic() + 20
+    while {r["service"]: r for r in two.json("status")["services"]}["members"][
+            "outbox_backlog"] != 0:
+        assert time.monotonic() < deadline, "the relay process did not publish"
+        time.sleep(0.5)
+    relays = [p for p in psutil_children(two.pids()) if "--relay-only" in " ".join(p.cmdline())]
+    assert len(relays) == 2, relays  # one per service
 
     # stopping one leaves the other running
     one_pids, two_pids = one.pids(), two.pids()
