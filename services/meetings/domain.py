@@ -25,10 +25,11 @@ class Person:
     status: str
     committee_member: bool
     no_vote: bool
+    joined: bool = True  # False: known, but not yet a member at that instant
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+        return self.joined and self.status in ACTIVE_STATUSES
 
     @property
     def voting(self) -> bool:
@@ -114,6 +115,9 @@ def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: 
         if person is None:
             unknown.append(member_id)
             add_error(errors, field, f"unknown member {member_id!r}")
+            continue
+        if not person.joined:
+            add_error(errors, field, f"member {member_id!r} was not yet a member on that date")
             continue
         if not person.active:
             add_error(errors, field, f"member {member_id!r} is {person.status}")

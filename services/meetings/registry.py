@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork, page
+from orglife.common.db import UnitOfWork, page, under
 from orglife.common.envelope import Envelope
 from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from orglife.common.rules import Rules
@@ -74,14 +74,16 @@ PERSON_COLUMNS = (MemberCopy.member_id, MemberCopy.version, MemberCopy.valid_fro
 
 
 def _choose(rows, at: datetime) -> dict[str, Person]:
-    """Per member, the version in force at `at` (their earliest one if they came later)."""
+    """Per member, the version in force at `at`. A member whose first version starts later
+    (joined after `at`) is known but not yet a member: never expected, never counted."""
     chosen: dict[str, tuple] = {}
     for member_id, version, valid_from, branch_id, group_id, status, committee, no_vote in rows:
         since = as_utc(valid_from)
-        key = (1, since, version) if since <= at else (0, -since.timestamp(), -version)
+        joined = since <= at
+        key = (1, since, version) if joined else (0, -since.timestamp(), -version)
         if member_id not in chosen or key > chosen[member_id][0]:
             chosen[member_id] = (key, Person(member_id, branch_id, group_id, status,
-                                             bool(committee), bool(no_vote)))
+                                             bool(committee), bool(no_vote), joined))
     return {member_id: person for member_id, (_, person) in chosen.items()}
 
 
@@ -264,6 +266,8 @@ def schedule_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meetin
                      now: datetime) -> dict:
     session = uow.session
     prepared = prepare(session, rules, meeting, now, logged=False)
+    if prepared.branch is not None:
+        _check_scope(principal, prepared.branch)  # before telling anything about its members
     errors = dict(prepared.errors)
     if prepared.branch is None:
         errors.setdefault("branch_id", [f"unknown branch {meeting['branch_id']!r}"])
@@ -295,9 +299,10 @@ def log_meeting(uow: UnitOfWork, principal: Principal | None, rules: Rules, meet
     """Store a held meeting with its complete attendance; the same report again is a no-op."""
     session = uow.session
     prepared = prepared or prepare(session, rules, meeting, now, logged=True)
+    if prepared.branch is not None:
+        _check_scope(principal, prepared.branch)  # before telling anything about its members
     if prepared.errors:
         raise ValidationError(prepared.errors)
-    _check_scope(principal, prepared.branch)
     digest = domain.report_digest(_report(meeting))
     meeting_id = meeting.get("meeting_id") or "mt-" + uuid.uuid5(ID_NAMESPACE, digest).hex[:16]
     existing = session.get(Meeting, meeting_id)
@@ -336,8 +341,10 @@ def log_meeting(uow: UnitOfWork, principal: Principal | None, rules: Rules, meet
     return data
 
 
-def _visible_meeting(uow: UnitOfWork, principal: Principal, meeting_id: str) -> Meeting:
-    meeting = uow.session.get(Meeting, meeting_id)
+def _visible_meeting(uow: UnitOfWork, principal: Principal, meeting_id: str,
+                     for_update: bool = False) -> Meeting:
+    # A change locks the row: two concurrent amends of revision N cannot both become N+1.
+    meeting = uow.session.get(Meeting, meeting_id, with_for_update=for_update)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id!r} not found")
     if not principal.covers(path_ids(meeting.branch_path)):
@@ -348,7 +355,7 @@ def _visible_meeting(uow: UnitOfWork, principal: Principal, meeting_id: str) -> 
 def amend_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, changes: dict,
                   now: datetime) -> dict:
     session = uow.session
-    record = _visible_meeting(uow, principal, changes["meeting_id"])
+    record = _visible_meeting(uow, principal, changes["meeting_id"], for_update=True)
     if record.cancelled:
         raise Conflict(f"meeting {record.meeting_id!r} is cancelled; it cannot be amended")
     if changes["revision"] != record.revision:
@@ -390,7 +397,7 @@ def amend_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, changes: 
 
 def cancel_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, cancel: dict) -> dict:
     session = uow.session
-    record = _visible_meeting(uow, principal, cancel["meeting_id"])
+    record = _visible_meeting(uow, principal, cancel["meeting_id"], for_update=True)
     if record.cancelled:
         return _stored_meeting(session, rules, record)
     record.cancelled = True
@@ -418,9 +425,9 @@ def list_meetings(uow: UnitOfWork, principal: Principal, rules: Rules, filters: 
                   tz) -> dict:
     query = select(Meeting)
     if principal.org_id:
-        query = query.where(Meeting.branch_path.like(f"%/{principal.org_id}/%"))
+        query = query.where(under(Meeting.branch_path, principal.org_id))
     if "under" in filters:
-        query = query.where(Meeting.branch_path.like(f"%/{filters['under']}/%"))
+        query = query.where(under(Meeting.branch_path, filters["under"]))
     for name in ("branch_id", "type", "status", "cancelled"):
         if name in filters:
             query = query.where(getattr(Meeting, name) == filters[name])
@@ -473,6 +480,8 @@ def log_activity(uow: UnitOfWork, principal: Principal | None, activity: dict, n
     branch = session.get(OrgCopy, person.branch_id)
     if branch is not None:
         _check_scope(principal, branch)
+    elif principal is not None and principal.org_id:
+        raise Forbidden(f"the branch of member {person.member_id!r} is not known here yet")
     report = {k: v for k, v in activity.items() if k != "activity_id"}
     report["held_at"] = iso(activity["held_at"])
     digest = domain.report_digest(report)
@@ -590,7 +599,7 @@ def list_rejected_intake(uow: UnitOfWork, principal: Principal, filters: dict) -
     """Rejected reports; a scoped admin sees those of its subtree (not unplaceable ones)."""
     query = select(RejectedIntake)
     if principal.org_id:
-        query = query.where(RejectedIntake.branch_path.like(f"%/{principal.org_id}/%"))
+        query = query.where(under(RejectedIntake.branch_path, principal.org_id))
     if "event_type" in filters:
         query = query.where(RejectedIntake.event_type == filters["event_type"])
     return page(uow.session, query, [RejectedIntake.rejected_at.desc(), RejectedIntake.event_id],

@@ -11,9 +11,9 @@ from sqlalchemy import func, or_, select
 
 from orglife.common.auth import Principal
 from orglife.common.clock import iso
-from orglife.common.db import UnitOfWork, page
+from orglife.common.db import UnitOfWork, page, under
 from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
-from orglife.common.vocabulary import ACTIVE_STATUSES
+from orglife.common.vocabulary import ACTIVE_STATUSES, ARCHIVED_STATUSES
 
 from . import domain
 from .models import Member, Organization, Participation
@@ -31,7 +31,7 @@ def _scope_filter(principal: Principal):
     """SQL condition limiting organizations to the caller's subtree (None: no limit)."""
     if principal.org_id is None:
         return None
-    return Organization.path.like(f"%/{principal.org_id}/%")
+    return under(Organization.path, principal.org_id)
 
 
 def _load_org(session, org_id: str | None) -> Organization | None:
@@ -84,7 +84,7 @@ def get_organization(uow: UnitOfWork, principal: Principal, org_id: str) -> dict
         select(func.count()).select_from(Organization).where(Organization.parent_id == org_id))
     out["members"] = uow.session.scalar(
         select(func.count()).select_from(Member).join(Organization, Member.branch_id == Organization.org_id)
-        .where(Organization.path.like(f"{org.path}%"))
+        .where(under(Organization.path, org.org_id))
         .where(Member.status.in_(ACTIVE_STATUSES)))
     return out
 
@@ -95,8 +95,8 @@ def list_organizations(uow: UnitOfWork, principal: Principal, filters: dict) -> 
     if scope is not None:
         query = query.where(scope)
     if "under" in filters:
-        under = _visible_org(uow, principal, filters["under"])
-        query = query.where(Organization.path.like(f"{under.path}%"))
+        subtree = _visible_org(uow, principal, filters["under"])
+        query = query.where(under(Organization.path, subtree.org_id))
     for name in ("kind", "parent_id", "category"):
         if name in filters:
             query = query.where(getattr(Organization, name) == filters[name])
@@ -142,8 +142,11 @@ def _comparable(member: dict) -> dict:
     return out
 
 
-def _visible_member(uow: UnitOfWork, principal: Principal, member_id: str) -> Member:
-    member = uow.session.get(Member, member_id)
+def _visible_member(uow: UnitOfWork, principal: Principal, member_id: str,
+                    for_update: bool = False) -> Member:
+    # A change locks the row, so that two instances changing one member get versions N+1
+    # and N+2, never two different N+1.
+    member = uow.session.get(Member, member_id, with_for_update=for_update)
     if member is None:
         raise NotFound(f"member {member_id!r} not found")
     branch = uow.session.get(Organization, member.branch_id)
@@ -182,8 +185,8 @@ def list_members(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
     if scope is not None:
         query = query.where(scope)
     if "under" in filters:
-        under = _visible_org(uow, principal, filters["under"])
-        query = query.where(Organization.path.like(f"{under.path}%"))
+        subtree = _visible_org(uow, principal, filters["under"])
+        query = query.where(under(Organization.path, subtree.org_id))
     for name in ("branch_id", "group_id", "status", "mobile", "committee_member"):
         if name in filters:
             query = query.where(getattr(Member, name) == filters[name])
@@ -195,7 +198,10 @@ def list_members(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
 
 def update_member(uow: UnitOfWork, principal: Principal, changes: dict, today: date) -> dict:
     session = uow.session
-    member = _visible_member(uow, principal, changes["member_id"])
+    member = _visible_member(uow, principal, changes["member_id"], for_update=True)
+    if member.status in ARCHIVED_STATUSES:
+        raise Conflict(f"member {member.member_id!r} is {member.status}; an archived record "
+                       "is not changed")
     current = domain.member_dict(member)
     merged = {**current, **_comparable(changes)}
     wanted = domain.changed_fields(current, merged)
@@ -221,7 +227,7 @@ def update_member(uow: UnitOfWork, principal: Principal, changes: dict, today: d
 
 def transfer_member(uow: UnitOfWork, principal: Principal, transfer: dict, today: date) -> dict:
     session = uow.session
-    member = _visible_member(uow, principal, transfer["member_id"])
+    member = _visible_member(uow, principal, transfer["member_id"], for_update=True)
     if member.status not in ACTIVE_STATUSES:
         raise Conflict(f"member {member.member_id!r} is {member.status} and cannot be transferred")
     from_branch_id = member.branch_id
@@ -360,6 +366,11 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], load
             continue
         if not principal.covers(domain.path_ids(index.get(current.branch_id).path)):
             errors.extend(_row_errors(number, {"member_id": ["this member is outside your scope"]}))
+            continue
+        if member["branch_id"] != current.branch_id:
+            errors.extend(_row_errors(number, {"branch": [
+                f"member {current.member_id!r} is in branch {current.branch_id!r}; "
+                "moving a member is a transfer (transfer_member), not an import"]}))
             continue
         before = domain.member_dict(current)
         changed = domain.changed_fields(before, _comparable(member))

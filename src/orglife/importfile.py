@@ -139,7 +139,7 @@ def read_member_file(path: str | Path) -> MemberFile:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        lines = _xlsx_lines(path)
+        lines = iter(xlsx_lines(path))
     elif suffix == ".csv":
         lines = _csv_lines(path)
     else:
@@ -288,25 +288,24 @@ def _date(cell: Any) -> Any:
         return text
 
 
-def _xlsx_lines(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:
-    try:
-        import openpyxl
-        from openpyxl.utils.exceptions import InvalidFileException
-    except ImportError as exc:  # pragma: no cover - openpyxl is a declared dependency
-        raise ImportFileError("读取 .xlsx 需要 openpyxl (openpyxl is required for .xlsx)") from exc
+def xlsx_lines(path: Path, error: type[Exception] = None) -> list[tuple[int, Sequence[Any]]]:
+    """(Excel line number, cell values) for every line of the first sheet; a file that cannot
+    be read raises `error` (ImportFileError by default). Shared with the sign-in sheet reader."""
+    error = error or ImportFileError
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-        raise ImportFileError(f"无法读取 Excel 文件 (cannot read the .xlsx file): {exc}") from exc
+        raise error(f"无法读取 Excel 文件 (cannot read the .xlsx file): {exc}") from None
     try:
         sheet = workbook.active or workbook.worksheets[0]
         # Files saved by some tools declare a wrong sheet size; read what is actually there.
         sheet.reset_dimensions()
         # Read-only iteration yields every line from 1, empty ones included: enumerate = Excel line.
-        lines = [(n, row) for n, row in enumerate(sheet.iter_rows(values_only=True), start=1)]
+        return list(enumerate(sheet.iter_rows(values_only=True), start=1))
     finally:
         workbook.close()
-    return iter(lines)
 
 
 def _csv_lines(path: Path) -> Iterator[tuple[int, Sequence[Any]]]:

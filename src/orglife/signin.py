@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import unicodedata
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from orglife.importfile import normalize_header
+from orglife.importfile import normalize_header, xlsx_lines
 
 __all__ = [
     "MeetingFileError",
@@ -100,7 +99,7 @@ def read_signin(path: str | Path) -> SigninSheet:
     if path.suffix.lower() not in SHEET_SUFFIXES:
         raise MeetingFileError(
             f"a sign-in sheet is an .xlsx file, not {path.suffix or path.name!r}")
-    return signin_from_lines(_xlsx_lines(path))
+    return signin_from_lines(xlsx_lines(path, MeetingFileError))
 
 
 def signin_from_lines(lines: Sequence[tuple[int, Sequence[Any]]]) -> SigninSheet:
@@ -172,21 +171,6 @@ def _text(cell: Any) -> str:
     if isinstance(cell, (dt.datetime, dt.date)):
         return cell.isoformat()
     return unicodedata.normalize("NFKC", str(cell)).strip()
-
-
-def _xlsx_lines(path: Path) -> list[tuple[int, tuple]]:
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-        raise MeetingFileError(f"cannot read the .xlsx file (无法读取 Excel 文件): {exc}") from None
-    try:
-        sheet = workbook.active or workbook.worksheets[0]
-        sheet.reset_dimensions()
-        return list(enumerate(sheet.iter_rows(values_only=True), start=1))
-    finally:
-        workbook.close()
 
 
 # -- records -----------------------------------------------------------------------------------

@@ -123,3 +123,10 @@ def test_the_fast_attendance_field_agrees_with_the_reference_schema():
             assert fast == reference, case
         else:  # the same entries, and in each the same fields (wording may differ)
             assert fast[1] == reference[1], (case, fast, reference)
+
+
+def test_quorum_arithmetic_is_decimal():
+    from orglife.common.rules import Quorum
+    assert Quorum(0.29, "voting_members").needed(100) == 30
+    assert Quorum(0.5, "voting_members").needed(9) == 5
+    assert Quorum(0.5, "voting_members").needed(10) == 6

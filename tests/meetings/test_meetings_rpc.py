@@ -271,3 +271,23 @@ def test_cached_rosters_follow_member_events(meetings_worker):
                                                       held_at="2026-11-18T10:00:00+08:00"))
     admin.on_intake([second])
     assert "m9" not in {r["member_id"] for r in admin.get_meeting("c2")["attendance"]}
+
+
+def test_a_member_who_joined_after_the_meeting_is_not_expected(meetings_worker):
+    admin = meetings_worker()
+    for envelope in village_branch_events():
+        admin.on_members_events([envelope])
+    admin.on_members_events([member_event("new1", joined_on="2026-11-15")])
+    meeting = admin.log_meeting(dict(ASSEMBLY, held_at="2026-11-10T19:30:00+08:00"))
+    assert "new1" not in {r["member_id"] for r in meeting["attendance"]}
+    assert meeting["quorum"]["eligible"] == 9
+    with pytest.raises(ValidationError) as err:
+        admin.log_meeting(dict(ASSEMBLY, meeting_id="mt-early",
+                               attendance=[{"member_id": "new1", "status": "present"}]))
+    assert "not yet a member" in err.value.errors["attendance.0.member_id"][0]
+
+
+def test_scope_is_checked_before_any_detail_about_another_branch(secretary):
+    with pytest.raises(Forbidden):
+        secretary.log_meeting(dict(ASSEMBLY, branch_id="b2", meeting_id="mt-x",
+                                   attendance=[{"member_id": "ghost", "status": "present"}]))

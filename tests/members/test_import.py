@@ -71,3 +71,13 @@ def test_import_rejects_a_payload_that_is_not_a_list(admin):
     with pytest.raises(ValidationError) as err:
         admin.import_members({"name": "x"})
     assert "rows" in err.value.errors
+
+
+def test_import_does_not_move_a_member_to_another_branch(admin):
+    admin.import_members(ROWS[:1])
+    moved = dict(ROWS[0], branch="b2", group=None)
+    moved.pop("group")
+    result = admin.import_members([moved])
+    assert [(e["row"], e["field"]) for e in result["errors"]] == [(1, "branch")]
+    assert "transfer" in result["errors"][0]["message"]
+    assert admin.get_member("m1")["branch_id"] == "b1"

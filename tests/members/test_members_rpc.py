@@ -234,3 +234,40 @@ def test_calls_without_or_with_a_bad_token_are_unauthorized(members_store, clock
     with pytest.raises(Unauthorized):
         worker.list_members({})
     assert forged is not None
+
+
+def test_ids_with_sql_wildcards_do_not_widen_a_scope(admin, members_worker):
+    admin.register_organization({"org_id": "b_1", "name": "甲村党支部", "kind": "branch",
+                                 "parent_id": "t1", "category": "village"})
+    admin.register_organization({"org_id": "b11", "name": "乙村党支部", "kind": "branch",
+                                 "parent_id": "t1", "category": "village"})
+    admin.register_member({"member_id": "w1", "name": "甲", "branch_id": "b_1"})
+    admin.register_member({"member_id": "w2", "name": "乙", "branch_id": "b11"})
+    secretary = members_worker("branch_secretary", "b_1")
+    assert [m["member_id"] for m in secretary.list_members({})["items"]] == ["w1"]
+    assert [o["org_id"] for o in secretary.list_organizations({})["items"]] == ["b_1"]
+
+
+def test_archived_members_are_not_changed(admin, members_store):
+    admin.register_member(MEMBER)
+    admin.transfer_member({"member_id": "m1", "to_branch_id": None})
+    before = snapshot(members_store)
+    with pytest.raises(Conflict):
+        admin.update_member({"member_id": "m1", "status": "formal"})
+    assert snapshot(members_store) == before
+
+
+@pytest.mark.parametrize("call, payload", [
+    ("update_member", {"member_id": "m1", "phone": "123"}),
+    ("update_member", {"member_id": "m1", "group_id": "g-none"}),
+    ("update_member", {"member_id": "m1", "joined_on": "2099-01-01"}),
+    ("transfer_member", {"member_id": "m1", "to_branch_id": "t1"}),
+    ("transfer_member", {"member_id": "m1", "to_branch_id": "b2", "to_group_id": "g1"}),
+])
+def test_bad_changes_name_the_field_and_change_nothing(admin, members_store, call, payload):
+    admin.register_member(MEMBER)
+    before = snapshot(members_store)
+    with pytest.raises(ValidationError) as err:
+        getattr(admin, call)(payload)
+    assert err.value.errors
+    assert snapshot(members_store) == before

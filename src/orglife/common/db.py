@@ -91,7 +91,11 @@ def _sqlite_pragmas(dbapi_connection, _record):
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    """SQLite files get WAL; PostgreSQL goes through psycopg2 made eventlet-cooperative."""
+    """SQLite files get WAL; PostgreSQL goes through psycopg2 made eventlet-cooperative.
+
+    Parameters are kept out of SQLAlchemy's error messages: they carry phone numbers, which
+    never appear in logs (SPEC §7)."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         if url in ("sqlite://", "sqlite:///:memory:"):
             raise ValueError("in-memory SQLite is not shared between engines: use a file URL")
@@ -209,6 +213,13 @@ def _inbox_insert(table: Table, dialect: str):
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     return dialect_insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+def under(column, org_id: str):
+    """`column` (a "/c1/t1/b1/" path) lies in the subtree of `org_id`: a LIKE whose wildcards
+    in the id (ids may contain `_` and `%`) are escaped, so b_1 never matches b11."""
+    escaped = org_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(f"%/{escaped}/%", escape="\\")
 
 
 def page(session, query, order_by, filters: dict, to_dict) -> dict:

@@ -156,6 +156,8 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         if message.content_type not in JSON_CONTENT_TYPES:
             raise EnvelopeError(f"unsupported content type {message.content_type!r}")
         envelope = Envelope.from_body(message.body)
+        if envelope.source != self.source:
+            raise EnvelopeError(f"source {envelope.source!r} on the {self.source}.events exchange")
         if envelope.event_type not in self.subscription.event_types:
             raise EnvelopeError(f"unknown event type {envelope.event_type!r} on this queue")
         known = known_schema_versions(self.source, envelope.event_type)

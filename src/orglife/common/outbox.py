@@ -89,14 +89,16 @@ class PublishFailed(Exception):
 class OutboxRelay:
     def __init__(self, engine: Engine, backbone: Backbone, amqp_uri: str, *,
                  batch_size: int = 500, poll_interval: float = 0.5,
-                 lease_seconds: float = 10.0, confirm_timeout: float = 15.0,
+                 lease_seconds: float = 60.0, confirm_timeout: float = 15.0,
                  subscriptions=None):
         self.engine = engine
         self.backbone = backbone
         self.amqp_uri = amqp_uri
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.lease_seconds = lease_seconds
+        # The lease must outlive the longest batch (confirm_timeout), or a second instance
+        # could take it over and publish the same rows while the first still waits.
+        self.lease_seconds = max(lease_seconds, 2 * confirm_timeout)
         self.confirm_timeout = confirm_timeout
         self.subscriptions = subscriptions
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -5,6 +5,7 @@ Services read rules only through `Rules`; a county changes the YAML, never the c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,8 +28,9 @@ class Quorum:
     of: str
 
     def needed(self, eligible: int) -> int:
-        """Smallest head count that is more than `more_than` of `eligible`."""
-        return int(eligible * self.more_than) + 1 if eligible else 1
+        """Smallest head count that is more than `more_than` of `eligible` (in decimal, so
+        that 0.29 of 100 needs 30, not 29)."""
+        return int(Decimal(str(self.more_than)) * eligible) + 1 if eligible else 1
 
 
 @dataclass(frozen=True)
