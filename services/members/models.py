@@ -48,6 +48,19 @@ class Member(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
+class Membership(Base):
+    """Which branch a member belonged to, and when: opened at registration, closed and
+    reopened by each transfer, so a member's history follows them."""
+
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    branch_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[object] = mapped_column(Date)
+    until: Mapped[object | None] = mapped_column(Date, nullable=True)  # None: current
+
+
 class Participation(Base):
     """One line of a member's record: a meeting they were expected at or attended, or an
     activity. Built from meetings' events only; the highest meeting revision wins."""

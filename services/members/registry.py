@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from orglife.common.auth import Principal
 from orglife.common.clock import iso
@@ -16,7 +16,7 @@ from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
 from orglife.common.vocabulary import ACTIVE_STATUSES, ARCHIVED_STATUSES
 
 from . import domain
-from .models import Member, Organization, Participation
+from .models import Member, Membership, Organization, Participation
 
 NEW_ID_PREFIX = {"county": "c-", "township": "t-", "general_branch": "gb-", "branch": "b-",
                  "group": "g-"}
@@ -128,6 +128,8 @@ def register_member(uow: UnitOfWork, principal: Principal, member: dict, today: 
         return current
     record = Member(**incoming, version=1)
     session.add(record)
+    session.add(Membership(member_id=member_id, branch_id=record.branch_id,
+                           since=record.joined_on or today))
     session.flush()
     data = domain.member_dict(record)
     uow.emit("member_registered", data)
@@ -158,6 +160,11 @@ def _visible_member(uow: UnitOfWork, principal: Principal, member_id: str,
 def get_member(uow: UnitOfWork, principal: Principal, member_id: str) -> dict:
     member = _visible_member(uow, principal, member_id)
     out = domain.member_dict(member)
+    out["branch_history"] = [
+        {"branch_id": m.branch_id, "since": m.since.isoformat(),
+         "until": m.until.isoformat() if m.until else None}
+        for m in uow.session.scalars(select(Membership).where(Membership.member_id == member_id)
+                                     .order_by(Membership.id))]
     out["participation"] = participation_record(uow.session, member_id)
     return out
 
@@ -249,6 +256,10 @@ def transfer_member(uow: UnitOfWork, principal: Principal, transfer: dict, today
         # Either end of the move may be the caller's: the sending branch releases the member.
         member.branch_id, member.group_id = to_branch_id, transfer.get("to_group_id")
     member.version += 1
+    session.execute(update(Membership).where(Membership.member_id == member.member_id)
+                    .where(Membership.until.is_(None)).values(until=today))
+    if to_branch_id is not None:
+        session.add(Membership(member_id=member.member_id, branch_id=to_branch_id, since=today))
     session.flush()
     data = domain.member_dict(member)
     uow.emit("member_transferred", {"member": data, "from_branch_id": from_branch_id,
@@ -384,6 +395,9 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], load
         events.append(("member_updated", domain.member_dict(current)))
     if inserts:
         session.execute(Member.__table__.insert(), inserts)
+        session.execute(Membership.__table__.insert(), [
+            {"member_id": row["member_id"], "branch_id": row["branch_id"],
+             "since": row["joined_on"] or today} for row in inserts])
     for event_type, record in events:
         data = {k: record[k] for k in domain.MEMBER_FIELDS}
         if isinstance(data["joined_on"], date):

@@ -271,3 +271,21 @@ def test_bad_changes_name_the_field_and_change_nothing(admin, members_store, cal
         getattr(admin, call)(payload)
     assert err.value.errors
     assert snapshot(members_store) == before
+
+
+def test_a_transfer_keeps_the_branch_history(admin):
+    admin.register_member(MEMBER)
+    admin.transfer_member({"member_id": "m1", "to_branch_id": "b2"})
+    admin.transfer_member({"member_id": "m1", "to_branch_id": None})
+    history = admin.get_member("m1")["branch_history"]
+    assert history == [
+        {"branch_id": "b1", "since": "2010-07-01", "until": "2026-11-20"},
+        {"branch_id": "b2", "since": "2026-11-20", "until": "2026-11-20"},
+    ]
+
+
+def test_imported_members_have_a_branch_history(admin):
+    admin.import_members([{"member_id": "i1", "name": "钱七", "branch": "b3",
+                           "joined_on": "2015-05-01"}])
+    assert admin.get_member("i1")["branch_history"] == [
+        {"branch_id": "b3", "since": "2015-05-01", "until": None}]

@@ -330,6 +330,10 @@ def member_show(member_id: str, as_json: bool = JsonOpt):
     if as_json:
         return print_json(member)
     show_record(member, f"member {member_id}")
+    history = Table("branch", "since", "until", title="branches")
+    for stay in member.get("branch_history") or []:
+        history.add_row(stay["branch_id"], stay["since"], stay["until"] or "(now)")
+    console.print(history)
     record = member.get("participation") or {"items": [], "counts": {}}
     table = Table("held", "kind", "type", "ref", "branch", "status", "remote", "visiting",
                   title=f"participation ({len(record['items'])})")
