@@ -531,6 +531,23 @@ class PrivateBroker:
         self._api("PUT", f"users/{quote(name, safe='')}", json={"password": password, "tags": ""})
         self._grant(name, vhost)
 
+    def service_account(self, service: str, vhost: str = "/") -> str:
+        """The AMQP URI of `service`'s own account on this node (SPEC §7: each service uses
+        its own broker account), created on first use; its random password is kept in
+        rabbitmq/accounts.json under the home (mode 0600)."""
+        import json
+        import secrets
+        path = self.root / "accounts.json"
+        accounts = json.loads(path.read_text()) if path.exists() else {}
+        user = f"orglife-{service}"
+        if user not in accounts:
+            accounts[user] = secrets.token_urlsafe(18)
+            path.write_text(json.dumps(accounts))
+            path.chmod(0o600)
+        self.add_user(user, accounts[user], vhost)
+        suffix = "" if vhost == "/" else quote(vhost, safe="")
+        return f"amqp://{user}:{accounts[user]}@127.0.0.1:{self.amqp_port}/{suffix}"
+
     def _grant(self, user: str, vhost: str) -> None:
         self._api("PUT", f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
                   json={"configure": ".*", "write": ".*", "read": ".*"})

@@ -78,6 +78,12 @@ def start_services(settings: Settings, amqp_uri: str, scale: dict[str, int] | No
                    services=SERVICES) -> list[Started]:
     env = dict(os.environ, ORGLIFE_AMQP_URI=amqp_uri, ORGLIFE_SECRET=settings.secret,
                ORGLIFE_HOME=str(settings.home))
+    if not settings.amqp_uri:  # our private node: each service gets its own account
+        broker = private_broker(settings)
+        for service in services:
+            variable = f"ORGLIFE_{service.upper()}_AMQP_URI"
+            if variable not in env:
+                env[variable] = broker.service_account(service)
     started = []
     for service in services:
         for instance in range(1, (scale or {}).get(service, 1) + 1):

@@ -308,6 +308,20 @@ def test_without_a_broker_up_runs_a_private_node_on_loopback(stacks, tmp_path):
         stack("token", "--role", "county_admin")
         assert stack.json("org", "list")["total"] == 0
 
+        # SPEC §7: each service connects with an account of its own, not guest
+        import requests
+        deadline = time.monotonic() + 20  # the management API lists connections a little late
+        while True:
+            connections = requests.get(f"http://127.0.0.1:{ports['management']}/api/connections",
+                                       auth=("guest", "guest"), timeout=10).json()
+            users = {c["user"] for c in connections}
+            if {"orglife-members", "orglife-meetings"} <= users or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert {"orglife-members", "orglife-meetings"} <= users, users
+        accounts = home / "rabbitmq" / "accounts.json"
+        assert accounts.stat().st_mode & 0o077 == 0
+
         pids = stack.pids()
         done = stack("down")
         assert "stopping the private RabbitMQ node" in done.stdout

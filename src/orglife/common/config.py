@@ -25,6 +25,9 @@ class Settings:
     rules_path: Path = DEFAULT_RULES
     tz: str = DEFAULT_TZ
     db_urls: dict[str, str] = field(default_factory=dict)
+    # ORGLIFE_<SERVICE>_AMQP_URI: a service's own broker account (SPEC §7); `up` sets these
+    # for the private node, a deployment sets them for its broker.
+    service_amqp_uris: dict[str, str] = field(default_factory=dict)
     smtp_url: str | None = None
     sms_url: str | None = None
     webhook_url: str | None = None
@@ -37,7 +40,7 @@ class Settings:
 
     def nameko_config(self, service: str, amqp_uri: str | None = None) -> dict:
         """The config dict a service container is started with."""
-        uri = amqp_uri or self.amqp_uri
+        uri = amqp_uri or self.service_amqp_uris.get(service) or self.amqp_uri
         if not uri:
             raise RuntimeError("no AMQP URI: start the broker first (orglife up)")
         return {
@@ -80,8 +83,14 @@ def load_settings(env: dict | None = None) -> Settings:
         for service in SERVICES
         if env.get(f"ORGLIFE_{service.upper()}_DB_URL")
     }
+    service_amqp_uris = {
+        service: env[f"ORGLIFE_{service.upper()}_AMQP_URI"]
+        for service in SERVICES
+        if env.get(f"ORGLIFE_{service.upper()}_AMQP_URI")
+    }
     return Settings(
         home=home,
+        service_amqp_uris=service_amqp_uris,
         amqp_uri=env.get("ORGLIFE_AMQP_URI") or None,
         secret=_secret_for(home, env),
         rules_path=Path(env.get("ORGLIFE_RULES") or DEFAULT_RULES),
