@@ -486,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--county-id", default="county")
     parser.add_argument("--xlsx", type=Path, help="write the members as an office's .xlsx (Chinese headers)")
     parser.add_argument("--json", type=Path, help="write {organizations, members} as JSON")
+    parser.add_argument("--branch", help="with --xlsx: put every member in this existing branch "
+                                         "(id or name), to try an import on a deployment that "
+                                         "does not have the synthetic county's organizations")
     args = parser.parse_args(argv)
 
     branches = args.branches if args.branches is not None else max(1, round(args.members * 1600 / 35000))
@@ -510,7 +513,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
             from orglife.importfile import write_member_xlsx
         started = time.perf_counter()
-        write_member_xlsx(args.xlsx, county.members)
+        rows = county.members
+        if args.branch:
+            rows = [{key: value for key, value in member.items() if key != "group_id"}
+                    | {"branch_id": args.branch} for member in rows]
+        write_member_xlsx(args.xlsx, rows)
         print(f"wrote {args.xlsx} ({len(county.members)} rows) in {time.perf_counter() - started:.2f}s")
     return 0
 

@@ -251,3 +251,12 @@ def test_cli_writes_an_importable_xlsx(tmp_path):
     assert result.line_numbers == list(range(2, 122))
     assert [r["member_id"] for r in result.rows] == [m["member_id"] for m in expected.members]
     assert [r["branch"] for r in result.rows] == [m["branch_id"] for m in expected.members]
+
+
+def test_the_xlsx_for_trying_an_import_can_name_one_existing_branch(tmp_path):
+    from orglife.importfile import read_member_file
+    path = tmp_path / "花名册.xlsx"
+    assert synthetic.main(["--members", "40", "--xlsx", str(path), "--branch", "b1"]) == 0
+    rows = read_member_file(path).rows
+    assert len(rows) == 40 and {row["branch"] for row in rows} == {"b1"}
+    assert not any("group" in row for row in rows)
