@@ -26,8 +26,9 @@ COPY pyproject.toml ./
 COPY src ./src
 COPY services ./services
 COPY deploy/migrate.py ./deploy/migrate.py
+# Every service of the system declaration (src/orglife/system.py) must import.
 RUN pip install --no-deps -e . \
-    && python -c "import orglife.runner, services.members.service, services.meetings.service"
+    && python -m orglife.system --check
 
 # Run as an unprivileged account; its home is ORGLIFE_HOME (the only place orglife writes).
 RUN groupadd --system --gid 10001 orglife \

@@ -2,7 +2,8 @@
 
     python deploy/migrate.py [SERVICE ...]
 
-Without arguments it migrates each service whose ORGLIFE_<SERVICE>_DB_URL is set (docker-compose's
+Without arguments it migrates each declared service (orglife/system.py) whose
+ORGLIFE_<SERVICE>_DB_URL is set (docker-compose's
 one-shot `migrate` service); naming a service whose variable is unset is an error, so a typo in the
 deployment cannot silently migrate a default SQLite file instead. The database may still be
 starting: connection failures are retried for up to a minute.
@@ -13,21 +14,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
-from orglife.common.config import SERVICES
 from orglife.common.migrate import upgrade
+from orglife.common.system import load_system
 
 WAIT_SECONDS = 60.0
-
-
-def implemented(service: str) -> bool:
-    """A service this code base has migrations for (scoring and notifications come later)."""
-    import importlib.util
-    spec = importlib.util.find_spec(f"services.{service}")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    return any((Path(p) / "migrations").is_dir() for p in spec.submodule_search_locations)
 
 
 def _redacted(url: str) -> str:
@@ -35,12 +26,12 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def migrate(service: str, url: str, wait: float) -> None:
+def migrate(service: str, url: str, wait: float, system) -> None:
     from sqlalchemy.exc import OperationalError
     deadline = time.monotonic() + wait
     while True:
         try:
-            upgrade(service, url)
+            upgrade(service, url, system)
             break
         except OperationalError as exc:  # the server is not accepting connections yet
             if time.monotonic() > deadline:
@@ -54,12 +45,14 @@ def migrate(service: str, url: str, wait: float) -> None:
 
 def main(argv: list[str]) -> int:
     env = os.environ
-    unknown = [s for s in argv if s not in SERVICES]
+    system = load_system(env.get("ORGLIFE_SYSTEM"))
+    declared = [s.name for s in system.services if s.database]
+    unknown = [s for s in argv if s not in declared]
     if unknown:
-        print(f"migrate: unknown service(s) {', '.join(unknown)}; one of {', '.join(SERVICES)}",
+        print(f"migrate: unknown service(s) {', '.join(unknown)}; one of {', '.join(declared)}",
               file=sys.stderr)
         return 2
-    wanted = argv or [s for s in SERVICES if env.get(f"ORGLIFE_{s.upper()}_DB_URL")]
+    wanted = argv or [s for s in declared if env.get(f"ORGLIFE_{s.upper()}_DB_URL")]
     missing = [s for s in wanted if not env.get(f"ORGLIFE_{s.upper()}_DB_URL")]
     if missing:
         print("migrate: set " + ", ".join(f"ORGLIFE_{s.upper()}_DB_URL" for s in missing),
@@ -69,11 +62,8 @@ def main(argv: list[str]) -> int:
         print("migrate: no ORGLIFE_<SERVICE>_DB_URL is set; nothing to migrate", file=sys.stderr)
         return 2
     for service in wanted:
-        if not implemented(service):
-            print(f"migrate: {service} has no migrations in this version; skipped", flush=True)
-            continue
         try:
-            migrate(service, env[f"ORGLIFE_{service.upper()}_DB_URL"], WAIT_SECONDS)
+            migrate(service, env[f"ORGLIFE_{service.upper()}_DB_URL"], WAIT_SECONDS, system)
         except Exception as exc:  # noqa: BLE001  - one line per failure, then a non-zero exit
             print(f"migrate: {service} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1

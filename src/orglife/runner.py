@@ -1,4 +1,8 @@
-"""`python -m orglife.runner SERVICE`: one service process, configured from the environment."""
+"""`python -m orglife.runner SERVICE`: one service process, configured from the environment.
+
+SERVICE is any service of the system declaration (orglife/system.py, or the one named by
+ORGLIFE_SYSTEM).
+"""
 from __future__ import annotations
 
 import warnings
@@ -21,21 +25,14 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 from nameko.runners import ServiceRunner  # noqa: E402
 
 from orglife.common.config import load_settings  # noqa: E402
-
-SERVICE_CLASSES = {
-    "members": "services.members.service:MembersService",
-    "meetings": "services.meetings.service:MeetingsService",
-}
-
-
-def service_class(name: str):
-    module, _, attr = SERVICE_CLASSES[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+from orglife.common.system import load_system  # noqa: E402
 
 
 def main(argv=None) -> None:
+    settings = load_settings()
+    system = load_system(settings.system)
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("service", choices=sorted(SERVICE_CLASSES))
+    parser.add_argument("service", choices=system.names)
     parser.add_argument("--relay-only", action="store_true",
                         help="run only the service's outbox relay (started by the service "
                              "itself when ORGLIFE_RELAY=process)")
@@ -43,7 +40,6 @@ def main(argv=None) -> None:
     role = "relay" if args.relay_only else "service"
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.service} {role} "
                                                    "%(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
     stop = eventlet.event.Event()
 
     def request_stop(signum, frame):
@@ -52,8 +48,9 @@ def main(argv=None) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    declared = system.service(args.service)
     if args.relay_only:
-        return run_relay(args.service, settings, stop)
+        return run_relay(declared, settings, system, stop)
     config = settings.nameko_config(args.service)
     relay_process = None
     if settings.relay_mode == "process":
@@ -62,7 +59,7 @@ def main(argv=None) -> None:
         relay_process = subprocess.Popen(
             [sys.executable, "-m", "orglife.runner", args.service, "--relay-only"])
     runner = ServiceRunner(config)
-    runner.add_service(service_class(args.service))
+    runner.add_service(declared.load_class())
     runner.start()
     logging.getLogger("orglife").info("%s running (relay: %s)", args.service, settings.relay_mode)
     stop.wait()
@@ -72,12 +69,13 @@ def main(argv=None) -> None:
         relay_process.wait(timeout=15)
 
 
-def run_relay(service: str, settings, stop) -> None:
+def run_relay(service, settings, system, stop) -> None:
     from orglife.common.db import make_engine
     from orglife.common.outbox import OutboxRelay
-    backbone = importlib.import_module(f"services.{service}.models").backbone
-    relay = OutboxRelay(make_engine(settings.db_url(service)), backbone,
-                        settings.nameko_config(service)["AMQP_URI"], poll_interval=0.02)
+    backbone = importlib.import_module(f"{service.package}.models").backbone
+    relay = OutboxRelay(make_engine(settings.db_url(service.name)), backbone,
+                        settings.nameko_config(service.name)["AMQP_URI"], poll_interval=0.02,
+                        system=system)
     worker = eventlet.spawn(relay.run)
     stop.wait()
     relay.stop()

@@ -20,10 +20,13 @@ from kombu import Connection
 from .broker import BootstrapError, PrivateBroker, amqp_reachable, ensure_rabbitmq_installed
 from .common.config import Settings
 from .common.migrate import upgrade
-from .common.topology import SUBSCRIPTIONS, declare_topology
-from .runner import SERVICE_CLASSES
+from .common.system import System, load_system
+from .common.topology import declare_topology
 
-SERVICES = tuple(SERVICE_CLASSES)
+
+def system_of(settings: Settings) -> System:
+    """The system this home runs: orglife/system.py, or ORGLIFE_SYSTEM's."""
+    return load_system(settings.system)
 
 
 def run_dir(settings: Settings) -> Path:
@@ -56,14 +59,17 @@ def broker_uri(settings: Settings, start: bool = False, say=print) -> str:
     return broker.amqp_uri
 
 
-def migrate(settings: Settings, services=SERVICES) -> None:
-    for service in services:
-        upgrade(service, settings.db_url(service))
+def migrate(settings: Settings) -> None:
+    """Every declared service with a database, to its latest schema."""
+    system = system_of(settings)
+    for service in system.services:
+        if service.database:
+            upgrade(service.name, settings.db_url(service.name), system)
 
 
-def declare(amqp_uri: str) -> None:
+def declare(amqp_uri: str, system: System | None = None) -> None:
     with Connection(amqp_uri) as conn:
-        declare_topology(conn.channel())
+        declare_topology(conn.channel(), system)
 
 
 @dataclass
@@ -75,7 +81,13 @@ class Started:
 
 
 def start_services(settings: Settings, amqp_uri: str, scale: dict[str, int] | None = None,
-                   services=SERVICES) -> list[Started]:
+                   ) -> list[Started]:
+    """One process per instance of every declared service (`scale`: instances by name)."""
+    services = system_of(settings).names
+    unknown = sorted(set(scale or {}) - set(services))
+    if unknown:
+        raise BootstrapError(f"--scale names {', '.join(unknown)}, not declared services "
+                             f"({', '.join(services)})")
     env = dict(os.environ, ORGLIFE_AMQP_URI=amqp_uri, ORGLIFE_SECRET=settings.secret,
                ORGLIFE_HOME=str(settings.home))
     if not settings.amqp_uri:  # our private node: each service gets its own account
@@ -191,11 +203,11 @@ def rpc_consumers(amqp_uri: str, service: str) -> int:
         return 0
 
 
-def queue_depths(amqp_uri: str) -> list[dict]:
+def queue_depths(amqp_uri: str, system: System | None = None) -> list[dict]:
     """Depth and consumers of every topology queue (passive declares work on any broker)."""
     rows = []
     with Connection(amqp_uri) as conn:
-        for sub in SUBSCRIPTIONS:
+        for sub in (system or load_system()).subscriptions:
             for name in (sub.queue_name, sub.parking_queue_name):
                 channel = conn.channel()
                 try:
@@ -219,8 +231,9 @@ def status(settings: Settings) -> dict:
         uri = broker_uri(settings)
     except BootstrapError as exc:
         return {"broker": {"ok": False, "detail": str(exc)}, "services": [], "queues": []}
+    system = system_of(settings)
     services = []
-    for service in SERVICES:
+    for service in system.names:
         pids = [int(p.read_text()) for p in sorted(folder.glob(f"{service}-*.pid"))]
         health = ping(uri, service, timeout=3.0)
         services.append({
@@ -230,7 +243,7 @@ def status(settings: Settings) -> dict:
             "outbox_backlog": (health or {}).get("outbox_backlog"),
         })
     return {"broker": {"ok": True, "uri": _safe(uri)}, "services": services,
-            "queues": queue_depths(uri)}
+            "queues": queue_depths(uri, system)}
 
 
 def _safe(uri: str) -> str:

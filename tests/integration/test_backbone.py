@@ -9,16 +9,19 @@ from orglife.common.errors import Forbidden, Unauthorized, ValidationError
 from orglife.common.messaging import subscribe
 from orglife.common.store import Store
 from orglife.common.db import backbone_tables
-from orglife.common.topology import SUBSCRIPTIONS, Subscription
+from orglife.common.system import Service
+from orglife.system import SYSTEM
 from services.members.service import MembersService
-from tests.conftest import (
-    PeerQueue, migrated_sqlite, publish_raw, service_config, small_county, wait_for,
-)
+from tests.conftest import PeerQueue, migrated_sqlite, publish_raw, service_config, wait_for
+from tests.members.conftest import small_county
 
 pytestmark = pytest.mark.integration
 
-LEDGER_SUB = Subscription("ledger", "members", ("member_registered", "member_updated"))
-TOPOLOGY = SUBSCRIPTIONS + [LEDGER_SUB]
+# Test consumers join the system the way any service does: one entry in the declaration.
+LEDGER_EVENTS = ("member_registered", "member_updated")
+TOPOLOGY = SYSTEM.with_service(Service("ledger", "LedgerService", package="tests.integration",
+                                       subscribes={"members": LEDGER_EVENTS}, database=False))
+LEDGER_SUB = TOPOLOGY.subscription("ledger", "members")
 
 ledger_metadata = MetaData()
 ledger_backbone = backbone_tables(ledger_metadata)
@@ -34,7 +37,7 @@ class LedgerService:
     name = "ledger"
     store = Store(ledger_backbone, relay=False)
 
-    @subscribe("members", retry_delay=0.01)
+    @subscribe("members", dict.fromkeys(LEDGER_EVENTS), retry_delay=0.01)
     def on_members_event(self, envelope):
         if envelope.data.get("name") == "EXPLODE":
             ATTEMPTS[envelope.event_id] = ATTEMPTS.get(envelope.event_id, 0) + 1
@@ -64,7 +67,7 @@ def applied_rows(engine):
 @pytest.fixture
 def members(container_factory, vhost_uri, tmp_path):
     config = service_config("members", vhost_uri, migrated_sqlite(tmp_path, "members"), tmp_path,
-                            subscriptions=TOPOLOGY)
+                            system=TOPOLOGY)
     container = container_factory(MembersService, config)
     container.start()
     return container
@@ -74,7 +77,7 @@ def members(container_factory, vhost_uri, tmp_path):
 def ledger(container_factory, vhost_uri, tmp_path, ledger_db):
     def start():
         config = service_config("ledger", vhost_uri, ledger_db[0], tmp_path,
-                                subscriptions=TOPOLOGY)
+                                system=TOPOLOGY)
         container = container_factory(LedgerService, config)
         container.start()
         return container
@@ -198,7 +201,10 @@ def test_errors_cross_rpc_typed_and_calls_are_authenticated(members, rpc_proxy):
     assert township.members.list_organizations({})["total"] == 2
 
 
-BATCH_SUB = Subscription("batchledger", "members", ("member_registered",))
+BATCH_TOPOLOGY = TOPOLOGY.with_service(Service(
+    "batchledger", "BatchLedgerService", package="tests.integration",
+    subscribes={"members": ("member_registered",)}, database=False))
+BATCH_SUB = BATCH_TOPOLOGY.subscription("batchledger", "members")
 BATCHES = []
 
 
@@ -208,7 +214,8 @@ class BatchLedgerService:
     name = "batchledger"
     store = Store(ledger_backbone, relay=False)
 
-    @subscribe("members", batch_size=20, batch_wait=0.2, retry_delay=0.01)
+    @subscribe("members", {"member_registered": None}, batch_size=20, batch_wait=0.2,
+               retry_delay=0.01)
     def on_members_events(self, envelopes):
         BATCHES.append(len(envelopes))
         with self.store() as uow:
@@ -224,7 +231,7 @@ class BatchLedgerService:
 def test_a_batch_is_one_transaction_and_a_poisoned_message_does_not_hold_back_the_rest(
         container_factory, vhost_uri, tmp_path, ledger_db):
     config = service_config("batchledger", vhost_uri, ledger_db[0], tmp_path,
-                            subscriptions=TOPOLOGY + [BATCH_SUB])
+                            system=BATCH_TOPOLOGY)
     container_factory(BatchLedgerService, config).start()
     BATCHES.clear()
     envelopes = [Envelope.new("members", "member_registered", {"member_id": f"b{n}",
@@ -245,3 +252,23 @@ def test_a_batch_is_one_transaction_and_a_poisoned_message_does_not_hold_back_th
     assert sorted(m for _, m in applied_rows(ledger_db[1])) == sorted(
         e.data["member_id"] for e in envelopes if e.data["name"] != "EXPLODE")
     assert max(BATCHES) > 1  # messages really were handled in batches
+
+
+class MisdeclaredLedgerService:
+    """Subscribed to two event types by the declaration, handling one."""
+
+    name = "ledger"
+    store = Store(ledger_backbone, relay=False)
+
+    @subscribe("members", {"member_registered": None})
+    def on_members_event(self, envelope):
+        raise AssertionError("never started")
+
+
+def test_a_consumer_whose_dispatch_table_disagrees_with_the_declaration_does_not_start(
+        container_factory, vhost_uri, tmp_path, ledger_db):
+    from orglife.common.system import DeclarationError
+    config = service_config("ledger", vhost_uri, ledger_db[0], tmp_path, system=TOPOLOGY)
+    container = container_factory(MisdeclaredLedgerService, config)
+    with pytest.raises(DeclarationError, match="no handler for member_updated"):
+        container.start()

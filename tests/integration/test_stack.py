@@ -11,21 +11,22 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import REPO, unique_name
+from orglife.system import SYSTEM
+from tests.conftest import REPO, SECRET, bearer, unique_name
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {"members", "meetings"}
+SERVICES = set(SYSTEM.names)
 
 
 class Stack:
     """`./orglife ...` for one ORGLIFE_HOME (and broker URI, or none: the private node)."""
 
-    def __init__(self, home: Path, amqp_uri: str | None = None):
+    def __init__(self, home: Path, amqp_uri: str | None = None, **env):
         self.home = home
         self.env = {key: value for key, value in os.environ.items()
                     if not key.startswith("ORGLIFE_")}
-        self.env.update(ORGLIFE_HOME=str(home), COLUMNS="250", PYTHONWARNINGS="ignore")
+        self.env.update(ORGLIFE_HOME=str(home), COLUMNS="250", PYTHONWARNINGS="ignore", **env)
         if amqp_uri:
             self.env["ORGLIFE_AMQP_URI"] = amqp_uri
         self.seen_pids: set[int] = set()
@@ -67,8 +68,8 @@ class Stack:
 def stacks():
     made = []
 
-    def make(home, amqp_uri=None):
-        stack = Stack(home, amqp_uri)
+    def make(home, amqp_uri=None, **env):
+        stack = Stack(home, amqp_uri, **env)
         made.append(stack)
         return stack
 
@@ -332,3 +333,38 @@ def test_without_a_broker_up_runs_a_private_node_on_loopback(stacks, tmp_path):
         assert report["broker"]["ok"] is False and "orglife up" in report["broker"]["detail"]
     finally:
         PrivateBroker(home).stop()  # no-op when `down` did it
+
+
+def test_a_service_added_through_the_declaration_alone_runs(stacks, tmp_path, vhost_uri):
+    """tests/toy: one entry in a system declaration, and its package (service, models,
+    migrations). `up` migrates it, declares its queue, runs it beside the others; an event
+    reaches it and its own event leaves through its outbox."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from tests.conftest import PeerQueue, wait_for
+    stack = stacks(tmp_path / "home", vhost_uri, ORGLIFE_SYSTEM="tests.toy:SYSTEM",
+                   ORGLIFE_SECRET=SECRET)
+    stack.up()
+    assert {name.split("-")[0] for name in stack.pids()} == SERVICES | {"toy"}
+    assert (tmp_path / "home" / "db" / "toy.db").exists()
+    report = stack.json("status")
+    assert {row["service"]: row["answers"] for row in report["services"]}["toy"] is True
+    queues = {row["queue"]: row for row in report["queues"]}
+    assert queues["members.events--toy"]["consumers"] == 1
+    assert "members.events--toy.parked" in queues
+
+    peer = PeerQueue(vhost_uri, "toy.events", ["member_noted"])
+    with ClusterRpcProxy({"AMQP_URI": vhost_uri}, context_data={"authorization": bearer()},
+                         timeout=30) as cluster:
+        for org in ({"org_id": "c1", "name": "青山县", "kind": "county"},
+                    {"org_id": "t1", "name": "石桥镇", "kind": "township", "parent_id": "c1"},
+                    {"org_id": "b1", "name": "石桥村党支部", "kind": "branch", "parent_id": "t1",
+                     "category": "village"}):
+            cluster.members.register_organization(org)
+        cluster.members.register_member({"member_id": "m1", "name": "张伟", "branch_id": "b1"})
+        [noted] = peer.drain(1)
+        assert noted["data"] == {"member_id": "m1"} and noted["source"] == "toy"
+        wait_for(lambda: cluster.toy.health()["noted"] == 1, message="the toy noted m1")
+    peer.close()
+    stack("down")
+    assert not stack.pids()

@@ -1,9 +1,11 @@
 """Authentication and scope (SPEC §4): JWTs in nameko context data, checked in one place.
 
 Every RPC carries `authorization: "Bearer <token>"`. `@authorized(roles...)` on an entrypoint
-checks the token and the role before the method body runs; the method then checks the scope of
-the data it touches with `self.auth.check_scope(path)`, where `path` is the org ids from the
-county down to the record's organization.
+checks the token and the role before the method body runs; the use case then checks the scope
+of the data it touches with one call, `principal.check_scope(path, what)`, where `path` is the
+org ids from the county down to the record's organization, and limits list queries with
+`principal.scope_filter(column)`. Work no caller asked for (intake from peer systems, events)
+runs as `SYSTEM`, which covers everything.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from nameko.extensions import DependencyProvider
 from .errors import Forbidden, Unauthorized
 
 ROLES = ("county_admin", "township_admin", "branch_secretary", "service")
+SYSTEM_ROLE = "system"  # never in a token: the service itself acting on a peer's report
 SCOPED_ROLES = ("township_admin", "branch_secretary")
 ADMINS = ("county_admin", "township_admin", "branch_secretary")
 READERS = ADMINS + ("service",)
@@ -34,6 +37,28 @@ class Principal:
         if self.org_id is None:
             return self.role not in SCOPED_ROLES
         return self.org_id in path
+
+    def check_scope(self, path, what: str = "this organization") -> None:
+        """Raise Forbidden unless the record at the end of `path` is in this caller's scope."""
+        if not self.covers(path):
+            raise Forbidden(f"{what} is outside the scope of {self.role} "
+                            f"{self.org_id or ''}".strip())
+
+    def scope_filter(self, path_column):
+        """SQL condition keeping rows whose `path_column` ("/c1/t1/b1/") is in scope, or None
+        for a caller who sees everything."""
+        if self.org_id is None:
+            return None
+        from .db import under
+        return under(path_column, self.org_id)
+
+    def limit(self, query, path_column):
+        """`query` limited to this caller's subtree."""
+        condition = self.scope_filter(path_column)
+        return query if condition is None else query.where(condition)
+
+
+SYSTEM = Principal(sub="orglife", role=SYSTEM_ROLE)
 
 
 def mint_token(secret: str, sub: str, role: str, org_id: str | None = None,
@@ -62,7 +87,13 @@ def decode_token(secret: str, authorization: str | None) -> Principal:
         raise Unauthorized(f"bad token: {exc}") from None
     if claims["role"] not in ROLES:
         raise Unauthorized(f"bad token: unknown role {claims['role']!r}")
-    return Principal(sub=str(claims["sub"]), role=claims["role"], org_id=claims.get("org_id"))
+    org_id = claims.get("org_id")
+    if claims["role"] in SCOPED_ROLES and (not isinstance(org_id, str) or not org_id):
+        # Without its organization a scoped role would see everything: refuse the token.
+        raise Unauthorized(f"bad token: role {claims['role']} needs an org_id claim")
+    if org_id is not None and not isinstance(org_id, str):
+        raise Unauthorized("bad token: org_id must be a string")
+    return Principal(sub=str(claims["sub"]), role=claims["role"], org_id=org_id)
 
 
 class AuthContext:
@@ -86,9 +117,7 @@ class AuthContext:
         return principal
 
     def check_scope(self, path, what: str = "this organization") -> None:
-        if not self.principal.covers(path):
-            raise Forbidden(f"{what} is outside the scope of {self.principal.role} "
-                            f"{self.principal.org_id or ''}".strip())
+        self.principal.check_scope(path, what)
 
 
 class Auth(DependencyProvider):

@@ -12,6 +12,11 @@ class Clock:
         self.tz = ZoneInfo(tz)
         self.fixed = parse_instant(fixed, self.tz) if fixed else None
 
+    @classmethod
+    def from_config(cls, config: dict) -> "Clock":
+        """The clock of a service container: ORGLIFE_TZ and ORGLIFE_NOW from its config."""
+        return cls(config.get("ORGLIFE_TZ") or "Asia/Shanghai", config.get("ORGLIFE_NOW"))
+
     def now(self) -> datetime:
         """Aware UTC instant."""
         return self.fixed or datetime.now(timezone.utc)
@@ -32,8 +37,7 @@ def parse_instant(value: str, tz) -> datetime:
 
 class ClockProvider(DependencyProvider):
     def setup(self):
-        config = self.container.config
-        self.clock = Clock(config.get("ORGLIFE_TZ") or "Asia/Shanghai", config.get("ORGLIFE_NOW"))
+        self.clock = Clock.from_config(self.container.config)
 
     def get_dependency(self, worker_ctx):
         return self.clock

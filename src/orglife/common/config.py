@@ -7,11 +7,11 @@ config of their own without touching `os.environ`.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SERVICES = ("members", "meetings", "scoring", "notifications")
 DEFAULT_TZ = "Asia/Shanghai"
 REPO_ROOT = Path(__file__).resolve().parents[3]  # the checkout (tests, `orglife test`)
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules.yaml"  # shipped with the package
@@ -34,6 +34,7 @@ class Settings:
     token: str | None = None
     now: str | None = None  # fixed "now" (ISO 8601) for demos, tests and benchmarks
     relay_mode: str = "inline"  # inline: a greenthread of the service; process: a process of its own
+    system: str | None = None  # ORGLIFE_SYSTEM: "module:attribute" of another system declaration
 
     def db_url(self, service: str) -> str:
         return self.db_urls.get(service) or f"sqlite:///{self.home / 'db' / f'{service}.db'}"
@@ -56,6 +57,7 @@ class Settings:
             "ORGLIFE_SMS_URL": self.sms_url,
             "ORGLIFE_WEBHOOK_URL": self.webhook_url,
             "ORGLIFE_RELAY": self.relay_mode,
+            "ORGLIFE_SYSTEM": self.system,
             # nameko's own default heartbeat (60 s) is fine; prefetch follows max_workers.
             "max_workers": 10,
         }
@@ -78,16 +80,8 @@ def _secret_for(home: Path, env: dict) -> str:
 def load_settings(env: dict | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     home = Path(env.get("ORGLIFE_HOME") or ".orglife").expanduser().resolve()
-    db_urls = {
-        service: env[f"ORGLIFE_{service.upper()}_DB_URL"]
-        for service in SERVICES
-        if env.get(f"ORGLIFE_{service.upper()}_DB_URL")
-    }
-    service_amqp_uris = {
-        service: env[f"ORGLIFE_{service.upper()}_AMQP_URI"]
-        for service in SERVICES
-        if env.get(f"ORGLIFE_{service.upper()}_AMQP_URI")
-    }
+    db_urls = _per_service(env, "DB_URL")
+    service_amqp_uris = _per_service(env, "AMQP_URI")
     return Settings(
         home=home,
         service_amqp_uris=service_amqp_uris,
@@ -102,7 +96,15 @@ def load_settings(env: dict | None = None) -> Settings:
         token=env.get("ORGLIFE_TOKEN"),
         now=env.get("ORGLIFE_NOW"),
         relay_mode=_relay_mode(env.get("ORGLIFE_RELAY") or "inline"),
+        system=env.get("ORGLIFE_SYSTEM") or None,
     )
+
+
+def _per_service(env: dict, suffix: str) -> dict[str, str]:
+    """ORGLIFE_<SERVICE>_<suffix> variables by service name (any declared service)."""
+    pattern = re.compile(rf"^ORGLIFE_([A-Z0-9]+)_{suffix}$")
+    return {match.group(1).lower(): value for key, value in env.items()
+            if value and (match := pattern.match(key))}
 
 
 def _relay_mode(value: str) -> str:

@@ -22,7 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .clock import Clock
 from .envelope import Envelope
+from .system import System, load_system
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +133,14 @@ class UnitOfWork:
     """
 
     def __init__(self, session_factory: Callable[[], Session], source: str,
-                 backbone: Backbone, after_commit: Callable[[], None] | None = None):
+                 backbone: Backbone, after_commit: Callable[[], None] | None = None, *,
+                 system: System | None = None, clock: Clock | None = None):
         self._session_factory = session_factory
         self.source = source
         self.backbone = backbone
         self._after_commit = after_commit
+        self.system = system or load_system()
+        self.clock = clock or Clock()
         self.session: Session | None = None
         self.pending: list[Envelope] = []
         self._batch_depth = 0
@@ -151,9 +156,13 @@ class UnitOfWork:
         finally:
             self.session.close()
 
-    def emit(self, event_type: str, data: dict, schema_version: int = 1) -> Envelope:
-        """Queue an event; it is written to the outbox at commit, with the change."""
-        envelope = Envelope.new(self.source, event_type, data, schema_version)
+    def emit(self, event_type: str, data: dict) -> Envelope:
+        """Queue an event; it is written to the outbox at commit, with the change. Its schema
+        version is the one declared for it (an undeclared event is refused), its
+        `occurred_at` the service clock's now."""
+        event = self.system.event(self.source, event_type)
+        envelope = Envelope.new(self.source, event_type, data, event.version,
+                                occurred_at=self.clock.now())
         self.pending.append(envelope)
         return envelope
 

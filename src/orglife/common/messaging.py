@@ -33,9 +33,8 @@ from nameko.extensions import Entrypoint
 from nameko.messaging import HeaderDecoder, QueueConsumer
 
 from .envelope import Envelope, EnvelopeError
-from .topology import (
-    PARKING_EXCHANGE, consumer_queue, declare_topology, known_schema_versions, subscription,
-)
+from .system import check_handlers
+from .topology import PARKING_EXCHANGE, consumer_queue, declare_topology, system_of
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +61,23 @@ class RawQueueConsumer(QueueConsumer):
 
 
 class EventSubscriber(Entrypoint, HeaderDecoder):
-    """Entrypoint: handle every event of `source` this service subscribes to in the topology.
+    """Entrypoint: handle every event of `source` this service subscribes to in the system
+    declaration (orglife/system.py).
 
-    The decorated method receives an `Envelope` (a list of them with `batch_size` > 1); it
-    should record each `event_id` in its unit of work (`uow.first_time`) so that a redelivery
-    changes nothing.
+    `handlers` is the consumer's dispatch table (event type → handler); the decorated method
+    picks each envelope's handler from it. At start the table must name exactly the event
+    types the declaration subscribes this service to, or the container refuses to start.
+    The method receives an `Envelope` (a list of them with `batch_size` > 1); it should record
+    each `event_id` in its unit of work (`uow.first_time`) so that a redelivery changes nothing.
     """
 
     queue_consumer = RawQueueConsumer()
 
-    def __init__(self, source: str, max_attempts: int = 3, retry_delay: float = 0.2,
+    def __init__(self, source: str, handlers, max_attempts: int = 3, retry_delay: float = 0.2,
                  prefetch_count: int | None = None, batch_size: int = 1,
                  batch_wait: float = 0.02, **kwargs):
         self.source = source
+        self.handlers = handlers
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.batch_size = batch_size
@@ -88,12 +91,14 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
 
     def setup(self):
         config = self.container.config
-        self.subscription = subscription(
-            self.container.service_name, self.source, config.get("ORGLIFE_SUBSCRIPTIONS"))
+        self.system = system_of(config)
+        service = self.container.service_name
+        self.subscription = self.system.subscription(service, self.source)
+        check_handlers(self.system, service, self.source, self.handlers)
         self.queue = consumer_queue(self.subscription)
         self.amqp_uri = config["AMQP_URI"]
         with Connection(self.amqp_uri) as conn:
-            declare_topology(conn.channel(), [self.subscription])
+            declare_topology(conn.channel(), self.system, [self.subscription])
         self._parking_connection = None
         # One parking channel, used by one greenthread at a time (a channel is not shareable).
         self._parking_lock = threading.Lock()
@@ -160,7 +165,7 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
             raise EnvelopeError(f"source {envelope.source!r} on the {self.source}.events exchange")
         if envelope.event_type not in self.subscription.event_types:
             raise EnvelopeError(f"unknown event type {envelope.event_type!r} on this queue")
-        known = known_schema_versions(self.source, envelope.event_type)
+        known = self.system.versions(self.source, envelope.event_type)
         if envelope.schema_version not in known:
             raise EnvelopeError(
                 f"unknown schema_version {envelope.schema_version} of {envelope.event_type} "

@@ -90,7 +90,7 @@ class OutboxRelay:
     def __init__(self, engine: Engine, backbone: Backbone, amqp_uri: str, *,
                  batch_size: int = 500, poll_interval: float = 0.5,
                  lease_seconds: float = 60.0, confirm_timeout: float = 15.0,
-                 subscriptions=None):
+                 system=None):
         self.engine = engine
         self.backbone = backbone
         self.amqp_uri = amqp_uri
@@ -100,7 +100,7 @@ class OutboxRelay:
         # could take it over and publish the same rows while the first still waits.
         self.lease_seconds = max(lease_seconds, 2 * confirm_timeout)
         self.confirm_timeout = confirm_timeout
-        self.subscriptions = subscriptions
+        self.system = system  # whose whole topology is declared before the first publish
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeup = threading.Event()
         self._stopped = threading.Event()
@@ -185,7 +185,7 @@ class OutboxRelay:
         connection.ensure_connection(max_retries=1)
         channel = connection.channel()
         # Every consumer queue exists before the first event leaves (no `mandatory` here).
-        declare_topology(channel, self.subscriptions)
+        declare_topology(channel, self.system)
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)

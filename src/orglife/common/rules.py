@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+from nameko.extensions import DependencyProvider
 
 from .config import DEFAULT_RULES
 from .vocabulary import MEETING_TYPES
@@ -54,9 +55,21 @@ class Rules:
         return float(self.raw.get("intake_wait_seconds", 300))
 
 
+SECTIONS = ("required_meetings", "expected_attendees", "quorum", "intake_wait_seconds",
+            "points", "grades", "probationary_recommendation", "branch_score",
+            "silent_branch_days", "at_risk_levels")
+# Settings that live elsewhere, so a rules file cannot contradict them.
+NOT_RULES = {"timezone": "the county's time zone is ORGLIFE_TZ (one source of truth)"}
+
+
 def validate(raw: dict) -> Rules:
     if not isinstance(raw, dict):
         raise RulesError("the rules file must be a YAML mapping")
+    for key in raw:
+        if key in NOT_RULES:
+            raise RulesError(f"rules: {key!r} is not a rule: {NOT_RULES[key]}")
+        if key not in SECTIONS:
+            raise RulesError(f"rules: unknown section {key!r} (known: {', '.join(SECTIONS)})")
     for key in ("required_meetings", "expected_attendees", "quorum", "points"):
         if key not in raw:
             raise RulesError(f"rules: missing section {key!r}")
@@ -84,3 +97,14 @@ def load_rules(path: str | Path | None = None) -> Rules:
     except OSError as exc:
         raise RulesError(f"cannot read the rules file {path}: {exc}") from None
     return validate(raw)
+
+
+class RulesProvider(DependencyProvider):
+    """The rules file named in the config (ORGLIFE_RULES), read and checked once per
+    container: a bad rules file stops the service at start, not at the first meeting."""
+
+    def setup(self):
+        self.rules = load_rules(self.container.config.get("ORGLIFE_RULES"))
+
+    def get_dependency(self, worker_ctx):
+        return self.rules

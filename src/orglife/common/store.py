@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
 
+from .clock import Clock
 from .db import Backbone, UnitOfWork, make_engine, session_factory
 from .outbox import OutboxRelay
+from .topology import system_of
 
 
 class Store(DependencyProvider):
@@ -22,8 +24,10 @@ class Store(DependencyProvider):
         config = self.container.config
         self.engine = make_engine(config["DB_URL"])
         self.sessions = session_factory(self.engine)
+        self.system = system_of(config)
+        self.clock = Clock.from_config(config)  # events' occurred_at: the service's "now"
         self.relay = OutboxRelay(self.engine, self.backbone, config["AMQP_URI"],
-                                 subscriptions=config.get("ORGLIFE_SUBSCRIPTIONS"))
+                                 system=self.system)
 
     def start(self):
         if self.container.config.get("ORGLIFE_RELAY") == "process":
@@ -39,7 +43,7 @@ class Store(DependencyProvider):
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.container.service_name, self.backbone,
-                          after_commit=self.relay.notify)
+                          after_commit=self.relay.notify, system=self.system, clock=self.clock)
 
     def get_dependency(self, worker_ctx):
         return StoreHandle(self)

@@ -1,0 +1,218 @@
+"""The shape of a system declaration: services, the events they publish, what they consume.
+
+The deployment is declared once (`orglife/system.py`, after eventsourcing's `System`): each
+service with its class, the events it publishes with their schema versions, and the event
+types it subscribes to per source. Everything else is derived from that one value: the
+runner's service classes, the processes `orglife up` starts, the broker topology (exchanges,
+consumer queues, bindings), the schema versions consumers accept, the migrations, and the
+check that docker-compose names every service. Adding a service is one entry.
+
+Classes are named by import path and loaded only when a process runs them, so reading the
+declaration imports no service code.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+DEFAULT_SYSTEM = "orglife.system:SYSTEM"
+
+
+class DeclarationError(ValueError):
+    """The declaration contradicts itself, or code contradicts the declaration."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event type as published: the schema version it is written with, and older versions
+    its consumers must still read (events of an older version may wait in queues during an
+    upgrade)."""
+
+    type: str
+    version: int = 1
+    still_read: tuple[int, ...] = ()
+
+    @property
+    def versions(self) -> frozenset[int]:
+        return frozenset((self.version, *self.still_read))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One consumer service's queue on one source's exchange."""
+
+    consumer: str
+    source: str
+    event_types: tuple[str, ...]
+
+    @property
+    def queue_name(self) -> str:
+        return f"{self.source}.events--{self.consumer}"
+
+    @property
+    def parking_queue_name(self) -> str:
+        return f"{self.queue_name}.parked"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service of the system.
+
+    `package` holds the five familiar files (service.py, registry.py, domain.py, models.py,
+    schemas.py) and `migrations/`; `service_class` is the nameko class in `<package>.service`.
+    """
+
+    name: str
+    service_class: str
+    publishes: tuple[Event, ...] = ()
+    subscribes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    package: str = ""
+    database: bool = True  # owns a database (migrated by `up`, a DB URL per deployment)
+    instances: int = 1  # default instances in docker-compose
+
+    def __post_init__(self):
+        if not self.package:
+            object.__setattr__(self, "package", f"services.{self.name}")
+        object.__setattr__(self, "publishes", tuple(self.publishes))
+        object.__setattr__(self, "subscribes",
+                           {source: tuple(types) for source, types in self.subscribes.items()})
+
+    @property
+    def class_path(self) -> str:
+        return f"{self.package}.service:{self.service_class}"
+
+    def load_class(self):
+        module, _, attr = self.class_path.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.name}.events"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Systems outside orglife that publish on an exchange of their own (e.g. intake)."""
+
+    name: str
+    publishes: tuple[Event, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "publishes", tuple(self.publishes))
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.name}.events"
+
+
+@dataclass(frozen=True)
+class System:
+    services: tuple[Service, ...]
+    peers: tuple[Peer, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "services", tuple(self.services))
+        object.__setattr__(self, "peers", tuple(self.peers))
+        self._check()
+
+    # -- reading it -----------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.services)
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise DeclarationError(f"no service {name!r} in the system declaration "
+                               f"(declared: {', '.join(self.names)})")
+
+    @property
+    def sources(self) -> dict[str, dict[str, Event]]:
+        """Every publisher (service or peer) → its events by type."""
+        return {p.name: {e.type: e for e in p.publishes} for p in (*self.services, *self.peers)}
+
+    def event(self, source: str, event_type: str) -> Event:
+        try:
+            return self.sources[source][event_type]
+        except KeyError:
+            raise DeclarationError(f"{source} does not publish {event_type!r} in the system "
+                                   "declaration") from None
+
+    def versions(self, source: str, event_type: str) -> frozenset[int]:
+        """Schema versions of `event_type` a consumer accepts (empty: unknown type)."""
+        event = self.sources.get(source, {}).get(event_type)
+        return event.versions if event else frozenset()
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return [Subscription(s.name, source, types)
+                for s in self.services for source, types in s.subscribes.items()]
+
+    def subscription(self, consumer: str, source: str) -> Subscription:
+        for sub in self.subscriptions:
+            if sub.consumer == consumer and sub.source == source:
+                return sub
+        raise DeclarationError(f"{consumer} does not subscribe to {source} in the system "
+                               "declaration")
+
+    @property
+    def exchanges(self) -> list[str]:
+        return list(self.sources)
+
+    # -- changing it (tests, toys) -----------------------------------------------------------
+    def with_service(self, service: Service) -> "System":
+        return replace(self, services=(*[s for s in self.services if s.name != service.name],
+                                       service))
+
+    # -- consistency ---------------------------------------------------------------------------
+    def _check(self) -> None:
+        names = [p.name for p in (*self.services, *self.peers)]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise DeclarationError(f"declared twice: {', '.join(duplicates)}")
+        for publisher in (*self.services, *self.peers):
+            types = [e.type for e in publisher.publishes]
+            twice = sorted({t for t in types if types.count(t) > 1})
+            if twice:
+                raise DeclarationError(f"{publisher.name} declares {', '.join(twice)} twice")
+        sources = self.sources
+        for service in self.services:
+            for source, types in service.subscribes.items():
+                if source not in sources:
+                    raise DeclarationError(f"{service.name} subscribes to {source!r}, which "
+                                           "is not declared")
+                unknown = sorted(set(types) - set(sources[source]))
+                if unknown:
+                    raise DeclarationError(f"{service.name} subscribes to {', '.join(unknown)} "
+                                           f"of {source}, which {source} does not publish")
+
+
+def load_system(value: "System | str | None" = None) -> System:
+    """A System given as itself or as "module:attribute" (ORGLIFE_SYSTEM); default the
+    deployment's own declaration."""
+    if isinstance(value, System):
+        return value
+    module, _, attr = (value or DEFAULT_SYSTEM).partition(":")
+    system = getattr(importlib.import_module(module), attr or "SYSTEM")
+    if not isinstance(system, System):
+        raise DeclarationError(f"{value} is not a System")
+    return system
+
+
+def check_handlers(system: System, consumer: str, source: str,
+                   handlers: Iterable[str]) -> None:
+    """A consumer's dispatch table must handle exactly the event types it is subscribed to:
+    a type declared but not handled would be parked, one handled but not declared never
+    arrives. Checked when the consumer starts."""
+    declared = set(system.subscription(consumer, source).event_types)
+    handled = set(handlers)
+    if declared != handled:
+        parts = []
+        if declared - handled:
+            parts.append(f"no handler for {', '.join(sorted(declared - handled))}")
+        if handled - declared:
+            parts.append(f"handlers for undeclared {', '.join(sorted(handled - declared))}")
+        raise DeclarationError(f"{consumer}'s consumer of {source} events and the system "
+                               f"declaration disagree: {'; '.join(parts)}")

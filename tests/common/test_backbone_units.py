@@ -1,0 +1,137 @@
+"""The backbone's plain parts, without a broker: envelope, tokens and scopes, the unit of work,
+the rules file, schema helpers."""
+import json
+from datetime import datetime, timedelta, timezone
+
+import jwt
+import pytest
+from sqlalchemy import Column, MetaData, String, Table
+
+from orglife.common.auth import SYSTEM as SYSTEM_PRINCIPAL
+from orglife.common.auth import AuthContext, Principal, decode_token, mint_token
+from orglife.common.clock import Clock
+from orglife.common.db import UnitOfWork, backbone_tables, make_engine, session_factory
+from orglife.common.envelope import Envelope, EnvelopeError
+from orglife.common.errors import Forbidden, Unauthorized
+from orglife.common.rules import RulesError, load_rules, validate
+from orglife.common.schemas import flatten_messages
+from orglife.common.system import DeclarationError
+from orglife.system import SYSTEM
+from tests.conftest import SECRET
+
+
+# -- envelope -------------------------------------------------------------------------------
+@pytest.mark.parametrize("body, reason", [
+    (b"\xff\xfe", "not UTF-8"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"event_id": "e"}', "missing event_type"),
+    (json.dumps({"event_id": "", "event_type": "x", "schema_version": True,
+                 "occurred_at": "t", "source": "s", "data": []}),
+     "event_id must be a non-empty string; schema_version must be an integer; data must be"),
+])
+def test_a_message_that_is_not_an_envelope_says_why(body, reason):
+    with pytest.raises(EnvelopeError, match=reason):
+        Envelope.from_body(body)
+
+
+def test_an_envelope_round_trips():
+    envelope = Envelope.new("members", "member_registered", {"member_id": "m1", "name": "张伟"},
+                            occurred_at=datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc))
+    assert envelope.occurred_at == "2026-11-20T02:00:00Z"
+    assert Envelope.from_body(envelope.to_json().encode()) == envelope
+    assert "张伟" in envelope.to_json()  # UTF-8, not \\u escapes
+
+
+# -- tokens and scope -----------------------------------------------------------------------
+def test_tokens_need_exp_and_scoped_roles_need_an_org():
+    bearer = "Bearer " + mint_token(SECRET, "a", "township_admin", "t1")
+    assert decode_token(SECRET, bearer) == Principal("a", "township_admin", "t1")
+    no_exp = jwt.encode({"sub": "a", "role": "county_admin"}, SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized, match="exp"):
+        decode_token(SECRET, f"Bearer {no_exp}")
+    for org_id in (None, "", 7, ["t1"]):
+        claims = {"sub": "a", "role": "branch_secretary", "exp": datetime.now(timezone.utc)
+                  + timedelta(hours=1)}
+        if org_id is not None:
+            claims["org_id"] = org_id
+        token = jwt.encode(claims, SECRET, algorithm="HS256")
+        with pytest.raises(Unauthorized, match="org_id"):
+            decode_token(SECRET, f"Bearer {token}")
+    with pytest.raises(Unauthorized):
+        decode_token(SECRET, "Bearer " + mint_token("another-secret-of-32-bytes-or-more!", "a",
+                                                    "county_admin"))
+    with pytest.raises(Unauthorized):
+        decode_token(SECRET, None)
+
+
+def test_scope_is_checked_by_one_call():
+    township = Principal("a", "township_admin", "t1")
+    township.check_scope(["c1", "t1", "b1"])
+    with pytest.raises(Forbidden, match="branch 'b2' is outside the scope of township_admin t1"):
+        township.check_scope(["c1", "t2", "b2"], "branch 'b2'")
+    Principal("a", "county_admin").check_scope(["c1", "t2", "b2"])
+    SYSTEM_PRINCIPAL.check_scope([])  # intake and events: the service itself
+    with pytest.raises(Forbidden):
+        AuthContext(SECRET, "Bearer " + mint_token(SECRET, "a", "branch_secretary", "b1")) \
+            .check_scope(["c1", "t1", "b9"])
+
+
+def test_scope_limits_queries_with_escaped_ids():
+    table = Table("things", MetaData(), Column("path", String))
+    query = Principal("a", "township_admin", "t_1").limit(table.select(), table.c.path)
+    sql = str(query.compile(compile_kwargs={"literal_binds": True}))
+    assert "LIKE '%/t\\_1/%'" in sql
+    everything = Principal("a", "county_admin").limit(table.select(), table.c.path)
+    assert "WHERE" not in str(everything)
+
+
+# -- unit of work ---------------------------------------------------------------------------
+@pytest.fixture
+def uow_factory(tmp_path):
+    metadata = MetaData()
+    backbone = backbone_tables(metadata)
+    engine = make_engine(f"sqlite:///{tmp_path / 'uow.db'}")
+    metadata.create_all(engine)
+    clock = Clock("Asia/Shanghai", "2026-11-20T10:00:00+08:00")
+    return lambda source="members": UnitOfWork(session_factory(engine), source, backbone,
+                                               system=SYSTEM, clock=clock)
+
+
+def test_events_carry_the_declared_version_and_the_service_clock(uow_factory):
+    with uow_factory() as uow:
+        envelope = uow.emit("member_transferred", {"member_id": "m1"})
+        uow.commit()
+    assert envelope.schema_version == 2  # as declared in orglife/system.py
+    assert envelope.occurred_at == "2026-11-20T02:00:00Z"  # ORGLIFE_NOW, not the wall clock
+    with uow_factory() as uow, pytest.raises(DeclarationError, match="does not publish"):
+        uow.emit("meeting_logged", {"meeting_id": "x"})  # meetings' event, not members'
+
+
+def test_an_event_is_handled_once(uow_factory):
+    envelope = Envelope.new("meetings", "meeting_logged", {"meeting_id": "x"})
+    with uow_factory() as uow:
+        assert uow.first_time(envelope) is True
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.first_time(envelope) is False
+
+
+# -- rules ----------------------------------------------------------------------------------
+def test_the_shipped_rules_file_is_valid_and_has_no_time_zone():
+    rules = load_rules()
+    assert "timezone" not in rules.raw
+    assert rules.quorum_for("branch_assembly").needed(9) == 5
+
+
+def test_a_rules_file_naming_a_time_zone_or_an_unknown_section_is_refused():
+    raw = dict(load_rules().raw)
+    with pytest.raises(RulesError, match="ORGLIFE_TZ"):
+        validate({**raw, "timezone": "Asia/Shanghai"})
+    with pytest.raises(RulesError, match="unknown section 'quorom'"):
+        validate({**raw, "quorom": {}})
+
+
+def test_nested_validation_messages_name_each_field():
+    assert flatten_messages({"attendance": {2: {"status": ["bad"]}}, "held_at": ["x"]}) == {
+        "attendance.2.status": ["bad"], "held_at": ["x"]}

@@ -1,0 +1,88 @@
+"""The system declaration (orglife/system.py) and what is derived from it, without a broker."""
+import pytest
+
+from orglife.common.system import (
+    DeclarationError, Event, Peer, Service, System, check_handlers, load_system,
+)
+from orglife.common.topology import system_of
+from orglife.compose import compose_problems
+from orglife.system import SYSTEM
+from tests.toy import SYSTEM as TOY_SYSTEM
+
+
+def test_the_declaration_gives_queues_versions_and_classes():
+    assert SYSTEM.names == ("members", "meetings")
+    queues = {sub.queue_name: sub.event_types for sub in SYSTEM.subscriptions}
+    assert queues["members.events--meetings"] == ("organization_registered", "member_registered",
+                                                  "member_updated", "member_transferred")
+    assert queues["intake.events--meetings"] == ("meeting_reported", "activity_reported")
+    assert "meetings.events--members" in queues
+    assert SYSTEM.versions("members", "member_transferred") == {1, 2}
+    assert SYSTEM.event("members", "member_transferred").version == 2
+    assert SYSTEM.versions("members", "no_such_event") == frozenset()
+    assert set(SYSTEM.exchanges) == {"members", "meetings", "intake"}
+    for service in SYSTEM.services:
+        assert service.load_class().name == service.name
+
+
+def test_a_declaration_that_contradicts_itself_is_refused():
+    members = Service("members", "MembersService", publishes=[Event("member_registered")])
+    with pytest.raises(DeclarationError, match="declared twice"):
+        System(services=[members, members])
+    with pytest.raises(DeclarationError, match="does not publish"):
+        System(services=[members, Service("x", "X", subscribes={"members": ("member_gone",)})])
+    with pytest.raises(DeclarationError, match="not declared"):
+        System(services=[Service("x", "X", subscribes={"nowhere": ("e",)})])
+    with pytest.raises(DeclarationError, match="twice"):
+        System(services=[], peers=[Peer("p", publishes=[Event("e"), Event("e", 2)])])
+
+
+def test_a_dispatch_table_must_match_the_subscription():
+    check_handlers(SYSTEM, "members", "meetings", ["meeting_logged", "meeting_amended",
+                                                   "meeting_cancelled", "activity_logged"])
+    with pytest.raises(DeclarationError, match="no handler for activity_logged"):
+        check_handlers(SYSTEM, "members", "meetings",
+                       ["meeting_logged", "meeting_amended", "meeting_cancelled"])
+    with pytest.raises(DeclarationError, match="undeclared meeting_scheduled"):
+        check_handlers(SYSTEM, "members", "meetings",
+                       ["meeting_logged", "meeting_amended", "meeting_cancelled",
+                        "activity_logged", "meeting_scheduled"])
+
+
+def test_the_services_dispatch_tables_match_the_declaration():
+    from services.meetings import intake, roster
+    from services.members import participation
+    check_handlers(SYSTEM, "members", "meetings", participation.HANDLERS)
+    check_handlers(SYSTEM, "meetings", "members", roster.HANDLERS)
+    check_handlers(SYSTEM, "meetings", "intake", intake.HANDLERS)
+
+
+def test_a_system_is_named_in_the_config_or_given_whole():
+    assert load_system() is SYSTEM
+    assert load_system("tests.toy:SYSTEM") is TOY_SYSTEM
+    assert system_of({"ORGLIFE_SYSTEM": TOY_SYSTEM}) is TOY_SYSTEM
+    assert system_of({}) is SYSTEM
+    assert TOY_SYSTEM.names == ("members", "meetings", "toy")
+    assert TOY_SYSTEM.subscription("toy", "members").queue_name == "members.events--toy"
+    with pytest.raises(DeclarationError, match="no service 'nope'"):
+        SYSTEM.service("nope")
+
+
+def test_docker_compose_runs_every_declared_service():
+    assert compose_problems(SYSTEM) == []
+    assert compose_problems(TOY_SYSTEM) == [
+        "toy: declared but not a service of docker-compose.yml"]
+    only_members = System(services=[Service("members", "MembersService")])
+    assert compose_problems(only_members) == [
+        "meetings: runs in docker-compose.yml but is not declared"]
+
+
+def test_docker_compose_check_names_a_missing_database(tmp_path):
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text("services:\n  members:\n    command: [members]\n"
+                       "  meetings:\n    command: [meetings]\n    environment: {}\n")
+    init = tmp_path / "init.sql"
+    init.write_text("CREATE DATABASE members;\n")
+    problems = compose_problems(SYSTEM, compose, init)
+    assert "members: no ORGLIFE_MEMBERS_DB_URL in its environment" in problems
+    assert "meetings: init.sql does not create its database" in problems
