@@ -17,7 +17,6 @@ from pathlib import Path  # noqa: E402
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import pytest  # noqa: E402
-from nameko.testing.services import worker_factory  # noqa: E402
 
 from orglife.common.auth import AuthContext, mint_token  # noqa: E402
 from orglife.common.clock import Clock  # noqa: E402
@@ -40,14 +39,15 @@ def auth_as(role="county_admin", org_id=None):
 class LocalStore:
     """The `store` dependency over a real SQLite file, for worker_factory unit tests."""
 
-    def __init__(self, url, service, backbone):
+    def __init__(self, url, service, backbone, clock=None):
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
         self.service = service
         self.backbone = backbone
+        self.clock = clock or Clock("Asia/Shanghai", FIXED_NOW)
 
     def __call__(self):
-        return UnitOfWork(self.sessions, self.service, self.backbone)
+        return UnitOfWork(self.sessions, self.service, self.backbone, clock=self.clock)
 
     def outbox_backlog(self):
         from sqlalchemy import func, select
@@ -73,43 +73,6 @@ def migrated_sqlite(tmp_path, service):
 @pytest.fixture
 def clock():
     return Clock("Asia/Shanghai", FIXED_NOW)
-
-
-@pytest.fixture
-def members_store(tmp_path):
-    from services.members.models import backbone
-    return LocalStore(migrated_sqlite(tmp_path, "members"), "members", backbone)
-
-
-@pytest.fixture
-def members_worker(members_store, clock):
-    """A MembersService worker on a real SQLite database, acting as a county admin."""
-    from services.members.service import MembersService
-
-    def make(role="county_admin", org_id=None):
-        return worker_factory(MembersService, store=members_store, auth=auth_as(role, org_id),
-                              clock=clock)
-    return make
-
-
-def small_county(worker):
-    """c1 → t1 (b1 village with group g1, gb1 → b3 enterprise), t2 (b2 community)."""
-    orgs = [
-        {"org_id": "c1", "name": "青山县", "kind": "county"},
-        {"org_id": "t1", "name": "石桥镇", "kind": "township", "parent_id": "c1"},
-        {"org_id": "t2", "name": "白沙乡", "kind": "township", "parent_id": "c1"},
-        {"org_id": "b1", "name": "石桥村党支部", "kind": "branch", "parent_id": "t1",
-         "category": "village"},
-        {"org_id": "g1", "name": "第一党小组", "kind": "group", "parent_id": "b1"},
-        {"org_id": "gb1", "name": "工业园党总支", "kind": "general_branch", "parent_id": "t1"},
-        {"org_id": "b3", "name": "宏达公司党支部", "kind": "branch", "parent_id": "gb1",
-         "category": "enterprise"},
-        {"org_id": "b2", "name": "白沙社区党支部", "kind": "branch", "parent_id": "t2",
-         "category": "community"},
-    ]
-    for org in orgs:
-        worker.register_organization(org)
-    return orgs
 
 
 def unique_name(prefix="t"):
@@ -162,12 +125,14 @@ def container_factory(vhost_uri):
             pass
 
 
-def service_config(service, amqp_uri, db_url, tmp_path, subscriptions=None, **extra):
+def service_config(service, amqp_uri, db_url, tmp_path, system=None, **extra):
+    """A container's config; `system` replaces orglife/system.py's declaration (a toy or a
+    test consumer declared beside the real services)."""
     from orglife.common.config import Settings
     settings = Settings(home=tmp_path, secret=SECRET, now=FIXED_NOW, db_urls={service: db_url})
     config = settings.nameko_config(service, amqp_uri)
-    if subscriptions is not None:
-        config["ORGLIFE_SUBSCRIPTIONS"] = subscriptions
+    if system is not None:
+        config["ORGLIFE_SYSTEM"] = system
     config.update(extra)
     return config
 
@@ -245,71 +210,3 @@ def publish_raw(amqp_uri, exchange, routing_key, body, content_type="application
             body if isinstance(body, (bytes, str)) else __import__("json").dumps(body),
             exchange=exchange, routing_key=routing_key, content_type=content_type,
             content_encoding="utf-8", delivery_mode=2, headers=headers or {})
-
-
-# -- meetings ---------------------------------------------------------------------------------
-@pytest.fixture
-def meetings_store(tmp_path):
-    from services.meetings.models import backbone
-    return LocalStore(migrated_sqlite(tmp_path, "meetings"), "meetings", backbone)
-
-
-@pytest.fixture
-def meetings_worker(meetings_store, clock):
-    """A MeetingsService worker on a real SQLite database."""
-    from orglife.common.rules import load_rules
-    from services.meetings.registry import RosterCache
-    from services.meetings.service import MeetingsService
-    rosters = RosterCache()  # one per service instance, shared by its workers
-
-    def make(role="county_admin", org_id=None):
-        return worker_factory(MeetingsService, store=meetings_store, auth=auth_as(role, org_id),
-                              clock=clock, rules=load_rules(), rosters=rosters)
-    return make
-
-
-def org_events(version=1):
-    """organization_registered envelopes of a small county (paths as members sends them)."""
-    from orglife.common.envelope import Envelope
-    orgs = [("c1", "青山县", "county", None, None), ("t1", "石桥镇", "township", "c1", None),
-            ("t2", "白沙乡", "township", "c1", None),
-            ("b1", "石桥村党支部", "branch", "t1", "village"),
-            ("g1", "第一党小组", "group", "b1", None),
-            ("b2", "白沙社区党支部", "branch", "t2", "community"),
-            ("b3", "宏达公司党支部", "branch", "t1", "enterprise")]
-    paths = {"c1": ["c1"]}
-    out = []
-    for org_id, name, kind, parent, category in orgs:
-        paths[org_id] = paths[parent] + [org_id] if parent else [org_id]
-        out.append(Envelope.new("members", "organization_registered", {
-            "org_id": org_id, "name": name, "kind": kind, "parent_id": parent,
-            "category": category, "version": version, "path": paths[org_id]}))
-    return out
-
-
-def member_event(member_id, branch_id="b1", version=1, event_type=None, **fields):
-    from orglife.common.envelope import Envelope
-    data = {"member_id": member_id, "name": f"党员{member_id}", "branch_id": branch_id,
-            "group_id": None, "status": "formal", "mobile": False, "mobile_location": None,
-            "committee_member": False, "no_vote": False, "phone": None, "email": None,
-            "joined_on": "2000-01-01", "version": version, **fields}
-    kind = event_type or ("member_registered" if version == 1 else "member_updated")
-    if kind == "member_transferred":
-        return Envelope.new("members", kind, {"member": data, "from_branch_id": None,
-                                              "to_branch_id": branch_id})
-    return Envelope.new("members", kind, data)
-
-
-def village_branch_events():
-    """b1: nine formal voting members (m1-m3 committee, m1-m4 in g1), one probationary,
-    one no_vote; b2: n1 (mobile) and n2; b3: e1, no committee."""
-    events = org_events()
-    for n in range(1, 10):
-        events.append(member_event(f"m{n}", committee_member=n <= 3,
-                                   group_id="g1" if n <= 4 else None))
-    events.append(member_event("p1", status="probationary"))
-    events.append(member_event("x1", no_vote=True))
-    events.append(member_event("n1", "b2", mobile=True, mobile_location="广东省深圳市"))
-    events.append(member_event("n2", "b2"))
-    events.append(member_event("e1", "b3"))
-    return events

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from orglife.common.rules import Rules
@@ -40,6 +40,47 @@ def add_error(errors: dict, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
 
 
+@dataclass
+class Findings:
+    """What checking a report found: problems that refuse it as it is (`errors`), and ids
+    meetings does not know (yet), kept apart so that intake can tell "wait for members'
+    events" from "reject" without reading messages (`unknown`: field → (what, id))."""
+
+    errors: dict = field(default_factory=dict)
+    unknown: dict = field(default_factory=dict)
+
+    def error(self, key: str, message: str) -> None:
+        add_error(self.errors, key, message)
+
+    def not_known(self, key: str, what: str, ident: str) -> None:
+        self.unknown[key] = (what, ident)
+
+    def merge(self, other: "Findings") -> None:
+        for key, messages in other.errors.items():
+            self.errors.setdefault(key, []).extend(messages)
+        self.unknown.update(other.unknown)
+
+    @property
+    def missing(self) -> list[str]:
+        """The unknown ids, in the order they were found."""
+        return list(dict.fromkeys(ident for _, ident in self.unknown.values()))
+
+    @property
+    def only_unknown(self) -> bool:
+        """Nothing but unknown ids stands in the way: worth waiting for their events."""
+        return bool(self.unknown) and not self.errors
+
+    def all_errors(self) -> dict:
+        """Every problem as {field: [messages]}, unknown ids included."""
+        out = {key: list(messages) for key, messages in self.errors.items()}
+        for key, (what, ident) in self.unknown.items():
+            out.setdefault(key, []).insert(0, f"unknown {what} {ident!r}")
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.errors or self.unknown)
+
+
 def expected_attendees(rules: Rules, meeting_type: str, group_id: str | None,
                        roster: list[Person]) -> list[Person]:
     """Who the branch owes at this meeting; `roster` = the branch's active members then."""
@@ -51,27 +92,27 @@ def expected_attendees(rules: Rules, meeting_type: str, group_id: str | None,
     return list(roster)
 
 
-def check_placement(meeting: dict, branch, group, roster: list[Person]) -> dict:
+def check_placement(meeting: dict, branch, group, roster: list[Person]) -> Findings:
     """Branch and group exist and fit the meeting type; `branch`/`group` are org copies."""
-    errors: dict = {}
+    found = Findings()
     if branch is None:
-        add_error(errors, "branch_id", f"unknown branch {meeting['branch_id']!r}")
+        found.not_known("branch_id", "branch", meeting["branch_id"])
     elif branch.kind != "branch":
-        add_error(errors, "branch_id", f"{meeting['branch_id']!r} is a {branch.kind}, not a branch")
+        found.error("branch_id", f"{meeting['branch_id']!r} is a {branch.kind}, not a branch")
     group_id = meeting.get("group_id")
     if meeting["type"] == "group" and not group_id:
-        add_error(errors, "group_id", "a group meeting needs its group")
+        found.error("group_id", "a group meeting needs its group")
     if group_id:
         if group is None:
-            add_error(errors, "group_id", f"unknown group {group_id!r}")
+            found.not_known("group_id", "group", group_id)
         elif group.kind != "group":
-            add_error(errors, "group_id", f"{group_id!r} is a {group.kind}, not a group")
+            found.error("group_id", f"{group_id!r} is a {group.kind}, not a group")
         elif branch is not None and group.parent_id != branch.org_id:
-            add_error(errors, "group_id", f"group {group_id!r} is not in branch {branch.org_id!r}")
+            found.error("group_id", f"group {group_id!r} is not in branch {branch.org_id!r}")
     if (meeting["type"] == "committee" and branch is not None and branch.kind == "branch"
             and not any(p.committee_member for p in roster)):
-        add_error(errors, "type", "a committee meeting needs a branch with committee members")
-    return errors
+        found.error("type", "a committee meeting needs a branch with committee members")
+    return found
 
 
 def check_time(held_at: datetime, now: datetime, logged: bool) -> dict:
@@ -85,8 +126,7 @@ def check_time(held_at: datetime, now: datetime, logged: bool) -> dict:
 @dataclass
 class AttendanceResult:
     rows: list[dict]
-    errors: dict
-    unknown: list[str]  # listed members meetings does not know (intake waits for them)
+    found: Findings  # unknown members: intake waits for them
 
 
 def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: str | None,
@@ -98,29 +138,27 @@ def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: 
     of another branch is a visitor: recorded for their own record, never for this branch's
     quorum or attendance rate.
     """
-    errors: dict = {}
-    unknown: list[str] = []
+    found = Findings()
     seen: dict[str, int] = {}
     rows: dict[str, dict] = {}
     expected_ids = {p.member_id for p in expected_attendees(rules, meeting_type, group_id, roster)}
     for position, entry in enumerate(listed):
         member_id = entry["member_id"]
-        field = f"attendance.{position}.member_id"
+        key = f"attendance.{position}.member_id"
         if member_id in seen:
-            add_error(errors, field, f"member {member_id!r} is listed twice "
-                                     f"(also at attendance.{seen[member_id]})")
+            found.error(key, f"member {member_id!r} is listed twice "
+                               f"(also at attendance.{seen[member_id]})")
             continue
         seen[member_id] = position
         person = known.get(member_id)
         if person is None:
-            unknown.append(member_id)
-            add_error(errors, field, f"unknown member {member_id!r}")
+            found.not_known(key, "member", member_id)
             continue
         if not person.joined:
-            add_error(errors, field, f"member {member_id!r} was not yet a member on that date")
+            found.error(key, f"member {member_id!r} was not yet a member on that date")
             continue
         if not person.active:
-            add_error(errors, field, f"member {member_id!r} is {person.status}")
+            found.error(key, f"member {member_id!r} is {person.status}")
             continue
         rows[member_id] = {
             "member_id": member_id, "status": entry["status"], "remote": entry.get("remote", False),
@@ -130,7 +168,7 @@ def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: 
         if member_id not in seen:
             rows[member_id] = {"member_id": member_id, "status": "absent", "remote": False,
                                "expected": True, "visiting": False}
-    return AttendanceResult(sorted(rows.values(), key=lambda r: r["member_id"]), errors, unknown)
+    return AttendanceResult(sorted(rows.values(), key=lambda r: r["member_id"]), found)
 
 
 def quorum(rules: Rules, meeting_type: str, roster: list[Person], rows: list[dict]) -> dict:

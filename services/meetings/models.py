@@ -105,6 +105,8 @@ class Activity(Base):
     activity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     member_id: Mapped[str] = mapped_column(String(64), index=True)
     branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The member's branch path when logged (None: branch not known yet), for scoped reads.
+    branch_path: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
     kind: Mapped[str] = mapped_column(String(32))
     held_at: Mapped[object] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -126,6 +128,18 @@ class PendingIntake(Base):
     received_at: Mapped[object] = mapped_column(DateTime(timezone=True))
     deadline: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
     missing: Mapped[list] = mapped_column(JSON)
+
+
+class IntakeReceipt(Base):
+    """An accepted intake report: which meeting or activity its envelope became, so a peer
+    can find it by the `event_id` it sent."""
+
+    __tablename__ = "intake_receipts"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(64))  # meeting_id or activity_id
+    accepted_at: Mapped[object] = mapped_column(DateTime(timezone=True))
 
 
 class RejectedIntake(Base):

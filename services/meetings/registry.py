@@ -1,167 +1,29 @@
-"""meetings' service layer: each function is one use case inside one unit of work."""
+"""meetings' use cases: each function is one change or read inside one unit of work.
+
+The entrypoints (service.py) validate payloads at the edge and call these; the rules live in
+domain.py, the copy of members' data in roster.py, intake from peer systems in intake.py.
+"""
 from __future__ import annotations
 
-import time
 import uuid
-from functools import partial
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
 from orglife.common.db import UnitOfWork, page, under
-from orglife.common.envelope import Envelope
-from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
+from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules
 
 from . import domain
-from .domain import Person
-from .models import (
-    Activity, Attendance, CopyWatermark, Meeting, MemberCopy, OrgCopy, PendingIntake,
-    RejectedIntake,
-)
+from .domain import Findings, Person
+from .models import Activity, Attendance, Meeting, OrgCopy
+from .roster import RosterCache, branch_people_at, path_ids, people_at, roster_at
 
-EPOCH = datetime(1900, 1, 1, tzinfo=timezone.utc)
 ID_NAMESPACE = uuid.UUID("0b7f5c1e-8d2a-4c3b-9e61-5a4f3d2c1b00")
-
-
-def path_ids(path: str) -> list[str]:
-    return [part for part in path.split("/") if part]
-
-
-# -- the copy of members' data ---------------------------------------------------------------
-def apply_organization(uow: UnitOfWork, data: dict) -> None:
-    session = uow.session
-    current = session.get(OrgCopy, data["org_id"])
-    if current is not None and current.version >= data["version"]:
-        return
-    path = "/" + "/".join(data.get("path") or [data["org_id"]]) + "/"
-    values = dict(org_id=data["org_id"], name=data["name"], kind=data["kind"],
-                  parent_id=data.get("parent_id"), category=data.get("category"), path=path,
-                  version=data["version"])
-    if current is None:
-        session.add(OrgCopy(**values))
-    else:
-        for key, value in values.items():
-            setattr(current, key, value)
-
-
-def apply_member(uow: UnitOfWork, envelope: Envelope, tz) -> None:
-    """Keep every version of a member with the instant it took effect (see MemberCopy)."""
-    data = envelope.data["member"] if envelope.event_type == "member_transferred" else envelope.data
-    session = uow.session
-    if session.get(MemberCopy, (data["member_id"], data["version"])) is not None:
-        return
-    if data["version"] == 1:
-        joined = data.get("joined_on")
-        valid_from = (datetime.fromisoformat(joined).replace(tzinfo=tz).astimezone(timezone.utc)
-                      if joined else EPOCH)
-    else:
-        valid_from = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
-    session.add(MemberCopy(
-        member_id=data["member_id"], version=data["version"], valid_from=valid_from,
-        name=data["name"], branch_id=data["branch_id"], group_id=data.get("group_id"),
-        status=data["status"], committee_member=bool(data.get("committee_member")),
-        no_vote=bool(data.get("no_vote")), mobile=bool(data.get("mobile")),
-    ))
-
-
-PERSON_COLUMNS = (MemberCopy.member_id, MemberCopy.version, MemberCopy.valid_from,
-                  MemberCopy.branch_id, MemberCopy.group_id, MemberCopy.status,
-                  MemberCopy.committee_member, MemberCopy.no_vote)
-
-
-def _choose(rows, at: datetime) -> dict[str, Person]:
-    """Per member, the version in force at `at`. A member whose first version starts later
-    (joined after `at`) is known but not yet a member: never expected, never counted."""
-    chosen: dict[str, tuple] = {}
-    for member_id, version, valid_from, branch_id, group_id, status, committee, no_vote in rows:
-        since = as_utc(valid_from)
-        joined = since <= at
-        key = (1, since, version) if joined else (0, -since.timestamp(), -version)
-        if member_id not in chosen or key > chosen[member_id][0]:
-            chosen[member_id] = (key, Person(member_id, branch_id, group_id, status,
-                                             bool(committee), bool(no_vote), joined))
-    return {member_id: person for member_id, (_, person) in chosen.items()}
-
-
-def people_at(session, member_ids, at: datetime) -> dict[str, Person]:
-    """Each known member as they were at `at`."""
-    ids = list(member_ids)
-    rows = []
-    for start in range(0, len(ids), 500):
-        rows += session.execute(select(*PERSON_COLUMNS).where(
-            MemberCopy.member_id.in_(ids[start:start + 500]))).all()
-    return _choose(rows, at)
-
-
-def bump_watermark(session) -> None:
-    """Call in every transaction that changes the copy of members (see CopyWatermark)."""
-    if session.execute(update(CopyWatermark).where(CopyWatermark.id == 1)
-                       .values(seq=CopyWatermark.seq + 1)).rowcount == 0:
-        session.add(CopyWatermark(id=1, seq=1))
-
-
-class RosterCache:
-    """Every version of the members who ever belonged to a branch, per branch, as of a
-    watermark; emptied as soon as the database's watermark moves."""
-
-    def __init__(self):
-        self.watermark = None
-        self.rows: dict[str, list] = {}
-        self.orgs: dict[str, OrgCopy | None] = {}
-        self._checked_in = None
-
-    def check(self, session) -> None:
-        """Once per transaction: drop everything if the copy changed since it was cached."""
-        if self._checked_in is session.get_transaction():
-            return
-        seq = session.scalar(select(CopyWatermark.seq).where(CopyWatermark.id == 1))
-        if seq != self.watermark:
-            self.rows.clear()
-            self.orgs.clear()
-            self.watermark = seq
-        self._checked_in = session.get_transaction()
-
-    def org(self, session, org_id: str) -> OrgCopy | None:
-        if org_id not in self.orgs:
-            org = session.get(OrgCopy, org_id)
-            if org is not None:
-                session.expunge(org)  # kept across sessions, read only
-            self.orgs[org_id] = org
-        return self.orgs[org_id]
-
-    def branch_rows(self, session, branch_id: str) -> list:
-        if branch_id not in self.rows:
-            self.rows[branch_id] = _branch_rows(session, branch_id)
-        return self.rows[branch_id]
-
-
-def _branch_rows(session, branch_id: str) -> list:
-    ever_in_branch = select(MemberCopy.member_id).where(MemberCopy.branch_id == branch_id)
-    return session.execute(select(*PERSON_COLUMNS)
-                           .where(MemberCopy.member_id.in_(ever_in_branch))).all()
-
-
-def branch_people_at(session, branch_id: str, listed_ids, at: datetime,
-                     cache: RosterCache | None = None):
-    """(the branch's active members at `at`, the listed members as they were then)."""
-    listed = list(listed_ids)
-    rows = cache.branch_rows(session, branch_id) if cache else _branch_rows(session, branch_id)
-    people = _choose(rows, at)
-    visitors = [m for m in listed if m not in people]
-    if visitors:  # members of other branches (or unknown): looked up one by one batch
-        people.update(people_at(session, visitors, at))
-    roster = sorted((p for p in people.values() if p.branch_id == branch_id and p.active),
-                    key=lambda p: p.member_id)
-    return roster, {m: people[m] for m in listed if m in people}
-
-
-def roster_at(session, branch_id: str, at: datetime) -> list[Person]:
-    """The branch's active members at `at`: everyone whose version then was in this branch."""
-    return branch_people_at(session, branch_id, [], at)[0]
 
 
 # -- meetings --------------------------------------------------------------------------------
@@ -169,16 +31,14 @@ def roster_at(session, branch_id: str, at: datetime) -> list[Person]:
 class Prepared:
     """A meeting report checked against the rules: what would be stored, or why not."""
 
-    errors: dict = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)  # ids meetings does not know yet
+    found: Findings
     branch: OrgCopy | None = None
-    rows: list[dict] = field(default_factory=list)
+    rows: list[dict] | None = None
     quorum: dict | None = None
 
 
 def prepare(session, rules: Rules, meeting: dict, now: datetime, logged: bool,
             cache: RosterCache | None = None) -> Prepared:
-    result = Prepared()
     if cache is not None:
         cache.check(session)
         org = partial(cache.org, session)
@@ -186,31 +46,26 @@ def prepare(session, rules: Rules, meeting: dict, now: datetime, logged: bool,
         org = partial(session.get, OrgCopy)
     branch = org(meeting["branch_id"])
     group = org(meeting["group_id"]) if meeting.get("group_id") else None
-    if branch is None:
-        result.missing.append(meeting["branch_id"])
-    if meeting.get("group_id") and group is None:
-        result.missing.append(meeting["group_id"])
     listed = meeting.get("attendance") or []
     roster, known = (branch_people_at(session, branch.org_id,
                                       {entry["member_id"] for entry in listed},
                                       meeting["held_at"], cache) if branch else ([], {}))
-    result.branch = branch
-    result.errors.update(domain.check_time(meeting["held_at"], now, logged))
-    result.errors.update(domain.check_placement(meeting, branch, group, roster))
+    result = Prepared(found=domain.check_placement(meeting, branch, group, roster),
+                      branch=branch)
+    for key, messages in domain.check_time(meeting["held_at"], now, logged).items():
+        for message in messages:
+            result.found.error(key, message)
     if logged and branch is not None and branch.kind == "branch":
         built = domain.build_attendance(rules, meeting["type"], branch.org_id,
                                         meeting.get("group_id"), roster, listed, known)
         result.rows = built.rows
-        result.missing.extend(built.unknown)
-        for key, messages in built.errors.items():
-            result.errors.setdefault(key, []).extend(messages)
+        result.found.merge(built.found)
         result.quorum = domain.quorum(rules, meeting["type"], roster, built.rows)
     return result
 
 
-def _check_scope(principal: Principal | None, branch: OrgCopy) -> None:
-    if principal is not None and not principal.covers(path_ids(branch.path)):
-        raise Forbidden(f"branch {branch.org_id!r} is outside your scope")
+def _check_scope(principal: Principal, branch: OrgCopy) -> None:
+    principal.check_scope(path_ids(branch.path), f"branch {branch.org_id!r}")
 
 
 def expected_ids(session, rules: Rules, meeting: Meeting) -> list[str]:
@@ -268,12 +123,8 @@ def schedule_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meetin
     prepared = prepare(session, rules, meeting, now, logged=False)
     if prepared.branch is not None:
         _check_scope(principal, prepared.branch)  # before telling anything about its members
-    errors = dict(prepared.errors)
-    if prepared.branch is None:
-        errors.setdefault("branch_id", [f"unknown branch {meeting['branch_id']!r}"])
-    if errors:
-        raise ValidationError(errors)
-    _check_scope(principal, prepared.branch)
+    if prepared.found:
+        raise ValidationError(prepared.found.all_errors())
     digest = domain.report_digest(_report(meeting))
     meeting_id = meeting.get("meeting_id") or "mt-" + uuid.uuid4().hex[:16]
     existing = session.get(Meeting, meeting_id)
@@ -294,15 +145,15 @@ def schedule_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meetin
     return data
 
 
-def log_meeting(uow: UnitOfWork, principal: Principal | None, rules: Rules, meeting: dict,
+def log_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: dict,
                 now: datetime, source: str = "rpc", prepared: Prepared | None = None) -> dict:
     """Store a held meeting with its complete attendance; the same report again is a no-op."""
     session = uow.session
     prepared = prepared or prepare(session, rules, meeting, now, logged=True)
     if prepared.branch is not None:
         _check_scope(principal, prepared.branch)  # before telling anything about its members
-    if prepared.errors:
-        raise ValidationError(prepared.errors)
+    if prepared.found:
+        raise ValidationError(prepared.found.all_errors())
     digest = domain.report_digest(_report(meeting))
     meeting_id = meeting.get("meeting_id") or "mt-" + uuid.uuid5(ID_NAMESPACE, digest).hex[:16]
     existing = session.get(Meeting, meeting_id)
@@ -347,8 +198,7 @@ def _visible_meeting(uow: UnitOfWork, principal: Principal, meeting_id: str,
     meeting = uow.session.get(Meeting, meeting_id, with_for_update=for_update)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id!r} not found")
-    if not principal.covers(path_ids(meeting.branch_path)):
-        raise Forbidden(f"meeting {meeting_id!r} is outside your scope")
+    principal.check_scope(path_ids(meeting.branch_path), f"meeting {meeting_id!r}")
     return meeting
 
 
@@ -378,8 +228,8 @@ def amend_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, changes: 
         "attendance": changes.get("attendance", current_listed),
     }
     prepared = prepare(session, rules, merged, now, logged=logged)
-    if prepared.errors:
-        raise ValidationError(prepared.errors)
+    if prepared.found:
+        raise ValidationError(prepared.found.all_errors())
     for key in ("group_id", "type", "held_at", "topic", "minutes"):
         setattr(record, key, merged[key])
     record.revision += 1
@@ -423,20 +273,13 @@ def _stored_meeting(session, rules: Rules, record: Meeting) -> dict:
 
 def list_meetings(uow: UnitOfWork, principal: Principal, rules: Rules, filters: dict,
                   tz) -> dict:
-    query = select(Meeting)
-    if principal.org_id:
-        query = query.where(under(Meeting.branch_path, principal.org_id))
+    query = principal.limit(select(Meeting), Meeting.branch_path)
     if "under" in filters:
         query = query.where(under(Meeting.branch_path, filters["under"]))
     for name in ("branch_id", "type", "status", "cancelled"):
         if name in filters:
             query = query.where(getattr(Meeting, name) == filters[name])
-    if "from_" in filters:
-        start = datetime.combine(filters["from_"], datetime.min.time(), tz).astimezone(timezone.utc)
-        query = query.where(Meeting.held_at >= start)
-    if "to" in filters:
-        end = datetime.combine(filters["to"], datetime.max.time(), tz).astimezone(timezone.utc)
-        query = query.where(Meeting.held_at <= end)
+    query = within_dates(query, Meeting.held_at, filters, tz)
     session = uow.session
 
     def item(record):
@@ -456,32 +299,29 @@ def activity_dict(activity: Activity) -> dict:
             "source": activity.source}
 
 
-def check_activity(session, activity: dict, now: datetime) -> tuple[dict, list[str], Person | None]:
-    errors: dict = {}
+def check_activity(session, activity: dict, now: datetime) -> tuple[Findings, Person | None]:
+    found = Findings()
     if activity["held_at"] > now:
-        domain.add_error(errors, "held_at", "an activity cannot be in the future")
+        found.error("held_at", "an activity cannot be in the future")
     person = people_at(session, [activity["member_id"]], activity["held_at"]).get(
         activity["member_id"])
-    missing = []
     if person is None:
-        missing.append(activity["member_id"])
-        domain.add_error(errors, "member_id", f"unknown member {activity['member_id']!r}")
+        found.not_known("member_id", "member", activity["member_id"])
     elif not person.active:
-        domain.add_error(errors, "member_id", f"member {activity['member_id']!r} is {person.status}")
-    return errors, missing, person
+        found.error("member_id", f"member {activity['member_id']!r} is {person.status}")
+    return found, person
 
 
-def log_activity(uow: UnitOfWork, principal: Principal | None, activity: dict, now: datetime,
+def log_activity(uow: UnitOfWork, principal: Principal, activity: dict, now: datetime,
                  source: str = "rpc") -> dict:
     session = uow.session
-    errors, _, person = check_activity(session, activity, now)
-    if errors:
-        raise ValidationError(errors)
+    found, person = check_activity(session, activity, now)
+    if found:
+        raise ValidationError(found.all_errors())
     branch = session.get(OrgCopy, person.branch_id)
-    if branch is not None:
-        _check_scope(principal, branch)
-    elif principal is not None and principal.org_id:
-        raise Forbidden(f"the branch of member {person.member_id!r} is not known here yet")
+    # A member's branch is announced before the member; without it only the system may log.
+    principal.check_scope(path_ids(branch.path) if branch else [],
+                          f"the branch of member {person.member_id!r}")
     report = {k: v for k, v in activity.items() if k != "activity_id"}
     report["held_at"] = iso(activity["held_at"])
     digest = domain.report_digest(report)
@@ -492,10 +332,10 @@ def log_activity(uow: UnitOfWork, principal: Principal | None, activity: dict, n
             return activity_dict(existing)
         raise Conflict(f"activity {activity_id!r} was logged with a different report")
     record = Activity(activity_id=activity_id, member_id=activity["member_id"],
-                      branch_id=person.branch_id, kind=activity["kind"],
-                      held_at=activity["held_at"], note=activity.get("note"),
-                      household=activity.get("household"), opinions=activity.get("opinions"),
-                      source=source, report_digest=digest)
+                      branch_id=person.branch_id, branch_path=branch.path if branch else None,
+                      kind=activity["kind"], held_at=activity["held_at"],
+                      note=activity.get("note"), household=activity.get("household"),
+                      opinions=activity.get("opinions"), source=source, report_digest=digest)
     session.add(record)
     session.flush()
     data = activity_dict(record)
@@ -504,105 +344,32 @@ def log_activity(uow: UnitOfWork, principal: Principal | None, activity: dict, n
     return data
 
 
-# -- intake ----------------------------------------------------------------------------------
-@dataclass
-class IntakeOutcome:
-    status: str  # accepted | waiting | rejected | duplicate
-    reasons: dict | None = None
-    result: dict | None = None
+def get_activity(uow: UnitOfWork, principal: Principal, activity_id: str) -> dict:
+    activity = uow.session.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound(f"activity {activity_id!r} not found")
+    principal.check_scope(path_ids(activity.branch_path or ""), f"activity {activity_id!r}")
+    return activity_dict(activity)
 
 
-def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, event_id: str,
-                  loaded: dict | ValidationError, now: datetime, pending: PendingIntake | None,
-                  wait_seconds: float, cache: RosterCache | None = None) -> IntakeOutcome:
-    """Accept, keep waiting, or reject one intake report (in the caller's unit of work).
-
-    A report naming members or organizations meetings does not know yet waits for their
-    events (they may still be in flight) until its deadline; any other problem rejects it.
-    """
-    session = uow.session
-    if isinstance(loaded, ValidationError):
-        return _reject(uow, event_type, body, event_id, loaded.errors, pending, now)
-    if event_type == "meeting_reported":
-        prepared = prepare(session, rules, loaded, now, logged=True, cache=cache)
-        errors, missing = prepared.errors, prepared.missing
-    else:
-        prepared = None
-        errors, missing, _ = check_activity(session, loaded, now)
-    only_missing = missing and all(
-        all(_names_missing(message, missing) for message in messages)
-        for key, messages in errors.items())
-    if missing and (only_missing or not errors):
-        deadline = pending.deadline if pending else time.time() + wait_seconds
-        if time.time() < deadline:
-            if pending is None:
-                session.add(PendingIntake(event_id=event_id, event_type=event_type, body=body,
-                                          received_at=now, deadline=deadline, missing=missing))
-            else:
-                pending.missing = missing
-            uow.commit()
-            return IntakeOutcome("waiting", {"missing": missing})
-        errors = {**errors, "_waited": [f"still unknown after {wait_seconds:g}s: "
-                                        f"{', '.join(sorted(set(missing)))}"]}
-    if errors:
-        return _reject(uow, event_type, body, event_id, errors, pending, now)
-    # log_meeting and log_activity raise before writing anything, so a Conflict leaves this
-    # unit of work (and the batch it may be part of) clean for the rejection.
-    try:
-        if event_type == "meeting_reported":
-            result = log_meeting(uow, None, rules, loaded, now, source="intake",
-                                 prepared=prepared)
-        else:
-            result = log_activity(uow, None, loaded, now, source="intake")
-    except Conflict as exc:
-        return _reject(uow, event_type, body, event_id, {"_conflict": [str(exc)]}, pending,
-                       now)
-    if pending is not None:
-        session.delete(pending)
-    uow.commit()  # a repeat report stores nothing new, but its inbox and pending rows must
-    return IntakeOutcome("accepted", result=result)
+def list_activities(uow: UnitOfWork, principal: Principal, filters: dict, tz) -> dict:
+    query = principal.limit(select(Activity), Activity.branch_path)
+    if "under" in filters:
+        query = query.where(under(Activity.branch_path, filters["under"]))
+    for name in ("member_id", "branch_id", "kind"):
+        if name in filters:
+            query = query.where(getattr(Activity, name) == filters[name])
+    query = within_dates(query, Activity.held_at, filters, tz)
+    return page(uow.session, query, [Activity.held_at.desc(), Activity.activity_id], filters,
+                activity_dict)
 
 
-def _names_missing(message: str, missing: list[str]) -> bool:
-    return any(f"unknown member {m!r}" in message or f"unknown branch {m!r}" in message
-               or f"unknown group {m!r}" in message for m in missing)
-
-
-def _reject(uow: UnitOfWork, event_type: str, body: dict, event_id: str, reasons: dict,
-            pending: PendingIntake | None, now: datetime) -> IntakeOutcome:
-    session = uow.session
-    if pending is not None:
-        session.delete(pending)
-    if session.get(RejectedIntake, event_id) is None:
-        session.add(RejectedIntake(event_id=event_id, event_type=event_type, body=body,
-                                   reasons=reasons, rejected_at=now,
-                                   branch_path=_reported_branch_path(session, body, now)))
-        uow.emit("intake_rejected", {"event_id": event_id, "event_type": event_type,
-                                     "reasons": reasons, "report": body})
-    uow.commit()
-    return IntakeOutcome("rejected", reasons=reasons)
-
-
-def _reported_branch_path(session, body: dict, now: datetime) -> str | None:
-    """Where a rejected report belongs, if that can be told: its branch, or its member's."""
-    if not isinstance(body, dict):
-        return None
-    branch_id = body.get("branch_id")
-    if not branch_id and isinstance(body.get("member_id"), str):
-        person = people_at(session, [body["member_id"]], now).get(body["member_id"])
-        branch_id = person.branch_id if person else None
-    branch = session.get(OrgCopy, branch_id) if isinstance(branch_id, str) else None
-    return branch.path if branch is not None else None
-
-
-def list_rejected_intake(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
-    """Rejected reports; a scoped admin sees those of its subtree (not unplaceable ones)."""
-    query = select(RejectedIntake)
-    if principal.org_id:
-        query = query.where(under(RejectedIntake.branch_path, principal.org_id))
-    if "event_type" in filters:
-        query = query.where(RejectedIntake.event_type == filters["event_type"])
-    return page(uow.session, query, [RejectedIntake.rejected_at.desc(), RejectedIntake.event_id],
-                filters, lambda r: {"event_id": r.event_id, "event_type": r.event_type,
-                                    "reasons": r.reasons, "report": r.body,
-                                    "rejected_at": iso(r.rejected_at)})
+def within_dates(query, column, filters: dict, tz):
+    """`from`/`to` filters: whole days in the county's time zone."""
+    if "from_" in filters:
+        start = datetime.combine(filters["from_"], datetime.min.time(), tz)
+        query = query.where(column >= start.astimezone(timezone.utc))
+    if "to" in filters:
+        end = datetime.combine(filters["to"], datetime.max.time(), tz)
+        query = query.where(column <= end.astimezone(timezone.utc))
+    return query

@@ -137,5 +137,14 @@ class MeetingFilters(PageSchema):
     to = fields.Date()
 
 
+class ActivityFilters(PageSchema):
+    member_id = fields.String(validate=ID)
+    branch_id = fields.String(validate=ID)
+    under = fields.String(validate=ID)
+    kind = fields.String(validate=validate.OneOf(ACTIVITY_KINDS))
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+
+
 class RejectedFilters(PageSchema):
     event_type = fields.String(validate=validate.OneOf(("meeting_reported", "activity_reported")))

@@ -1,8 +1,8 @@
 """meetings: meetings and activities with attendance, and intake from other systems (SPEC §4).
 
-Thin entrypoints: RPC for secretaries and admins, a subscriber keeping the copy of members'
-organizations and members, a subscriber for intake reports, and a timer that retries intake
-reports waiting for members not known yet.
+Thin entrypoints: RPC for secretaries, admins and peers; a consumer keeping the copy of
+members' organizations and members (roster.py); a consumer of intake reports (intake.py); and
+a timer that retries intake reports waiting for members not known yet.
 """
 from __future__ import annotations
 
@@ -15,37 +15,23 @@ from sqlalchemy import distinct, func, select
 
 from orglife.common.auth import ADMINS, READERS, Auth, authorized
 from orglife.common.clock import ClockProvider
-from orglife.common.errors import EXPECTED_ERRORS, ValidationError
+from orglife.common.errors import EXPECTED_ERRORS
 from orglife.common.messaging import subscribe
-from orglife.common.rules import load_rules
+from orglife.common.rules import RulesProvider
 from orglife.common.schemas import load
 from orglife.common.store import Store
 
-from . import registry, schemas
+from . import intake, registry, roster, schemas
 from .models import MemberCopy, PendingIntake, backbone
 
 log = logging.getLogger(__name__)
 
-# Built once: a marshmallow schema deep-copies its fields when constructed.
-INTAKE_SCHEMAS = {"meeting_reported": schemas.LogSchema(),
-                  "activity_reported": schemas.ActivitySchema()}
-
-
-class RulesProvider(DependencyProvider):
-    """The rules file named in the config (ORGLIFE_RULES), read once per container."""
-
-    def setup(self):
-        self.rules = load_rules(self.container.config.get("ORGLIFE_RULES"))
-
-    def get_dependency(self, worker_ctx):
-        return self.rules
-
 
 class RosterCacheProvider(DependencyProvider):
-    """One roster cache per service instance (see registry.RosterCache)."""
+    """One roster cache per service instance (see roster.RosterCache)."""
 
     def setup(self):
-        self.cache = registry.RosterCache()
+        self.cache = roster.RosterCache()
 
     def get_dependency(self, worker_ctx):
         return self.cache
@@ -105,13 +91,6 @@ class MeetingsService:
             return registry.cancel_meeting(uow, self.auth.principal, self.rules, payload)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    @authorized(*ADMINS)
-    def log_activity(self, activity):
-        payload = self._load(schemas.ActivitySchema(), activity)
-        with self.store() as uow:
-            return registry.log_activity(uow, self.auth.principal, payload, self.clock.now())
-
-    @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def get_meeting(self, meeting_id):
         with self.store() as uow:
@@ -125,30 +104,56 @@ class MeetingsService:
             return registry.list_meetings(uow, self.auth.principal, self.rules, payload,
                                           self.clock.tz)
 
+    # -- activities ---------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*ADMINS)
+    def log_activity(self, activity):
+        payload = self._load(schemas.ActivitySchema(), activity)
+        with self.store() as uow:
+            return registry.log_activity(uow, self.auth.principal, payload, self.clock.now())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def get_activity(self, activity_id):
+        with self.store() as uow:
+            return registry.get_activity(uow, self.auth.principal, activity_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def list_activities(self, filters=None):
+        payload = self._load(schemas.ActivityFilters(), filters or {})
+        with self.store() as uow:
+            return registry.list_activities(uow, self.auth.principal, payload, self.clock.tz)
+
+    # -- intake -------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def get_intake(self, event_id):
+        """What became of a peer's report, found by the `event_id` of its envelope."""
+        with self.store() as uow:
+            return intake.get_intake(uow, self.auth.principal, event_id)
+
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_rejected_intake(self, filters=None):
         payload = self._load(schemas.RejectedFilters(), filters or {})
         with self.store() as uow:
-            return registry.list_rejected_intake(uow, self.auth.principal, payload)
+            return intake.list_rejected_intake(uow, self.auth.principal, payload)
 
     # -- events -------------------------------------------------------------------------------
-    @subscribe("members", batch_size=200)
+    @subscribe("members", roster.HANDLERS, batch_size=200)
     def on_members_events(self, envelopes):
         """Keep the copy of organizations and members (highest version wins)."""
         with self.store() as uow:
             for envelope in envelopes:
                 if not uow.first_time(envelope):
                     continue
-                if envelope.event_type == "organization_registered":
-                    registry.apply_organization(uow, envelope.data)
-                else:
-                    registry.apply_member(uow, envelope, self.clock.tz)
+                roster.HANDLERS[envelope.event_type](uow, envelope, self.clock.tz)
                 uow.session.flush()  # later events of the same batch see this one
-            registry.bump_watermark(uow.session)
+            roster.bump_watermark(uow.session)
             uow.commit()
 
-    @subscribe("intake", batch_size=200)
+    @subscribe("intake", intake.HANDLERS, batch_size=200)
     def on_intake(self, envelopes):
         """Meetings and activities reported by other systems, checked as log_meeting checks;
         a batch of reports is stored in one transaction."""
@@ -163,25 +168,17 @@ class MeetingsService:
                              sorted(outcome.reasons))
 
     def _intake(self, uow, event_type, body, event_id, pending=None):
-        schema = INTAKE_SCHEMAS[event_type]
-        try:
-            loaded = self._load(schema, body)
-        except ValidationError as exc:
-            loaded = exc
-        return registry.handle_intake(uow, self.rules, event_type, body, event_id, loaded,
-                                      self.clock.now(), pending, self.rules.intake_wait_seconds,
-                                      self.rosters)
+        return intake.handle_intake(uow, self.rules, event_type, body, event_id,
+                                    self.clock.now(), self.clock.tz.key, pending, self.rosters)
 
     @timer(interval=1.0)
     def retry_waiting_intake(self):
         """Reports that named unknown members: accept them now, or reject them when expired."""
         with self.store() as uow:
-            waiting = uow.session.scalars(
-                select(PendingIntake.event_id).order_by(PendingIntake.received_at)).all()
+            waiting = intake.waiting_event_ids(uow.session)
         for event_id in waiting:
             with self.store() as uow:
                 pending = uow.session.get(PendingIntake, event_id)
                 if pending is None:
                     continue
                 self._intake(uow, pending.event_type, pending.body, event_id, pending)
-

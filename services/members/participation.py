@@ -10,20 +10,11 @@ from datetime import datetime
 
 from sqlalchemy import delete
 
-from orglife.common.envelope import Envelope
-
 from .models import MeetingVersion, Participation
 
 
 def instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def apply(session, envelope: Envelope, tz) -> None:
-    if envelope.event_type == "activity_logged":
-        apply_activity(session, envelope.data, tz)
-    else:
-        apply_meeting(session, envelope.data, tz)
 
 
 def apply_meeting(session, meeting: dict, tz) -> bool:
@@ -64,3 +55,12 @@ def apply_activity(session, activity: dict, tz) -> bool:
         year=held_at.astimezone(tz).year, status="done", remote=False, visiting=False,
         topic=(activity.get("household") or activity.get("note") or "")[:300] or None))
     return True
+
+
+# meetings' events → what each does to the record (members' consumer dispatches on this).
+HANDLERS = {
+    "meeting_logged": apply_meeting,
+    "meeting_amended": apply_meeting,
+    "meeting_cancelled": apply_meeting,
+    "activity_logged": apply_activity,
+}

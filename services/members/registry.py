@@ -27,13 +27,6 @@ def _new_org_id(kind: str) -> str:
     return NEW_ID_PREFIX[kind] + uuid.uuid4().hex[:12]
 
 
-def _scope_filter(principal: Principal):
-    """SQL condition limiting organizations to the caller's subtree (None: no limit)."""
-    if principal.org_id is None:
-        return None
-    return under(Organization.path, principal.org_id)
-
-
 def _load_org(session, org_id: str | None) -> Organization | None:
     return session.get(Organization, org_id) if org_id else None
 
@@ -42,8 +35,7 @@ def _visible_org(uow: UnitOfWork, principal: Principal, org_id: str) -> Organiza
     org = _load_org(uow.session, org_id)
     if org is None:
         raise NotFound(f"organization {org_id!r} not found")
-    if not principal.covers(domain.path_ids(org.path)):
-        raise Forbidden(f"organization {org_id!r} is outside your scope")
+    principal.check_scope(domain.path_ids(org.path), f"organization {org_id!r}")
     return org
 
 
@@ -54,9 +46,9 @@ def register_organization(uow: UnitOfWork, principal: Principal, org: dict) -> d
     errors = domain.check_organization(org, parent)
     if errors:
         raise ValidationError(errors)
-    scope_path = domain.path_ids(parent.path) if parent else []
-    if not principal.covers(scope_path) or (principal.org_id and parent is None):
-        raise Forbidden("the parent organization is outside your scope")
+    # A scoped admin registers only under its own subtree, never a new root.
+    principal.check_scope(domain.path_ids(parent.path) if parent else [],
+                          "the parent organization")
     org_id = org.get("org_id") or _new_org_id(org["kind"])
     existing = session.get(Organization, org_id)
     if existing is not None:
@@ -90,10 +82,7 @@ def get_organization(uow: UnitOfWork, principal: Principal, org_id: str) -> dict
 
 
 def list_organizations(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
-    query = select(Organization)
-    scope = _scope_filter(principal)
-    if scope is not None:
-        query = query.where(scope)
+    query = principal.limit(select(Organization), Organization.path)
     if "under" in filters:
         subtree = _visible_org(uow, principal, filters["under"])
         query = query.where(under(Organization.path, subtree.org_id))
@@ -116,8 +105,7 @@ def register_member(uow: UnitOfWork, principal: Principal, member: dict, today: 
     errors = domain.check_member(member, branch, group, today)
     if errors:
         raise ValidationError(errors)
-    if not principal.covers(domain.path_ids(branch.path)):
-        raise Forbidden(f"branch {branch.org_id!r} is outside your scope")
+    principal.check_scope(domain.path_ids(branch.path), f"branch {branch.org_id!r}")
     member_id = member.get("member_id") or domain.generated_member_id(member)
     incoming = {**member, "member_id": member_id}
     existing = session.get(Member, member_id)
@@ -152,8 +140,7 @@ def _visible_member(uow: UnitOfWork, principal: Principal, member_id: str,
     if member is None:
         raise NotFound(f"member {member_id!r} not found")
     branch = uow.session.get(Organization, member.branch_id)
-    if not principal.covers(domain.path_ids(branch.path)):
-        raise Forbidden(f"member {member_id!r} is outside your scope")
+    principal.check_scope(domain.path_ids(branch.path), f"member {member_id!r}")
     return member
 
 
@@ -187,10 +174,9 @@ def participation_record(session, member_id: str) -> dict:
 
 
 def list_members(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
-    query = select(Member).join(Organization, Member.branch_id == Organization.org_id)
-    scope = _scope_filter(principal)
-    if scope is not None:
-        query = query.where(scope)
+    query = principal.limit(select(Member).join(Organization,
+                                                Member.branch_id == Organization.org_id),
+                            Organization.path)
     if "under" in filters:
         subtree = _visible_org(uow, principal, filters["under"])
         query = query.where(under(Organization.path, subtree.org_id))
@@ -262,7 +248,7 @@ def transfer_member(uow: UnitOfWork, principal: Principal, transfer: dict, today
         session.add(Membership(member_id=member.member_id, branch_id=to_branch_id, since=today))
     session.flush()
     data = domain.member_dict(member)
-    uow.emit("member_transferred", {"member": data, "from_branch_id": from_branch_id,
+    uow.emit("member_transferred", {**data, "from_branch_id": from_branch_id,
                                     "to_branch_id": to_branch_id})
     uow.commit()
     return data

@@ -108,11 +108,12 @@ class MembersService:
             return registry.transfer_member(uow, self.auth.principal, payload, self.clock.today())
 
     # -- events -------------------------------------------------------------------------------
-    @subscribe("meetings", batch_size=400)
+    @subscribe("meetings", participation.HANDLERS, batch_size=400)
     def on_meetings_events(self, envelopes):
         """Keep each member's participation record (highest meeting revision wins)."""
         with self.store() as uow:
             for envelope in envelopes:
                 if uow.first_time(envelope):
-                    participation.apply(uow.session, envelope, self.clock.tz)
+                    participation.HANDLERS[envelope.event_type](
+                        uow.session, envelope.data, self.clock.tz)
             uow.commit()

@@ -67,8 +67,11 @@ def test_duplicates_and_unknown_members_are_named():
                                      {"member_id": "m1", "status": "absent"},
                                      {"member_id": "ghost", "status": "present"}],
                                     {"m1": roster[0]})
-    assert "attendance.1.member_id" in built.errors
-    assert "attendance.2.member_id" in built.errors and built.unknown == ["ghost"]
+    assert "attendance.1.member_id" in built.found.errors
+    # An unknown id is kept apart from errors (intake waits for it) and named in the message.
+    assert built.found.unknown == {"attendance.2.member_id": ("member", "ghost")}
+    assert built.found.missing == ["ghost"] and not built.found.only_unknown
+    assert built.found.all_errors()["attendance.2.member_id"] == ["unknown member 'ghost'"]
 
 
 def test_committee_quorum_counts_committee_members():

@@ -2,7 +2,7 @@
 import pytest
 
 from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
-from tests.conftest import member_event, village_branch_events
+from tests.meetings.conftest import member_event, village_branch_events
 
 
 def snapshot(store):
@@ -168,7 +168,7 @@ def test_transferred_member_is_expected_by_the_branch_they_were_in_on_the_day(se
                                                                             meetings_worker):
     from orglife.common.envelope import Envelope
     moved = member_event("m9", "b2", version=2, event_type="member_transferred")
-    moved = Envelope(moved.event_id, moved.event_type, 1, "2026-11-15T00:00:00Z", "members",
+    moved = Envelope(moved.event_id, moved.event_type, 2, "2026-11-15T00:00:00Z", "members",
                      moved.data)
     meetings_worker().on_members_events([moved])
     before = secretary.log_meeting(dict(ASSEMBLY, meeting_id="early",
@@ -176,6 +176,20 @@ def test_transferred_member_is_expected_by_the_branch_they_were_in_on_the_day(se
     after = secretary.log_meeting(dict(ASSEMBLY, meeting_id="late",
                                        held_at="2026-11-18T19:30:00+08:00"))
     assert "m9" in {r["member_id"] for r in before["attendance"]}
+    assert "m9" not in {r["member_id"] for r in after["attendance"]}
+
+
+def test_a_nested_member_transferred_of_schema_version_1_is_still_read(secretary,
+                                                                      meetings_worker):
+    """Events written before the data became flat may still wait in a queue."""
+    from orglife.common.envelope import Envelope
+    flat = member_event("m9", "b2", version=2, event_type="member_transferred").data
+    member = {k: v for k, v in flat.items() if k not in ("from_branch_id", "to_branch_id")}
+    old = Envelope("old-transfer", "member_transferred", 1, "2026-11-15T00:00:00Z", "members",
+                   {"member": member, "from_branch_id": "b1", "to_branch_id": "b2"})
+    meetings_worker().on_members_events([old])
+    after = secretary.log_meeting(dict(ASSEMBLY, meeting_id="late",
+                                       held_at="2026-11-18T19:30:00+08:00"))
     assert "m9" not in {r["member_id"] for r in after["attendance"]}
 
 
@@ -230,6 +244,53 @@ def test_intake_accepts_waits_and_rejects(secretary, meetings_worker, meetings_s
     assert meetings_worker("township_admin", "t2").list_rejected_intake({})["total"] == 1
 
 
+def test_an_intake_report_is_found_by_its_envelope_event_id(secretary, meetings_worker):
+    admin = meetings_worker()
+    meeting = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in5"))
+    visit = intake_envelope("activity_reported", {"member_id": "m2", "kind": "volunteer",
+                                                  "held_at": "2026-11-15T09:00:00+08:00"})
+    waiting = intake_envelope("meeting_reported", dict(
+        ASSEMBLY, meeting_id="in6", attendance=[{"member_id": "later", "status": "present"}]))
+    bad = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in7", type="picnic"))
+    admin.on_intake([meeting, visit, waiting, bad])
+    assert admin.get_intake(meeting.event_id) | {"accepted_at": None} == {
+        "event_id": meeting.event_id, "event_type": "meeting_reported", "status": "accepted",
+        "meeting_id": "in5", "accepted_at": None}
+    activity_id = admin.get_intake(visit.event_id)["activity_id"]
+    assert admin.get_activity(activity_id)["member_id"] == "m2"
+    assert admin.get_intake(waiting.event_id)["missing"] == ["later"]
+    assert admin.get_intake(bad.event_id)["reasons"]["type"]
+    assert secretary.get_intake(meeting.event_id)["status"] == "accepted"
+    with pytest.raises(Forbidden):
+        meetings_worker("branch_secretary", "b2").get_intake(meeting.event_id)
+    with pytest.raises(NotFound):
+        admin.get_intake("never-sent")
+
+
+def test_activities_are_read_and_listed_within_scope(secretary, meetings_worker):
+    admin = meetings_worker()
+    for member_id, kind, day in [("m1", "household_visit", 3), ("m2", "volunteer", 5),
+                                 ("n1", "volunteer", 7)]:
+        admin.log_activity({"activity_id": f"a-{member_id}", "member_id": member_id,
+                            "kind": kind, "held_at": f"2026-11-{day:02d}T10:00:00+08:00",
+                            "household": "李大爷家" if kind == "household_visit" else None})
+    everything = admin.list_activities({})
+    assert [a["activity_id"] for a in everything["items"]] == ["a-n1", "a-m2", "a-m1"]
+    assert [a["activity_id"] for a in secretary.list_activities({})["items"]] == ["a-m2", "a-m1"]
+    assert secretary.list_activities({"kind": "volunteer"})["total"] == 1
+    assert admin.list_activities({"from": "2026-11-04", "to": "2026-11-05"})["total"] == 1
+    assert admin.list_activities({"member_id": "n1", "limit": 1})["items"][0]["kind"] == \
+        "volunteer"
+    assert secretary.get_activity("a-m1")["household"] == "李大爷家"
+    with pytest.raises(Forbidden):
+        secretary.get_activity("a-n1")
+    with pytest.raises(NotFound):
+        admin.get_activity("nope")
+    with pytest.raises(ValidationError) as err:
+        admin.list_activities({"kind": "dancing", "limit": 0})
+    assert set(err.value.errors) == {"kind", "limit"}
+
+
 def test_an_intake_report_still_unknown_after_its_wait_is_rejected(meetings_worker):
     import time
     admin = meetings_worker()
@@ -265,7 +326,7 @@ def test_cached_rosters_follow_member_events(meetings_worker):
     admin.on_intake([first])  # fills the roster cache for b1
     assert "m9" in {r["member_id"] for r in admin.get_meeting("c1")["attendance"]}
     moved = member_event("m9", "b2", version=2, event_type="member_transferred")
-    admin.on_members_events([Envelope(moved.event_id, moved.event_type, 1,
+    admin.on_members_events([Envelope(moved.event_id, moved.event_type, 2,
                                       "2026-11-17T00:00:00Z", "members", moved.data)])
     second = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="c2",
                                                       held_at="2026-11-18T10:00:00+08:00"))

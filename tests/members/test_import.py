@@ -1,7 +1,7 @@
 """import_members: valid rows stored, invalid ones reported by row and field, re-import silent."""
 import pytest
 
-from tests.conftest import small_county
+from tests.members.conftest import small_county
 from tests.members.test_members_rpc import snapshot
 
 ROWS = [

@@ -3,7 +3,7 @@ import pytest
 
 from orglife.common.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from orglife.common.auth import AuthContext
-from tests.conftest import small_county
+from tests.members.conftest import small_county
 
 MEMBER = {"member_id": "m1", "name": "张伟", "branch_id": "b1", "group_id": "g1",
           "phone": "138 0013 8000", "joined_on": "2010-07-01"}
@@ -182,10 +182,16 @@ def test_transfer_within_and_out_of_the_deployment(admin, members_store):
     assert gone["status"] == "transferred_out" and gone["version"] == 3
     with pytest.raises(Conflict):
         admin.transfer_member({"member_id": "m1", "to_branch_id": "b1"})
-    transfers = [e["data"] for e in members_store.outbox_events()
+    transfers = [e for e in members_store.outbox_events()
                  if e["event_type"] == "member_transferred"]
-    assert [(t["from_branch_id"], t["to_branch_id"]) for t in transfers] == [("b1", "b2"),
-                                                                           ("b2", None)]
+    assert [(t["data"]["from_branch_id"], t["data"]["to_branch_id"]) for t in transfers] == [
+        ("b1", "b2"), ("b2", None)]
+    # Flat data (SPEC §4), announced with the schema version the declaration gives it.
+    assert [t["data"]["member_id"] for t in transfers] == ["m1", "m1"]
+    assert {t["schema_version"] for t in transfers} == {2}
+    # At the service clock's "now" (ORGLIFE_NOW here), the day the branch history records,
+    # so meetings expands later meetings with the old branch up to that instant, not to today.
+    assert {t["occurred_at"] for t in transfers} == {"2026-11-20T02:00:00Z"}
 
 
 def test_scopes_limit_township_admins_and_branch_secretaries(admin, members_worker, members_store):

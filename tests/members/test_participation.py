@@ -2,7 +2,7 @@
 import pytest
 
 from orglife.common.envelope import Envelope
-from tests.conftest import small_county
+from tests.members.conftest import small_county
 
 
 def meeting_event(revision, attendance, event_type="meeting_logged", cancelled=False,
