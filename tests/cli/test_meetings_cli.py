@@ -12,9 +12,8 @@ from orglife.common.envelope import Envelope
 from orglife.signin import (
     MeetingFileError, read_meeting_record, read_signin, read_signin_sheet, signin_from_lines,
 )
-from tests.conftest import (
-    REPO, SECRET, migrated_sqlite, publish_raw, service_config, village_branch_events, wait_for,
-)
+from tests.conftest import REPO, SECRET, migrated_sqlite, publish_raw, service_config, wait_for
+from tests.meetings.conftest import village_branch_events
 
 
 def write_sheet(path, rows):
@@ -144,6 +143,7 @@ def orglife(vhost_uri, tmp_path, meetings_service):
     home.mkdir()
     env = {**os.environ, "ORGLIFE_AMQP_URI": vhost_uri, "ORGLIFE_HOME": str(home),
            "ORGLIFE_SECRET": SECRET, "ORGLIFE_TOKEN": mint_token(SECRET, "tester", "county_admin"),
+           "ORGLIFE_TZ": "Asia/Shanghai",  # the services' default: tables show their time
            "COLUMNS": "250", "PYTHONWARNINGS": "ignore"}
 
     def run(*args, expect=0):
@@ -191,7 +191,8 @@ def test_log_from_a_yaml_record(orglife, tmp_path):
     # The same report again is the stored meeting; shown as tables this time.
     out = orglife("meeting", "log", path).stdout
     assert "attendance summary" in out and "quorum met" in out
-    assert "branch_assembly" in out and "m7" in out and "absent" in out
+    assert "branch_assembly 支部党员大会" in out and "m7" in out and "absent 缺席" in out
+    assert "2026-11-10 19:30" in out  # county time, as the office gave it, not 11:30 UTC
     # Flags override the file: another meeting from the same record, m7 on leave, m6 present.
     other = orglife.json("meeting", "log", path, "--id", "mt1b", "--at", "2026-11-11T19:30+08:00",
                          "--leave", "m7", "--present", "m6")
@@ -199,6 +200,14 @@ def test_log_from_a_yaml_record(orglife, tmp_path):
     assert other["meeting_id"] == "mt1b" and other["held_at"].startswith("2026-11-11")
     assert rows["m7"]["status"] == "leave" and rows["m6"]["status"] == "present"
     assert other["summary"]["present"] == 7
+    # An instant without an offset is county time, and the table shows it so; JSON stays UTC.
+    out = orglife("meeting", "log", "--id", "mt1c", "--branch", "b1", "--type",
+                  "branch_assembly", "--at", "2026-11-10T19:30", "--topic", "党员大会",
+                  "--present", "m1", "--leave", "m2").stdout
+    assert "2026-11-10 19:30" in out and "11:30" not in out
+    assert "branch_assembly 支部党员大会" in out
+    assert "present 出席" in out and "leave 请假" in out and "absent 缺席" in out
+    assert orglife.json("meeting", "show", "mt1c")["held_at"] == "2026-11-10T11:30:00+00:00"
 
 
 @pytest.mark.integration
@@ -295,6 +304,7 @@ def test_schedule_cancel_and_list(orglife):
         "meeting_id"] == "mt-a"
     out = orglife("meeting", "list", "--branch", "b1").stdout
     assert "meetings (3 of 3)" in out and "mt-a" in out and "1/11" in out
+    assert "2026-11-02 15:00" in out and "lecture 党课" in out and "theme_day 主题党日" in out
     orglife("meeting", "list", "--status", "held", expect=1)
 
 
@@ -311,6 +321,12 @@ def test_activity_log(orglife):
     done = orglife("activity", "log", "--member", "m1", "--kind", "household_visit",
                    "--at", "2026-11-12T15:00:00+08:00", expect=1)
     assert "household" in done.stderr
+    shown = orglife("activity", "show", "ac-1").stdout
+    assert "household_visit 走访联系户" in shown and "2026-11-12 15:00" in shown
+    listed = orglife("activity", "list", "--branch", "b1").stdout
+    assert "activities (1 of 1)" in listed and "ac-1" in listed
+    assert orglife.json("activity", "list", "--kind", "volunteer")["total"] == 1
+    orglife("activity", "show", "ac-none", expect=1)
 
 
 @pytest.mark.integration
@@ -335,3 +351,6 @@ def test_rejected_intake_is_listed_with_its_reasons(orglife, vhost_uri, meetings
     assert orglife.json("intake", "rejected", "--type", "activity_reported")["total"] == 0
     out = orglife("intake", "rejected").stdout
     assert report.event_id in out and "meeting_reported" in out and "type: Must be one of" in out
+    shown = orglife("intake", "show", report.event_id).stdout
+    assert "rejected" in shown and "type: Must be one of" in shown
+    assert orglife.json("intake", "show", report.event_id)["status"] == "rejected"

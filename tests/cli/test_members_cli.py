@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from orglife.common.auth import mint_token
-from tests.conftest import REPO, SECRET, bearer, migrated_sqlite, service_config, small_county
+from tests.conftest import REPO, SECRET, bearer, migrated_sqlite, service_config
+from tests.members.conftest import small_county
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +177,7 @@ def test_org_add_list_show(orglife):
     shown = orglife.json("org", "show", "t1", token=COUNTY_ADMIN)
     assert shown["name"] == "石桥镇" and shown["children"] == 2 and shown["members"] == 0
     out = orglife("org", "show", "b4", token=COUNTY_ADMIN).stdout
-    assert "河口村党支部" in out and "village" in out
+    assert "河口村党支部" in out and "village 村" in out and "branch 党支部" in out
     # refusals name the field, or the missing record
     done = orglife("org", "add", "--name", "无上级支部", "--kind", "branch", token=COUNTY_ADMIN,
                    expect=1)

@@ -6,9 +6,8 @@ from orglife.common.envelope import Envelope
 from orglife.common.errors import ValidationError
 from services.meetings.service import MeetingsService
 from services.members.service import MembersService
-from tests.conftest import (
-    PeerQueue, migrated_sqlite, publish_raw, service_config, small_county, wait_for,
-)
+from tests.conftest import PeerQueue, migrated_sqlite, publish_raw, service_config, wait_for
+from tests.members.conftest import small_county
 from tests.integration.test_backbone import RpcAdmin
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 from orglife.common.migrate import upgrade
 from services.members.service import MembersService
-from tests.conftest import PeerQueue, REPO, service_config, small_county, unique_name, wait_for
+from tests.conftest import PeerQueue, REPO, service_config, unique_name, wait_for
+from tests.members.conftest import small_county
 from tests.integration.test_backbone import RpcAdmin
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]

@@ -22,12 +22,8 @@ import requests
 
 from orglife import broker as broker_module
 from orglife.broker import BootstrapError, PrivateBroker, amqp_reachable, ensure_rabbitmq_installed
-from orglife.postgres import PG_BIN, PrivateCluster
+from orglife.postgres import PrivateCluster, ensure_postgres_installed
 
-needs_rabbitmq = pytest.mark.skipif(not broker_module.RABBITMQ_SERVER.exists(),
-                                    reason="rabbitmq-server is not installed")
-needs_postgres = pytest.mark.skipif(not (PG_BIN / "initdb").exists(),
-                                    reason="PostgreSQL 15 is not installed")
 
 
 def listening(port: int) -> bool:
@@ -81,6 +77,7 @@ def test_missing_rabbitmq_without_apt_says_what_to_do(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     """Two private nodes in two homes, started (and stopped) concurrently to save time."""
+    ensure_rabbitmq_installed()  # what `orglife test` installs; never skipped
     pair = [PrivateBroker(tmp_path_factory.mktemp(f"home{i}")) for i in (1, 2)]
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda node: node.start(), pair))
@@ -90,7 +87,6 @@ def nodes(tmp_path_factory):
 
 
 @pytest.mark.integration
-@needs_rabbitmq
 def test_node_answers_amqp_and_management(nodes):
     node = nodes[0]
     assert node.running()
@@ -110,7 +106,6 @@ def test_node_answers_amqp_and_management(nodes):
 
 
 @pytest.mark.integration
-@needs_rabbitmq
 def test_vhost_user_and_queue_depth(nodes):
     node = nodes[0]
     vhost = f"vh-{uuid.uuid4().hex[:8]}"
@@ -142,7 +137,6 @@ def test_vhost_user_and_queue_depth(nodes):
 
 
 @pytest.mark.integration
-@needs_rabbitmq
 def test_two_homes_are_two_independent_nodes(nodes):
     first, second = nodes
     first_ports = {first.amqp_port, first.management_port, first.epmd_port, first.dist_port}
@@ -163,7 +157,6 @@ def test_two_homes_are_two_independent_nodes(nodes):
 
 
 @pytest.mark.integration
-@needs_rabbitmq
 def test_start_is_idempotent_and_state_is_found_by_a_new_object(nodes):
     node = nodes[0]
     began = time.monotonic()
@@ -175,7 +168,6 @@ def test_start_is_idempotent_and_state_is_found_by_a_new_object(nodes):
 
 
 @pytest.mark.integration
-@needs_rabbitmq
 def test_stop_leaves_no_process_and_restart_reuses_ports(nodes):
     node = nodes[1]
     ports = (node.amqp_port, node.management_port, node.epmd_port, node.dist_port)
@@ -198,6 +190,7 @@ def test_stop_leaves_no_process_and_restart_reuses_ports(nodes):
 def cluster():
     """Not under tmp_path: every pytest session re-chmods /tmp/pytest-of-<user> to 0700, which
     locks the `postgres` account out of a running cluster when sessions overlap."""
+    ensure_postgres_installed()
     folder = Path(tempfile.mkdtemp(prefix="orglife-pgtest-"))
     pg = PrivateCluster(folder / "data")
     try:
@@ -210,7 +203,6 @@ def cluster():
 
 @pytest.mark.integration
 @pytest.mark.postgres
-@needs_postgres
 def test_cluster_database_through_sqlalchemy(cluster):
     import sqlalchemy as sa
 
@@ -236,7 +228,6 @@ def test_cluster_database_through_sqlalchemy(cluster):
 
 @pytest.mark.integration
 @pytest.mark.postgres
-@needs_postgres
 def test_cluster_stop_and_restart_on_the_same_port(cluster):
     port = cluster.port
     pid = int((cluster.datadir / "postmaster.pid").read_text().split()[0])

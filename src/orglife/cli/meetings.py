@@ -1,12 +1,9 @@
-"""`meeting`, `activity` and `intake` commands: one per meetings RPC (SPEC §4).
+"""`orglife meeting schedule|log|amend|cancel|show|list`: one per meetings RPC (SPEC §4).
 
 A meeting is logged from flags, from a record file (.yaml/.yml/.json with SPEC field names) or
 from a sign-in sheet (签到表, .xlsx: the sheet gives the attendance, the flags the meeting).
 Flags override the file; attendance flags (--present/--remote/--leave/--absent) change the
 entries of the members they name and add the others.
-
-The main CLI module imports this one at its end and calls `register(app)`; this module reaches
-the CLI helpers (`rpc`, `show_record`, ...) lazily, so that either module may be imported first.
 """
 from __future__ import annotations
 
@@ -15,35 +12,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-meeting_app = typer.Typer(no_args_is_help=True,
-                          help="Meetings: schedule, log (with attendance), amend, cancel, list.")
-activity_app = typer.Typer(no_args_is_help=True,
-                           help="Activities: household visits, volunteer service, heart talks.")
-intake_app = typer.Typer(no_args_is_help=True,
-                         help="Intake: reports from other systems that meetings rejected.")
+from orglife.cli.common import (
+    AT_HELP, Column, JsonOpt, coded, console, county_time, err_console, fail, given, items_table,
+    print_json, rpc, show_items, show_record, yes_no,
+)
 
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+app = typer.Typer(name="meeting", no_args_is_help=True,
+                  help="Meetings: schedule, log (with attendance), amend, cancel, list.")
+
 ATTENDANCE_FLAGS = ("present", "remote", "leave", "absent")
-AMENDABLE = ("group_id", "type", "held_at", "topic", "minutes", "attendance")
 _ATTENDANCE_KEY = re.compile(r"^attendance\.(\d+)\.(.+)$")
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(meeting_app, name="meeting")
-    app.add_typer(activity_app, name="activity")
-    app.add_typer(intake_app, name="intake")
-
-
-def cli():
-    """The main CLI module (imported late: it imports this module at its end)."""
-    from orglife.cli import app
-    return app
-
-
 # -- attendance from flags and files -----------------------------------------------------------
-def member_list(values: list[str]) -> list[str]:
+def member_ids(values: list[str]) -> list[str]:
     """`--present m1,m2 --present m3` → [m1, m2, m3]."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -54,10 +37,10 @@ def flag_attendance(present: list[str], remote: list[str], leave: list[str],
     out: list[tuple[dict, str]] = []
     flagged: dict[str, str] = {}
     for flag, values in zip(ATTENDANCE_FLAGS, (present, remote, leave, absent)):
-        for member_id in member_list(values):
+        for member_id in member_ids(values):
             if member_id in flagged:
-                cli().fail(f"member {member_id} is given twice (--{flagged[member_id]} and "
-                           f"--{flag})", 2)
+                fail(f"member {member_id} is given twice (--{flagged[member_id]} and "
+                     f"--{flag})", 2)
             flagged[member_id] = flag
             entry = {"member_id": member_id, "status": "present" if flag == "remote" else flag}
             if flag == "remote":
@@ -91,13 +74,13 @@ def read_file(path: Path) -> tuple[dict, list[Optional[str]], list[Optional[str]
             if sheet.unsigned:
                 lines = ", ".join(str(line) for line, _, _ in sheet.unsigned)
                 word = "line" if len(sheet.unsigned) == 1 else "lines"
-                cli().err_console.print(f"[yellow]no attendance on sheet {word} {lines}:[/] "
-                                        f"left out (an expected member not listed is absent)")
+                err_console.print(f"[yellow]no attendance on sheet {word} {lines}:[/] "
+                                  f"left out (an expected member not listed is absent)")
             return ({"attendance": sheet.attendance},
                     [sheet.label(i) for i in range(len(sheet.attendance))], list(sheet.names))
         record = read_meeting_record(path)
     except MeetingFileError as exc:
-        cli().fail(str(exc), 2)
+        fail(str(exc), 2)
     count = len(record["attendance"]) if isinstance(record.get("attendance"), list) else 0
     return record, [None] * count, [None] * count
 
@@ -109,8 +92,8 @@ def with_flags(record: dict, labels: list, names: list, flagged: list[tuple[dict
         return record, labels, names
     listed = record.get("attendance", base if base is not None else [])
     if not isinstance(listed, list) or not all(isinstance(e, dict) for e in listed):
-        cli().fail("the file's attendance is not a list of entries; attendance flags cannot "
-                   "change it", 2)
+        fail("the file's attendance is not a list of entries; attendance flags cannot "
+             "change it", 2)
     if "attendance" not in record:
         labels = names = [None] * len(listed)
     entries, labels = merge_attendance(listed, labels, flagged)
@@ -149,65 +132,62 @@ def quorum_text(meeting: dict) -> str:
     return "[red]no[/]" + (f": {quorum['reason']}" if quorum.get("reason") else "")
 
 
+MEETING_FORMATS = {"type": coded("meeting_type"), "held_at": county_time}
+SUMMARY_COUNTS = ("expected", "present", "leave", "absent", "remote", "visiting")
+
+
+def attendance_style(row: dict) -> Optional[str]:
+    return {"absent": "red", "leave": "yellow"}.get(row["status"])
+
+
 def show_meeting(meeting: dict, names: Optional[dict] = None) -> None:
-    console = cli().console
-    cli().show_record(meeting, f"meeting {meeting['meeting_id']}")
+    """The meeting, its attendance summary with the quorum, and each attendee (with the names a
+    sign-in sheet gave, when there was one)."""
+    show_record(meeting, f"meeting {meeting['meeting_id']}", MEETING_FORMATS)
     if meeting.get("status") == "scheduled" and not meeting.get("attendance"):
         if meeting.get("expected") is not None:
             console.print(f"expected: {len(meeting['expected'])} "
                           f"({', '.join(meeting['expected'])})")
         return
     summary = meeting.get("summary") or {}
-    table = Table("expected", "present", "leave", "absent", "remote", "visiting", "quorum met",
-                  title="attendance summary")
-    table.add_row(*(str(summary.get(k, 0)) for k in
-                    ("expected", "present", "leave", "absent", "remote", "visiting")),
-                  quorum_text(meeting))
-    console.print(table)
+    console.print(items_table(
+        [{**{k: summary.get(k, 0) for k in SUMMARY_COUNTS}, "quorum met": quorum_text(meeting)}],
+        [*SUMMARY_COUNTS, "quorum met"], "attendance summary"))
     names = names or {}
-    columns = ["member", "status", "remote", "expected", "visiting"]
-    if names:
-        columns.insert(1, "name")
-    rows = meeting.get("attendance") or []
-    table = Table(*columns, title=f"attendance ({len(rows)})")
-    for row in rows:
-        style = {"absent": "red", "leave": "yellow"}.get(row["status"])
-        cells = [row["member_id"], row["status"], "yes" if row["remote"] else "",
-                 "yes" if row["expected"] else "", "yes" if row["visiting"] else ""]
-        if names:
-            cells.insert(1, names.get(row["member_id"]) or "")
-        table.add_row(*cells, style=style)
-    console.print(table)
+    rows = [{**row, "name": names.get(row["member_id"])} for row in meeting.get("attendance") or []]
+    columns = [Column("member_id", "member"), *(["name"] if names else []),
+               Column("status", format=coded("attendance")), "remote", "expected", "visiting"]
+    console.print(items_table(rows, columns, f"attendance ({len(rows)})",
+                              row_style=attendance_style))
 
 
 def answer(meeting: dict, as_json: bool, names: Optional[dict] = None) -> None:
     if as_json:
-        cli().print_json(meeting)
+        print_json(meeting)
     else:
         show_meeting(meeting, names)
 
 
 # -- meeting commands --------------------------------------------------------------------------
 def meeting_fields(branch, meeting_type, at, topic, group, minutes, meeting_id) -> dict:
-    return cli().given(meeting_id=meeting_id, branch_id=branch, group_id=group,
-                       type=meeting_type, held_at=at, topic=topic, minutes=minutes)
+    return given(meeting_id=meeting_id, branch_id=branch, group_id=group,
+                 type=meeting_type, held_at=at, topic=topic, minutes=minutes)
 
 
 BranchOpt = typer.Option(None, "--branch", help="branch org id")
 TypeOpt = typer.Option(None, "--type", help="branch_assembly, committee, group, lecture, "
                        "theme_day, org_life, democratic_review or study")
-AtOpt = typer.Option(None, "--at", help="ISO 8601, e.g. 2026-11-10T19:30+08:00 (no offset: "
-                     "county time)")
+AtOpt = typer.Option(None, "--at", help=AT_HELP)
 PresentOpt = typer.Option([], "--present", help="members present, M1,M2 (repeatable)")
 RemoteOpt = typer.Option([], "--remote", help="members present online")
 LeaveOpt = typer.Option([], "--leave", help="members on leave (excused)")
 AbsentOpt = typer.Option([], "--absent", help="members absent (unexcused)")
 
 
-@meeting_app.command("schedule")
+@app.command("schedule")
 def meeting_schedule(branch: str = typer.Option(..., "--branch", help="branch org id"),
                      meeting_type: str = typer.Option(..., "--type", help=TypeOpt.help),
-                     at: str = typer.Option(..., "--at", help=AtOpt.help),
+                     at: str = typer.Option(..., "--at", help=AT_HELP),
                      topic: str = typer.Option(..., "--topic"),
                      group: Optional[str] = typer.Option(None, "--group",
                                                          help="group (for group meetings)"),
@@ -216,12 +196,12 @@ def meeting_schedule(branch: str = typer.Option(..., "--branch", help="branch or
                      as_json: bool = JsonOpt):
     """Schedule a meeting (in the future); shows whom it expects."""
     payload = meeting_fields(branch, meeting_type, at, topic, group, minutes, meeting_id)
-    with cli().rpc("meetings") as meetings:
+    with rpc("meetings") as meetings:
         meeting = meetings.schedule_meeting(payload)
     answer(meeting, as_json)
 
 
-@meeting_app.command("log")
+@app.command("log")
 def meeting_log(path: Optional[Path] = typer.Argument(
                     None, exists=True, dir_okay=False, metavar="FILE",
                     help="a record (.yaml/.yml/.json) or a sign-in sheet 签到表 (.xlsx)"),
@@ -240,7 +220,7 @@ def meeting_log(path: Optional[Path] = typer.Argument(
     record, labels, names = with_flags(record, labels, names,
                                        flag_attendance(present, remote, leave, absent))
     record.setdefault("attendance", [])
-    with cli().rpc("meetings") as meetings:
+    with rpc("meetings") as meetings:
         meeting = call(meetings.log_meeting, record, labels)
     answer(meeting, as_json, sheet_names(record, names))
 
@@ -250,7 +230,7 @@ def sheet_names(record: dict, names: list) -> dict:
     return {e.get("member_id"): n for e, n in zip(listed, names) if n and isinstance(e, dict)}
 
 
-@meeting_app.command("amend")
+@app.command("amend")
 def meeting_amend(meeting_id: str,
                   path: Optional[Path] = typer.Argument(
                       None, exists=True, dir_okay=False, metavar="FILE",
@@ -267,20 +247,20 @@ def meeting_amend(meeting_id: str,
     """Correct a meeting (a file's attendance replaces the list; flags change those they name)."""
     record, labels, names = read_file(path) if path else ({}, [], [])
     if str(record.pop("meeting_id", meeting_id)) != meeting_id:
-        cli().fail(f"{path.name} is a record of another meeting", 2)
+        fail(f"{path.name} is a record of another meeting", 2)
     branch_id = record.pop("branch_id", None)
     record.pop("revision", None)
     flagged = flag_attendance(present, remote, leave, absent)
-    changes = {**record, **cli().given(group_id=group, type=meeting_type, held_at=at,
-                                       topic=topic, minutes=minutes)}
-    with cli().rpc("meetings") as meetings:
+    changes = {**record, **given(group_id=group, type=meeting_type, held_at=at,
+                                 topic=topic, minutes=minutes)}
+    with rpc("meetings") as meetings:
         current = None
         if branch_id is not None or (flagged and "attendance" not in changes):
             current = meetings.get_meeting(meeting_id)
         if branch_id is not None and branch_id != current["branch_id"]:
-            cli().fail(f"meeting {meeting_id} is in branch {current['branch_id']}, not "
-                       f"{branch_id}: a meeting's branch cannot be amended (cancel it and log "
-                       f"it again)", 2)
+            fail(f"meeting {meeting_id} is in branch {current['branch_id']}, not "
+                 f"{branch_id}: a meeting's branch cannot be amended (cancel it and log "
+                 f"it again)", 2)
         base = None
         if current is not None:  # what the stored list says, as the service keeps it listed
             base = [{"member_id": r["member_id"], "status": r["status"], "remote": r["remote"]}
@@ -292,24 +272,24 @@ def meeting_amend(meeting_id: str,
     answer(meeting, as_json, sheet_names(changes, names))
 
 
-@meeting_app.command("cancel")
+@app.command("cancel")
 def meeting_cancel(meeting_id: str, reason: str = typer.Option(..., "--reason"),
                    as_json: bool = JsonOpt):
     """Cancel a meeting (it then counts for nothing)."""
-    with cli().rpc("meetings") as meetings:
+    with rpc("meetings") as meetings:
         meeting = meetings.cancel_meeting({"meeting_id": meeting_id, "reason": reason})
     answer(meeting, as_json)
 
 
-@meeting_app.command("show")
+@app.command("show")
 def meeting_show(meeting_id: str, as_json: bool = JsonOpt):
     """A meeting with its quorum and complete attendance list."""
-    with cli().rpc("meetings") as meetings:
+    with rpc("meetings") as meetings:
         meeting = meetings.get_meeting(meeting_id)
     answer(meeting, as_json)
 
 
-@meeting_app.command("list")
+@app.command("list")
 def meeting_list(branch: Optional[str] = None, under: Optional[str] = None,
                  meeting_type: Optional[str] = TypeOpt,
                  from_: Optional[str] = typer.Option(None, "--from", help="YYYY-MM-DD"),
@@ -318,65 +298,21 @@ def meeting_list(branch: Optional[str] = None, under: Optional[str] = None,
                  cancelled: Optional[bool] = typer.Option(None, "--cancelled/--not-cancelled"),
                  limit: int = 50, offset: int = 0, as_json: bool = JsonOpt):
     """List meetings, newest first (filters and paging)."""
-    filters = cli().given(branch_id=branch, under=under, type=meeting_type, status=status,
-                          cancelled=cancelled, to=to, limit=limit, offset=offset)
+    filters = given(branch_id=branch, under=under, type=meeting_type, status=status,
+                    cancelled=cancelled, to=to, limit=limit, offset=offset)
     if from_ is not None:
         filters["from"] = from_
-    with cli().rpc("meetings") as meetings:
+    with rpc("meetings") as meetings:
         page = meetings.list_meetings(filters)
     if as_json:
-        return cli().print_json(page)
+        return print_json(page)
     rows = []
     for item in page["items"]:
         summary = item.get("summary") or {}
-        rows.append({**item, "held_at": (item.get("held_at") or "")[:16],
-                     "present/expected": (f"{summary.get('present', 0)}/"
-                                          f"{summary.get('expected', 0)}")})
-    cli().show_items({"items": rows, "total": page["total"]},
-                     ["meeting_id", "held_at", "branch_id", "type", "topic", "status", "revision",
-                      "present/expected", "quorum_met", "cancelled"], "meetings")
-
-
-# -- activities --------------------------------------------------------------------------------
-@activity_app.command("log")
-def activity_log(member: str = typer.Option(..., "--member", help="member id"),
-                 kind: str = typer.Option(..., "--kind",
-                                          help="household_visit, volunteer or heart_talk"),
-                 at: str = typer.Option(..., "--at", help=AtOpt.help),
-                 household: Optional[str] = typer.Option(None, "--household",
-                                                         help="the household visited"),
-                 opinions: Optional[str] = typer.Option(None, "--opinions",
-                                                        help="opinions collected on a visit"),
-                 note: Optional[str] = typer.Option(None, "--note"),
-                 activity_id: Optional[str] = typer.Option(None, "--id"),
-                 as_json: bool = JsonOpt):
-    """Log a member's activity."""
-    payload = cli().given(activity_id=activity_id, member_id=member, kind=kind, held_at=at,
-                          household=household, opinions=opinions, note=note)
-    with cli().rpc("meetings") as meetings:
-        activity = meetings.log_activity(payload)
-    if as_json:
-        return cli().print_json(activity)
-    cli().show_record(activity, f"activity {activity['activity_id']}")
-
-
-# -- intake ------------------------------------------------------------------------------------
-@intake_app.command("rejected")
-def intake_rejected(event_type: Optional[str] = typer.Option(
-                        None, "--type", help="meeting_reported or activity_reported"),
-                    limit: int = 50, offset: int = 0, as_json: bool = JsonOpt):
-    """Reports from other systems that were rejected, newest first, with the reasons."""
-    with cli().rpc("meetings") as meetings:
-        page = meetings.list_rejected_intake(cli().given(event_type=event_type, limit=limit,
-                                                         offset=offset))
-    if as_json:
-        return cli().print_json(page)
-    table = Table("event_id", "type", "rejected_at", "reasons",
-                  title=f"rejected intake ({len(page['items'])} of {page['total']})")
-    for item in page["items"]:
-        reasons = item.get("reasons") or {}
-        text = "\n".join(f"{field}: {'; '.join(str(m) for m in messages)}"
-                         if isinstance(messages, list) else f"{field}: {messages}"
-                         for field, messages in sorted(reasons.items()))
-        table.add_row(item["event_id"], item["event_type"], item.get("rejected_at") or "", text)
-    cli().console.print(table)
+        rows.append({**item, "present/expected": (f"{summary.get('present', 0)}/"
+                                                  f"{summary.get('expected', 0)}")})
+    show_items({"items": rows, "total": page["total"]},
+               ["meeting_id", Column("held_at", format=county_time), "branch_id",
+                Column("type", format=MEETING_FORMATS["type"]), "topic", "status", "revision",
+                "present/expected", Column("quorum_met", format=yes_no), "cancelled"],
+               "meetings")

@@ -1,0 +1,41 @@
+"""The CLI's modules: each imports on its own, in a fresh interpreter, and reaches only
+`orglife.cli.common`, never the app that assembles them nor another command group."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+GROUPS = ("stack", "orgs", "members", "meetings", "activities", "intake")
+
+
+def cli_modules_after_importing(module: str) -> set[str]:
+    """The orglife.cli modules loaded by importing `module` first, in a fresh interpreter."""
+    code = (f"import sys, {module}; "
+            "print(' '.join(m for m in sys.modules if m.startswith('orglife.cli.')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_common_imports_no_command_module():
+    assert cli_modules_after_importing("orglife.cli.common") == {"orglife.cli.common"}
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_command_group_imports_alone(group):
+    assert cli_modules_after_importing(f"orglife.cli.{group}") == {
+        f"orglife.cli.{group}", "orglife.cli.common"}
+
+
+def test_a_group_imported_before_the_app_leaves_the_app_whole():
+    code = ("import orglife.cli.meetings, orglife.cli.app, typer.main; "
+            "names = sorted(typer.main.get_command(orglife.cli.app.app).commands); print(names)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(sorted([
+        "up", "down", "status", "test", "token", "org", "member", "meeting", "activity",
+        "intake"]))
