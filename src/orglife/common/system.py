@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Mapping
 
 DEFAULT_SYSTEM = "orglife.system:SYSTEM"
@@ -128,7 +129,7 @@ class System:
         raise DeclarationError(f"no service {name!r} in the system declaration "
                                f"(declared: {', '.join(self.names)})")
 
-    @property
+    @cached_property  # read for every event emitted
     def sources(self) -> dict[str, dict[str, Event]]:
         """Every publisher (service or peer) → its events by type."""
         return {p.name: {e.type: e for e in p.publishes} for p in (*self.services, *self.peers)}
@@ -145,7 +146,7 @@ class System:
         event = self.sources.get(source, {}).get(event_type)
         return event.versions if event else frozenset()
 
-    @property
+    @cached_property
     def subscriptions(self) -> list[Subscription]:
         return [Subscription(s.name, source, types)
                 for s in self.services for source, types in s.subscribes.items()]
