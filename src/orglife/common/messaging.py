@@ -5,23 +5,31 @@ its message acked (dropped), or with `requeue_on_error=True` requeued forever; i
 rejects, declares its queue without a dead-letter exchange, and a body kombu cannot decode
 kills the consumer thread. `subscribe` replaces it:
 
-- the queue is the durable one of the topology registry, with a dead-letter exchange;
-- the raw body is parsed here, so a message that is not JSON, not an envelope, of an unknown
-  type or `schema_version` is parked at once with the reason;
-- a handler that raises is retried a few times in this process (with a short backoff), then
-  the message is parked with the error; only then is it acked;
+- the queue is the durable one of the system declaration, with a dead-letter exchange;
+- the raw body is parsed here, so a message that cannot be read at all (not JSON, nested too
+  deep, not an envelope, of an unknown type or `schema_version`: any exception) is parked at
+  once with the reason;
+- a handler that fails for a temporary reason (database restarting, connection lost, lock
+  timeout: orglife/common/failures.py) is waited out: consuming pauses with a growing backoff
+  and the message is tried again, without counting an attempt, however long that takes;
+- a handler that fails otherwise is retried a few times (with a short backoff), then the
+  message is parked with the error; only then is it acked;
 - with `batch_size` > 1 the method receives a list of envelopes, collected for at most
   `batch_wait` seconds, and handles them in one worker and one transaction (one commit per
-  batch instead of one per message). If a batch fails, each of its messages is handled again
-  alone, with the retries and parking above, so one bad message cannot hold back the others.
+  batch instead of one per message). If a batch fails for a temporary reason it is retried
+  whole after the pause; otherwise each of its messages is handled again alone, so one bad
+  message cannot hold back the others.
 
 Parking publishes the message to the parking exchange with the reason in its headers; if even
-that fails, the message is rejected without requeue and the broker dead-letters it.
+that fails, the message is rejected without requeue and the broker dead-letters it. Acks and
+rejects that meet a lost connection are dropped quietly: the broker redelivers the message to
+the reconnected consumer, and the inbox makes the second handling a no-op.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from functools import partial
 
@@ -32,7 +40,8 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
 from nameko.messaging import HeaderDecoder, QueueConsumer
 
-from .envelope import Envelope, EnvelopeError
+from .envelope import Envelope
+from .failures import is_temporary
 from .system import check_handlers
 from .topology import PARKING_EXCHANGE, consumer_queue, declare_topology, system_of
 
@@ -42,7 +51,13 @@ JSON_CONTENT_TYPES = {None, "", "application/json", "text/json"}
 
 
 class RawQueueConsumer(QueueConsumer):
-    """nameko's QueueConsumer, handing providers the undecoded message (kombu `on_message`)."""
+    """nameko's QueueConsumer, handing providers the undecoded message (kombu `on_message`),
+    so that no body can make kombu raise in the consumer thread and kill the container.
+
+    nameko's own ack and requeue catch only py-amqp's ConnectionError; a socket reset raised
+    from an ack killed the worker thread and the whole container with it. Here any failure to
+    settle a message over a lost connection is logged and dropped: the consumer reconnects and
+    the broker redelivers the message."""
 
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
@@ -50,7 +65,8 @@ class RawQueueConsumer(QueueConsumer):
                 queues=[provider.queue],
                 on_message=partial(self.handle_raw_message, provider),
             )
-            consumer.qos(prefetch_count=provider.prefetch_count or self.prefetch_count)
+            consumer.qos(prefetch_count=getattr(provider, "prefetch_count", None)
+                         or self.prefetch_count)
             self._consumers[provider] = consumer
         return self._consumers.values()
 
@@ -58,6 +74,26 @@ class RawQueueConsumer(QueueConsumer):
         ident = f"{type(provider).__name__}.handle_message[{provider.queue.name}]"
         self.container.spawn_managed_thread(
             partial(provider.handle_message, message), identifier=ident)
+
+    def ack_message(self, message):
+        self._settle(message, "ack", message.ack)
+
+    def requeue_message(self, message):
+        self._settle(message, "requeue", message.requeue)
+
+    def reject_message(self, message):
+        """Reject without requeue: the queue's dead-letter exchange takes it."""
+        self._settle(message, "reject", partial(message.reject, requeue=False))
+
+    @staticmethod
+    def _settle(message, what: str, settle) -> None:
+        if not message.channel.connection:
+            return  # the channel is gone: the broker has reclaimed the message already
+        try:
+            settle()
+        except Exception as exc:  # noqa: BLE001 - a lost connection, whatever its type
+            log.warning("could not %s a message (%s: %s); the broker will redeliver it",
+                        what, type(exc).__name__, exc)
 
 
 class EventSubscriber(Entrypoint, HeaderDecoder):
@@ -80,6 +116,9 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         self.handlers = handlers
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        # Temporary failures pause consuming until this monotonic instant (see `_pause`).
+        self._paused_until = 0.0
+        self._pause_seconds = 0.0
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         # A batch can only fill if the broker may hand over that many unacked messages.
@@ -117,8 +156,12 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
     def handle_message(self, message):
         try:
             envelope = self.parse(message)
-        except EnvelopeError as exc:
-            self.park(message, str(exc))
+        except RecursionError:
+            self.park(message, "cannot be read: nested too deeply")
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever cannot be read is parked, not fatal
+            self.park(message, f"cannot be read: {exc}" if isinstance(exc, ValueError)
+                      else f"cannot be read: {type(exc).__name__}: {exc}")
             return
         if self.batch_size == 1:
             self._spawn(envelope, message, attempt=1)
@@ -134,7 +177,13 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
             self._flush_timer.cancel()  # a no-op when the timer itself is flushing
             self._flush_timer = None
         batch, self._buffer = self._buffer, []
-        if not batch:
+        if batch:
+            self._spawn_batch(batch)
+
+    def _spawn_batch(self, batch):
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            eventlet.spawn_after(wait, self._spawn_batch, batch)
             return
         try:
             self.container.spawn_worker(
@@ -148,8 +197,12 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
 
     def handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
+            self._resume()
             for _, message in batch:
                 self.queue_consumer.ack_message(message)
+        elif is_temporary(exc_info[1]):
+            self._pause(exc_info[1], f"a batch of {len(batch)}")
+            self._spawn_batch(batch)
         else:
             log.warning("%s failed on a batch of %d (%r); handling them one by one",
                         self.method_name, len(batch), exc_info[1])
@@ -159,20 +212,35 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
 
     def parse(self, message) -> Envelope:
         if message.content_type not in JSON_CONTENT_TYPES:
-            raise EnvelopeError(f"unsupported content type {message.content_type!r}")
+            raise ValueError(f"unsupported content type {message.content_type!r}")
         envelope = Envelope.from_body(message.body)
         if envelope.source != self.source:
-            raise EnvelopeError(f"source {envelope.source!r} on the {self.source}.events exchange")
+            raise ValueError(f"source {envelope.source!r} on the {self.source}.events exchange")
         if envelope.event_type not in self.subscription.event_types:
-            raise EnvelopeError(f"unknown event type {envelope.event_type!r} on this queue")
+            raise ValueError(f"unknown event type {envelope.event_type!r} on this queue")
         known = self.system.versions(self.source, envelope.event_type)
         if envelope.schema_version not in known:
-            raise EnvelopeError(
+            raise ValueError(
                 f"unknown schema_version {envelope.schema_version} of {envelope.event_type} "
                 f"(known: {sorted(known)})")
         return envelope
 
+    # -- temporary failures -----------------------------------------------------------------
+    def _pause(self, exc: BaseException, what: str) -> None:
+        """Hold every new handling back for a growing while (0.5 s doubling to 30 s)."""
+        self._pause_seconds = min(max(self._pause_seconds * 2, 0.5), 30.0)
+        self._paused_until = max(self._paused_until, time.monotonic() + self._pause_seconds)
+        log.warning("%s: temporary failure on %s (%s: %s); pausing %.1fs and trying again",
+                    self.method_name, what, type(exc).__name__, exc, self._pause_seconds)
+
+    def _resume(self) -> None:
+        self._pause_seconds = 0.0
+
     def _spawn(self, envelope: Envelope, message, attempt: int):
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            eventlet.spawn_after(wait, self._spawn, envelope, message, attempt)
+            return
         try:
             self.container.spawn_worker(
                 self, ([envelope] if self.batch_size > 1 else envelope,), {},
@@ -185,7 +253,11 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
     def handle_result(self, envelope, message, attempt, worker_ctx: WorkerContext,
                       result=None, exc_info=None):
         if exc_info is None:
+            self._resume()
             self.queue_consumer.ack_message(message)
+        elif is_temporary(exc_info[1]):
+            self._pause(exc_info[1], f"{envelope.event_type} {envelope.event_id}")
+            self._spawn(envelope, message, attempt)  # not an attempt: the cause was not it
         elif attempt < self.max_attempts:
             log.warning("%s failed on %s %s (attempt %d): %r", self.method_name,
                         envelope.event_type, envelope.event_id, attempt, exc_info[1])
@@ -201,6 +273,9 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         """Move a message to this queue's parking queue with the reason; never requeue it."""
         reason = reason[:2000]
         log.error("parking a message from %s: %s", self.queue.name, reason)
+        body = message.body
+        if not isinstance(body, (bytes, bytearray)):  # an empty body arrives as ""
+            body = (body or "").encode("utf-8", "surrogateescape")
         headers = dict(message.headers or {})
         headers.update({
             "x-parked-reason": reason,
@@ -216,17 +291,16 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
                         self.amqp_uri, transport_options={"confirm_publish": True})
                 producer = Producer(self._parking_connection.default_channel)
                 producer.publish(
-                    message.body, exchange=PARKING_EXCHANGE, routing_key=self.queue.name,
+                    bytes(body), exchange=PARKING_EXCHANGE, routing_key=self.queue.name,
                     headers=headers, delivery_mode=2,
                     content_type=message.content_type or "application/octet-stream",
-                    content_encoding=message.content_encoding or "binary",
+                    content_encoding="binary",
                     retry=True, retry_policy={"max_retries": 3},
                 )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the broker or this channel is gone
             log.error("could not publish to the parking queue (%s); rejecting instead", exc)
             self._parking_connection = None
-            if message.channel.connection:
-                message.reject(requeue=False)  # the queue's dead-letter exchange takes it
+            self.queue_consumer.reject_message(message)  # the dead-letter exchange takes it
         else:
             self.queue_consumer.ack_message(message)
         self.parked += 1
