@@ -210,3 +210,25 @@ def publish_raw(amqp_uri, exchange, routing_key, body, content_type="application
             body if isinstance(body, (bytes, str)) else __import__("json").dumps(body),
             exchange=exchange, routing_key=routing_key, content_type=content_type,
             content_encoding="utf-8", delivery_mode=2, headers=headers or {})
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The private PostgreSQL cluster of the test runs (started once, kept for the session)."""
+    from orglife.postgres import PrivateCluster
+    cluster = PrivateCluster(REPO / ".orglife-test" / "pg")
+    was_running = cluster.running()  # another session's (or a developer's): left running
+    cluster.start()
+    yield cluster
+    if not was_running:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster):
+    """A fresh database on it per test."""
+    name = unique_name("db").replace("-", "_")
+    pg_cluster.create_database(name)
+    yield pg_cluster.url(name)
+    pg_cluster.drop_database(name)

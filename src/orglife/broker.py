@@ -25,7 +25,9 @@ from urllib.parse import quote
 import psutil
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-GUEST = ("guest", "guest")
+GUEST = ("guest", "guest")  # only ever used once: to replace it on a node made before accounts
+ADMIN_USER = "orglife-admin"
+FULL_PERMISSIONS = {"configure": ".*", "write": ".*", "read": ".*"}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -275,7 +277,41 @@ class PrivateBroker:
 
     @property
     def amqp_uri(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+        """The admin account's URI: for `up`, `status`, the CLI and the tests, never handed
+        to a service (each gets `service_account`)."""
+        return self._uri(ADMIN_USER, self._admin_password())
+
+    def _uri(self, user: str, password: str, vhost: str = "/") -> str:
+        suffix = "" if vhost == "/" else quote(vhost, safe="")
+        return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:" \
+               f"{self.amqp_port}/{suffix}"
+
+    # accounts: random passwords in rabbitmq/accounts.json (mode 0600 from its creation)
+    @property
+    def accounts_file(self) -> Path:
+        return self.root / "accounts.json"
+
+    def _accounts(self) -> dict:
+        try:
+            return json.loads(self.accounts_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _password(self, user: str) -> str:
+        accounts = self._accounts()
+        if user not in accounts:
+            from orglife.common.config import write_private
+            accounts[user] = secrets.token_urlsafe(18)
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_private(self.accounts_file, json.dumps(accounts))
+        return accounts[user]
+
+    def _admin_password(self) -> str:
+        return self._password(ADMIN_USER)
+
+    @property
+    def _admin_auth(self) -> tuple[str, str]:
+        return ADMIN_USER, self._admin_password()
 
     @property
     def management_url(self) -> str:
@@ -291,6 +327,13 @@ class PrivateBroker:
             f"management.tcp.ip = 127.0.0.1\n"
             f"management.tcp.port = {state['management']}\n"
             "loopback_users.guest = true\n"
+            # A fresh node starts with our admin account instead of guest (SPEC §7).
+            f"default_user = {ADMIN_USER}\n"
+            f"default_pass = {self._admin_password()}\n"
+            "default_user_tags.administrator = true\n"
+            "default_permissions.configure = .*\n"
+            "default_permissions.read = .*\n"
+            "default_permissions.write = .*\n"
         )
         self.plugins_file.write_text("[rabbitmq_management].\n")
         # an empty env file of our own, so /etc/rabbitmq/rabbitmq-env.conf is not read
@@ -364,12 +407,17 @@ class PrivateBroker:
 
     def answering(self) -> bool:
         """AMQP accepts a connection and the management API answers."""
-        if not amqp_reachable(self.amqp_uri, timeout=2):
+        guest = self._uri(*GUEST)  # a node made before it had accounts, until replaced
+        if not (amqp_reachable(self.amqp_uri, timeout=2) or amqp_reachable(guest, timeout=2)):
             return False
         try:
             import requests
-            response = requests.get(f"{self.management_url}/api/overview", auth=GUEST, timeout=2)
-            return response.status_code == 200
+            for auth in (self._admin_auth, GUEST):
+                response = requests.get(f"{self.management_url}/api/overview", auth=auth,
+                                        timeout=2)
+                if response.status_code == 200:
+                    return True
+            return False
         except Exception:
             return False
 
@@ -400,6 +448,7 @@ class PrivateBroker:
             if self.running():
                 if not self.answering():
                     self._wait_ready(timeout, launched=False)
+                self._replace_guest()
                 return self
             state = self._ensure_state()
             self._stop_epmd()  # a stray epmd from an earlier crash would keep the port
@@ -431,6 +480,7 @@ class PrivateBroker:
                     f"the private RabbitMQ node exited during start-up.\n{self._log_tails()}"
                 )
             if self.answering():
+                self._replace_guest()
                 return
             time.sleep(0.25)
         if launched:
@@ -505,52 +555,74 @@ class PrivateBroker:
     def _api(self, method: str, path: str, **kwargs):
         import requests
 
-        response = requests.request(method, f"{self.management_url}/api/{path}", auth=GUEST,
-                                    timeout=10, **kwargs)
+        response = requests.request(method, f"{self.management_url}/api/{path}",
+                                    auth=self._admin_auth, timeout=10, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"RabbitMQ management API {method} /api/{path}: "
                                f"{response.status_code} {response.text.strip()}")
         return response
 
     def create_vhost(self, name: str) -> None:
-        """Create a vhost (idempotent) and give guest full rights on it, or guest cannot use it."""
+        """Create a vhost (idempotent) with full rights for the admin account."""
         self._api("PUT", f"vhosts/{quote(name, safe='')}", json={})
-        self._grant("guest", name)
+        self._grant(ADMIN_USER, name, FULL_PERMISSIONS)
 
     def delete_vhost(self, name: str) -> None:
         """Delete a vhost and everything in it; a missing vhost is not an error."""
         import requests
 
         response = requests.delete(f"{self.management_url}/api/vhosts/{quote(name, safe='')}",
-                                   auth=GUEST, timeout=10)
+                                   auth=self._admin_auth, timeout=10)
         if response.status_code not in (200, 201, 204, 404):
             raise RuntimeError(f"cannot delete vhost {name!r}: {response.status_code} {response.text}")
 
-    def add_user(self, name: str, password: str, vhost: str) -> None:
-        """Create or update a user with full permissions on `vhost` (which must exist)."""
-        self._api("PUT", f"users/{quote(name, safe='')}", json={"password": password, "tags": ""})
-        self._grant(name, vhost)
+    def add_user(self, name: str, password: str, vhost: str,
+                 permissions: dict | None = None, tags: str = "") -> None:
+        """Create or update a user with `permissions` on `vhost` (default: full)."""
+        self._api("PUT", f"users/{quote(name, safe='')}", json={"password": password,
+                                                                 "tags": tags})
+        self._grant(name, vhost, permissions or FULL_PERMISSIONS)
 
-    def service_account(self, service: str, vhost: str = "/") -> str:
-        """The AMQP URI of `service`'s own account on this node (SPEC §7: each service uses
-        its own broker account), created on first use; its random password is kept in
-        rabbitmq/accounts.json under the home (mode 0600)."""
-        import json
-        import secrets
-        path = self.root / "accounts.json"
-        accounts = json.loads(path.read_text()) if path.exists() else {}
+    def service_account(self, service: str, vhost: str = "/", system=None) -> str:
+        """The AMQP URI of `service`'s own account (SPEC §7): it may publish only to its own
+        exchange (and the parking exchange) and read only its own queues, as derived from the
+        system declaration (orglife/common/topology.py `service_permissions`)."""
+        from orglife.common.system import load_system
+        from orglife.common.topology import service_permissions
         user = f"orglife-{service}"
-        if user not in accounts:
-            accounts[user] = secrets.token_urlsafe(18)
-            path.write_text(json.dumps(accounts))
-            path.chmod(0o600)
-        self.add_user(user, accounts[user], vhost)
-        suffix = "" if vhost == "/" else quote(vhost, safe="")
-        return f"amqp://{user}:{accounts[user]}@127.0.0.1:{self.amqp_port}/{suffix}"
+        self.add_user(user, self._password(user), vhost,
+                      service_permissions(load_system(system), service))
+        return self._uri(user, self._password(user), vhost)
 
-    def _grant(self, user: str, vhost: str) -> None:
+    def peer_account(self, name: str, vhost: str = "/") -> str:
+        """An account for a peer system: it may only publish to `intake.events`."""
+        from orglife.common.topology import PEER_PERMISSIONS
+        user = f"peer-{name}"
+        self.add_user(user, self._password(user), vhost, PEER_PERMISSIONS)
+        return self._uri(user, self._password(user), vhost)
+
+    def _grant(self, user: str, vhost: str, permissions: dict) -> None:
         self._api("PUT", f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
-                  json={"configure": ".*", "write": ".*", "read": ".*"})
+                  json=permissions)
+
+    def _replace_guest(self) -> None:
+        """No guest on our node: a node made before it had accounts gets the admin account
+        (created through guest) and loses guest."""
+        import requests
+        url = f"{self.management_url}/api"
+        if requests.get(f"{url}/whoami", auth=self._admin_auth, timeout=5).status_code != 200:
+            user = quote(ADMIN_USER, safe="")
+            for method, path, body in (
+                    ("PUT", f"users/{user}", {"password": self._admin_password(),
+                                              "tags": "administrator"}),
+                    ("PUT", f"permissions/%2F/{user}", FULL_PERMISSIONS)):
+                answer = requests.request(method, f"{url}/{path}", json=body, auth=GUEST,
+                                          timeout=10)
+                if answer.status_code >= 400:
+                    raise BootstrapError(
+                        f"the RabbitMQ node in {self.root} knows neither its admin account nor "
+                        f"guest ({answer.status_code}); remove {self.root} to start afresh")
+        requests.delete(f"{url}/users/guest", auth=self._admin_auth, timeout=10)
 
     def queues(self, vhost: str = "/") -> list[dict]:
         """Queues of a vhost: name, messages, messages_ready, consumers.

@@ -81,32 +81,75 @@ class Started:
 
 
 def start_services(settings: Settings, amqp_uri: str, scale: dict[str, int] | None = None,
-                   ) -> list[Started]:
-    """One process per instance of every declared service (`scale`: instances by name)."""
-    services = system_of(settings).names
-    unknown = sorted(set(scale or {}) - set(services))
+                   only: str | None = None) -> list[Started]:
+    """One supervised process per instance of every declared service (`scale`: instances by
+    name; `only`: start just that service's instances)."""
+    system = system_of(settings)
+    services = system.names
+    scale = scale or {}
+    unknown = sorted(set(scale) - set(services))
     if unknown:
         raise BootstrapError(f"--scale names {', '.join(unknown)}, not declared services "
                              f"({', '.join(services)})")
-    env = dict(os.environ, ORGLIFE_AMQP_URI=amqp_uri, ORGLIFE_SECRET=settings.secret,
-               ORGLIFE_HOME=str(settings.home))
-    if not settings.amqp_uri:  # our private node: each service gets its own account
-        broker = private_broker(settings)
-        for service in services:
-            variable = f"ORGLIFE_{service.upper()}_AMQP_URI"
-            if variable not in env:
-                env[variable] = broker.service_account(service)
+    for service, count in scale.items():
+        if count > 1 and settings.db_url(service).startswith("sqlite"):
+            # SQLite takes one writer at a time per file and blocks the whole process while it
+            # waits: instances would only queue behind each other (and time out).
+            raise BootstrapError(f"--scale {service}={count}: several instances need "
+                                 f"PostgreSQL (set ORGLIFE_{service.upper()}_DB_URL)")
     started = []
     for service in services:
-        for instance in range(1, (scale or {}).get(service, 1) + 1):
-            log = run_dir(settings) / f"{service}-{instance}.log"
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "orglife.runner", service], env=env,
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True)
-            (run_dir(settings) / f"{service}-{instance}.pid").write_text(str(proc.pid))
-            started.append(Started(service, instance, proc.pid, log))
+        if only is not None and service != only:
+            continue
+        env = service_environment(settings, amqp_uri, service)
+        for instance in range(1, scale.get(service, 1) + 1):
+            started.append(start_instance(settings, service, instance, env))
+    return started
+
+
+def service_environment(settings: Settings, amqp_uri: str, service: str) -> dict:
+    """The environment of one service's processes: its own broker account and nothing of the
+    others' (SPEC §7), never the admin account."""
+    env = {key: value for key, value in os.environ.items()
+           if not (key.startswith("ORGLIFE_") and key.endswith("AMQP_URI"))}
+    env.update(ORGLIFE_SECRET=settings.secret, ORGLIFE_HOME=str(settings.home))
+    own = settings.service_amqp_uris.get(service)
+    if own is None and not settings.amqp_uri:  # our private node: an account per service
+        own = private_broker(settings).service_account(service, system=system_of(settings))
+    env["ORGLIFE_AMQP_URI"] = own or amqp_uri
+    return env
+
+
+def start_instance(settings: Settings, service: str, instance: int, env: dict) -> Started:
+    log = run_dir(settings) / f"{service}-{instance}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orglife.runner", service, "--instance", str(instance),
+             "--supervise"], env=env,
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    (run_dir(settings) / f"{service}-{instance}.pid").write_text(str(proc.pid))
+    return Started(service, instance, proc.pid, log)
+
+
+def restart(settings: Settings, service: str, say=print) -> list[Started]:
+    """Stop every instance of one service of a running stack and start it again."""
+    system_of(settings).service(service)  # a declared service, or DeclarationError
+    folder = run_dir(settings)
+    instances = sorted(int(p.stem.rsplit("-", 1)[1]) for p in folder.glob(f"{service}-*.pid"))
+    if not instances:
+        raise BootstrapError(f"{service} is not running in this home: ./orglife up first")
+    uri = broker_uri(settings)
+    env = service_environment(settings, uri, service)
+    started = []
+    for instance in instances:
+        pid_file = folder / f"{service}-{instance}.pid"
+        say(f"restarting {service}-{instance}")
+        stop_pids([int(pid_file.read_text() or 0)])
+        for leftover in ("alive", "state"):
+            (folder / f"{service}-{instance}.{leftover}").unlink(missing_ok=True)
+        started.append(start_instance(settings, service, instance, env))
+    wait_ready(uri, started)
     return started
 
 
@@ -133,7 +176,8 @@ def wait_ready(amqp_uri: str, started: list[Started], timeout: float = 90.0) -> 
     while waiting:
         time.sleep(0.5)
         for item in started:
-            if not pid_alive(item.pid):
+            state = read_state(run_dir_of(item) / f"{item.service}-{item.instance}.state")
+            if not pid_alive(item.pid) or state.get("restarts"):
                 tail = item.log.read_text(errors="replace")[-3000:] if item.log.exists() else ""
                 raise BootstrapError(f"{item.service} exited while starting; its log:\n{tail}")
         for service in sorted(waiting):
@@ -141,6 +185,10 @@ def wait_ready(amqp_uri: str, started: list[Started], timeout: float = 90.0) -> 
                 waiting.discard(service)
         if waiting and time.monotonic() > deadline:
             raise BootstrapError(f"no answer from {', '.join(sorted(waiting))} in {timeout:.0f}s")
+
+
+def run_dir_of(item: Started) -> Path:
+    return item.log.parent
 
 
 def pid_alive(pid: int) -> bool:
@@ -185,8 +233,9 @@ def down(settings: Settings, say=print) -> None:
             say(f"stopping {pid_file.stem} (pid {pid})")
             pids.append(pid)
     stop_pids(pids)
-    for pid_file in folder.glob("*.pid"):
-        pid_file.unlink(missing_ok=True)
+    for pattern in ("*.pid", "*.alive", "*.state"):
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)
     marker = folder / "broker.started"
     if marker.exists():
         say("stopping the private RabbitMQ node")
@@ -203,30 +252,80 @@ def rpc_consumers(amqp_uri: str, service: str) -> int:
         return 0
 
 
-def queue_depths(amqp_uri: str, system: System | None = None) -> list[dict]:
-    """Depth and consumers of every topology queue (passive declares work on any broker)."""
+def queue_depths(amqp_uri: str, system: System | None = None,
+                 broker: PrivateBroker | None = None) -> list[dict]:
+    """Depth and consumers of every topology queue (passive declares work on any broker);
+    with our private node also the unacknowledged messages (from its management API), so
+    that "settled" can be read off: nothing ready, nothing unacked."""
+    unacked = {}
+    if broker is not None:
+        try:
+            vhost = amqp_vhost(amqp_uri)
+            unacked = {q["name"]: q["messages"] - q["messages_ready"]
+                       for q in broker.queues(vhost)}
+        except Exception:  # noqa: BLE001 - the API is a bonus; depths still come below
+            unacked = {}
     rows = []
     with Connection(amqp_uri) as conn:
         for sub in (system or load_system()).subscriptions:
             for name in (sub.queue_name, sub.parking_queue_name):
                 channel = conn.channel()
+                row = {"queue": name, "messages": None, "unacked": unacked.get(name),
+                       "consumers": None, "parked": name.endswith(".parked")}
                 try:
-                    _, messages, consumers = channel.queue_declare(queue=name, passive=True)
-                    rows.append({"queue": name, "messages": messages, "consumers": consumers,
-                                 "parked": name.endswith(".parked")})
-                except Exception:
-                    rows.append({"queue": name, "messages": None, "consumers": None,
-                                 "parked": name.endswith(".parked")})
+                    _, row["messages"], row["consumers"] = channel.queue_declare(
+                        queue=name, passive=True)
+                except Exception:  # noqa: BLE001 - not declared (yet)
+                    pass
                 finally:
                     try:
                         channel.close()
-                    except Exception:
+                    except Exception:  # noqa: BLE001
                         pass
+                rows.append(row)
+    return rows
+
+
+def read_state(path: Path) -> dict:
+    """An instance's state file, written by its supervisor (orglife/runner.py)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def amqp_vhost(uri: str) -> str:
+    from urllib.parse import unquote, urlsplit
+    path = urlsplit(uri).path.lstrip("/")
+    return unquote(path) if path else "/"
+
+
+HEARTBEAT_STALE_SECONDS = 10.0
+
+
+def instance_health(settings: Settings, service: str) -> list[dict]:
+    """Each started instance: its supervisor, its service process, and whether the service's
+    container is running (heartbeat younger than HEARTBEAT_STALE_SECONDS)."""
+    folder = run_dir(settings)
+    rows = []
+    for pid_file in sorted(folder.glob(f"{service}-*.pid")):
+        name = pid_file.stem
+        supervisor = int(pid_file.read_text() or 0)
+        state = read_state(folder / f"{name}.state")
+        try:
+            beat = float((folder / f"{name}.alive").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            beat = None
+        fresh = beat is not None and time.time() - beat < HEARTBEAT_STALE_SECONDS
+        alive = pid_alive(supervisor)
+        rows.append({"instance": name, "pid": state.get("worker_pid"),
+                     "up": alive and fresh and pid_alive(state.get("worker_pid") or 0),
+                     "supervisor": alive, "restarts": state.get("restarts", 0),
+                     "heartbeat_age_s": None if beat is None else round(time.time() - beat, 1)})
     return rows
 
 
 def status(settings: Settings) -> dict:
-    folder = run_dir(settings)
     try:
         uri = broker_uri(settings)
     except BootstrapError as exc:
@@ -234,16 +333,19 @@ def status(settings: Settings) -> dict:
     system = system_of(settings)
     services = []
     for service in system.names:
-        pids = [int(p.read_text()) for p in sorted(folder.glob(f"{service}-*.pid"))]
         health = ping(uri, service, timeout=3.0)
+        instances = instance_health(settings, service)
         services.append({
             "service": service,
-            "instances": sum(1 for pid in pids if pid_alive(pid)),
+            "instances": sum(1 for row in instances if row["up"]),
+            "started": len(instances),
             "answers": health is not None,
             "outbox_backlog": (health or {}).get("outbox_backlog"),
+            "instance_health": instances,
         })
+    broker = None if settings.amqp_uri else private_broker(settings)
     return {"broker": {"ok": True, "uri": _safe(uri)}, "services": services,
-            "queues": queue_depths(uri, system)}
+            "queues": queue_depths(uri, system, broker)}
 
 
 def _safe(uri: str) -> str:

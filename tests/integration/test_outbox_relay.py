@@ -29,7 +29,7 @@ def test_events_committed_while_the_broker_is_down_are_published_when_it_is_back
         PeerQueue(uri, "members.events", ["member_registered"], name="outage-peer").close()
         engine = make_engine(migrated_sqlite(tmp_path, "members"))
         sessions = session_factory(engine)
-        relay = OutboxRelay(engine, backbone, uri, poll_interval=0.05)
+        relay = OutboxRelay(engine, backbone, uri, "members", poll_interval=0.05)
         runner = eventlet.spawn(relay.run)
         before = commit_events(sessions, 10, "before")
         wait_for(lambda: relay.backlog() == 0, message="first events relayed")

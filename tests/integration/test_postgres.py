@@ -15,23 +15,6 @@ from tests.integration.test_backbone import RpcAdmin
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
-@pytest.fixture(scope="session")
-def pg_cluster():
-    from orglife.postgres import PrivateCluster
-    cluster = PrivateCluster(REPO / ".orglife-test" / "pg")
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture
-def pg_url(pg_cluster):
-    name = unique_name("db").replace("-", "_")
-    pg_cluster.create_database(name)
-    yield pg_cluster.url(name)
-    pg_cluster.drop_database(name)
-
-
 def test_psycopg2_waits_through_eventlet_so_a_slow_query_does_not_stall_others(pg_url):
     from orglife.common.db import make_engine
     engine = make_engine(pg_url)

@@ -91,8 +91,12 @@ def test_node_answers_amqp_and_management(nodes):
     node = nodes[0]
     assert node.running()
     assert amqp_reachable(node.amqp_uri)
-    assert not amqp_reachable(node.amqp_uri.replace("guest:guest", "guest:wrong"))
-    overview = requests.get(f"{node.management_url}/api/overview", auth=("guest", "guest"),
+    user, password = node._admin_auth
+    assert not amqp_reachable(node.amqp_uri.replace(password, "wrong"))
+    # No guest on our node (SPEC §7): its admin account is made with the node, 0600 secret.
+    assert not amqp_reachable(node.amqp_uri.replace(f"{user}:{password}", "guest:guest"))
+    assert node.accounts_file.stat().st_mode & 0o077 == 0
+    overview = requests.get(f"{node.management_url}/api/overview", auth=node._admin_auth,
                             timeout=5).json()
     assert overview["node"] == node.node_name
 
@@ -131,7 +135,7 @@ def test_vhost_user_and_queue_depth(nodes):
     finally:
         node.delete_vhost(vhost)
     node.delete_vhost(vhost)  # a missing vhost is not an error
-    vhosts = requests.get(f"{node.management_url}/api/vhosts", auth=("guest", "guest"),
+    vhosts = requests.get(f"{node.management_url}/api/vhosts", auth=node._admin_auth,
                           timeout=5).json()
     assert vhost not in {v["name"] for v in vhosts}
 
@@ -149,7 +153,7 @@ def test_two_homes_are_two_independent_nodes(nodes):
 
     first.create_vhost("only-on-first")
     try:
-        vhosts = requests.get(f"{second.management_url}/api/vhosts", auth=("guest", "guest"),
+        vhosts = requests.get(f"{second.management_url}/api/vhosts", auth=second._admin_auth,
                               timeout=5).json()
         assert "only-on-first" not in {v["name"] for v in vhosts}
     finally:

@@ -186,9 +186,13 @@ def psutil_children(pids: dict) -> list:
     return out
 
 
-def test_two_homes_side_by_side(stacks, tmp_path, vhost_uri, second_vhost_uri):
+def test_two_homes_side_by_side(stacks, tmp_path, vhost_uri, second_vhost_uri, pg_url):
     one = stacks(tmp_path / "one", vhost_uri)
     two = stacks(tmp_path / "two", second_vhost_uri)
+    # Several instances of a service share one PostgreSQL database, never a SQLite file.
+    refused = one("up", "--detach", "--scale", "members=2", expect=3)
+    assert "several instances need PostgreSQL" in refused.stderr and not one.pids()
+    one.env["ORGLIFE_MEMBERS_DB_URL"] = pg_url
     two.env["ORGLIFE_RELAY"] = "process"  # its outbox relays run as processes of their own
     # both start at once, one of them with two members instances
     procs = [subprocess.Popen(stack.command(*args), cwd=REPO, env=stack.env, text=True,
@@ -292,7 +296,7 @@ def test_without_a_broker_up_runs_a_private_node_on_loopback(stacks, tmp_path):
         assert (home / "run" / "broker.started").exists()
         ports = json.loads((home / "rabbitmq" / "ports.json").read_text())
         report = stack.json("status")
-        assert report["broker"]["uri"] == f"amqp://guest:***@127.0.0.1:{ports['amqp']}/"
+        assert report["broker"]["uri"] == f"amqp://orglife-admin:***@127.0.0.1:{ports['amqp']}/"
         assert_answering(report)
         assert_queues(report)
 
@@ -311,10 +315,11 @@ def test_without_a_broker_up_runs_a_private_node_on_loopback(stacks, tmp_path):
 
         # SPEC §7: each service connects with an account of its own, not guest
         import requests
+        admin = PrivateBroker(home)._admin_auth
         deadline = time.monotonic() + 20  # the management API lists connections a little late
         while True:
             connections = requests.get(f"http://127.0.0.1:{ports['management']}/api/connections",
-                                       auth=("guest", "guest"), timeout=10).json()
+                                       auth=admin, timeout=10).json()
             users = {c["user"] for c in connections}
             if {"orglife-members", "orglife-meetings"} <= users or time.monotonic() > deadline:
                 break
@@ -368,3 +373,57 @@ def test_a_service_added_through_the_declaration_alone_runs(stacks, tmp_path, vh
     peer.close()
     stack("down")
     assert not stack.pids()
+
+
+def wait_status(stack, predicate, timeout=60, message="status"):
+    deadline = time.monotonic() + timeout
+    while True:
+        report = stack.json("status")
+        if predicate(report):
+            return report
+        assert time.monotonic() < deadline, (message, report)
+        time.sleep(0.5)
+
+
+def instance(report, service, number=1):
+    rows = {row["service"]: row for row in report["services"]}
+    return {row["instance"]: row for row in rows[service]["instance_health"]}[
+        f"{service}-{number}"]
+
+
+def test_a_dead_container_exits_its_process_and_is_started_again(stacks, tmp_path, vhost_uri):
+    """tests/toy/doomed.py: a thread of the container raises 3 s after the first start. The
+    process does not linger without its container: it exits, its supervisor starts it again,
+    and status shows the instance down, then up with one restart."""
+    stack = stacks(tmp_path / "home", vhost_uri, ORGLIFE_SYSTEM="tests.toy:DOOMED")
+    stack.up()
+    first = instance(stack.json("status"), "doomed")
+    assert first["up"] is True and first["restarts"] == 0
+    report = wait_status(stack, lambda r: instance(r, "doomed")["restarts"] == 1
+                         and instance(r, "doomed")["up"], message="doomed restarted")
+    again = instance(report, "doomed")
+    assert again["pid"] != first["pid"]
+    log = (tmp_path / "home" / "run" / "doomed-1.log").read_text()
+    assert "container died" in log and "starting it again" in log
+
+
+def test_a_killed_service_process_is_restarted_and_restart_restarts_a_service(
+        stacks, tmp_path, vhost_uri):
+    import signal as signals
+    stack = stacks(tmp_path / "home", vhost_uri)
+    stack.up()
+    before = instance(stack.json("status"), "meetings")
+    os.kill(before["pid"], signals.SIGKILL)  # the service process, not its supervisor
+    report = wait_status(stack, lambda r: instance(r, "meetings")["restarts"] == 1
+                         and instance(r, "meetings")["up"], message="meetings back")
+    assert_answering(report)
+    assert instance(report, "members")["restarts"] == 0  # the others went on
+    supervisors = stack.pids()
+    done = stack("restart", "meetings")
+    assert "meetings restarted" in done.stdout
+    after = stack.pids()
+    assert after["members-1"] == supervisors["members-1"]
+    assert after["meetings-1"] != supervisors["meetings-1"]
+    stack.seen_pids |= set(after.values())
+    assert_answering(stack.json("status"))
+    stack("restart", "nosuch", expect=3)

@@ -1,7 +1,9 @@
 """A toy service added to the system through the declaration alone (see tests/integration/
-test_toy_service.py): this entry, and the package's service.py, models.py and migrations/.
+test_stack.py): this entry, and the package's service.py, models.py and migrations/.
 
     ORGLIFE_SYSTEM=tests.toy:SYSTEM ./orglife up     runs it beside members and meetings
+
+DOOMED is a system with a service whose container dies once (doomed.py): supervision.
 """
 from orglife.common.system import Event, Service
 from orglife.system import SYSTEM as ORGLIFE
@@ -11,3 +13,6 @@ SYSTEM = ORGLIFE.with_service(Service(
     publishes=[Event("member_noted")],
     subscribes={"members": ("member_registered",)},
 ))
+
+DOOMED = ORGLIFE.with_service(Service("doomed", "DoomedService", package="tests.toy",
+                                      module="doomed", database=False))

@@ -6,12 +6,12 @@ import os
 
 import typer
 
-from orglife.cli import activities, intake, meetings, members, orgs, stack
+from orglife.cli import activities, broker, intake, meetings, members, orgs, parked, stack
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="orglife: grassroots Party organization life, organized and supervised.")
-app.add_typer(stack.app)  # nameless: up, down, status, test, token at the top level
-for group in (orgs, members, meetings, activities, intake):
+app.add_typer(stack.app)  # nameless: up, down, status, restart, test, token at the top level
+for group in (orgs, members, meetings, activities, intake, parked, broker):
     app.add_typer(group.app)
 
 

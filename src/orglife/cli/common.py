@@ -61,6 +61,17 @@ def token_for(s: Settings, explicit: str | None = None) -> str:
     return token
 
 
+def admin_uri() -> str:
+    """The broker as the operator reaches it (the private node's admin account, or
+    ORGLIFE_AMQP_URI), for commands that work on queues rather than through RPC."""
+    from orglife.broker import BootstrapError
+    from orglife.stack import broker_uri
+    try:
+        return broker_uri(settings())
+    except BootstrapError as exc:
+        fail(str(exc), 3)
+
+
 @contextmanager
 def rpc(service: str, token: str | None = None, timeout: float = 120.0):
     """A proxy to one service, carrying the caller's token; errors printed, not raised."""

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from orglife.cli.common import Column, JsonOpt, console, fail, items_table, print_json, settings
-from orglife.common.config import REPO_ROOT
+from orglife.common.config import REPO_ROOT, write_private
 
 app = typer.Typer()
 
@@ -87,10 +87,19 @@ def status(as_json: bool = JsonOpt):
     broker = report["broker"]
     console.print(f"broker: {'[green]up[/] ' + broker['uri'] if broker['ok'] else '[red]down[/] ' + broker['detail']}")
     console.print(items_table(report["services"], [
-        "service", "instances", Column("answers", format=answers),
+        "service", Column("instances", "instances up",
+                          format=str), "started", Column("answers", format=answers),
         Column("outbox_backlog", "outbox backlog")], "services"))
+    down = [row for service in report["services"] for row in service["instance_health"]
+            if not row["up"]]
+    if down:
+        console.print(items_table(down, [
+            "instance", Column("supervisor", "supervised", format=answers), "restarts",
+            Column("heartbeat_age_s", "heartbeat age (s)")], "instances down",
+            title_style="bold red"))
     console.print(items_table(
-        report["queues"], ["queue", "messages", "consumers"], "queues (parked = dead-lettered)",
+        report["queues"], ["queue", "messages", "unacked", "consumers"],
+        "queues (parked = dead-lettered)",
         row_style=lambda row: "red" if row["parked"] and row["messages"] else None))
 
 
@@ -126,6 +135,19 @@ def token(role: str = typer.Option(..., "--role", help="county_admin, township_a
         fail(str(exc), 2)
     if save:
         path = s.home / "token"
-        path.write_text(value)
-        path.chmod(0o600)
+        write_private(path, value)
     sys.stdout.write(value + "\n")
+
+
+@app.command()
+def restart(service: str = typer.Argument(..., help="a service of the running stack")):
+    """Stop every instance of one service and start it again (the others keep running)."""
+    from orglife import stack as launcher
+    from orglife.broker import BootstrapError
+    from orglife.common.system import DeclarationError
+    try:
+        started = launcher.restart(settings(), service, say=console.print)
+    except (BootstrapError, DeclarationError) as exc:
+        fail(str(exc), 3)
+    console.print(f"[green]{service} restarted[/] ({len(started)} instance"
+                  f"{'s' if len(started) != 1 else ''})")

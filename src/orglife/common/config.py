@@ -72,9 +72,21 @@ def _secret_for(home: Path, env: dict) -> str:
         return path.read_text().strip()
     home.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    path.write_text(value)
-    path.chmod(0o600)
+    write_private(path, value)
     return value
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret: the file is created 0600 (never readable by others, not even for an
+    instant between a write and a chmod) and replaces `path` atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover tmp file of another mode is corrected before writing
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def load_settings(env: dict | None = None) -> Settings:

@@ -43,7 +43,7 @@ from nameko.messaging import HeaderDecoder, QueueConsumer
 from .envelope import Envelope
 from .failures import is_temporary
 from .system import check_handlers
-from .topology import PARKING_EXCHANGE, consumer_queue, declare_topology, system_of
+from .topology import PARKING_EXCHANGE, consumer_queue, declare_subscription, system_of
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         self.queue = consumer_queue(self.subscription)
         self.amqp_uri = config["AMQP_URI"]
         with Connection(self.amqp_uri) as conn:
-            declare_topology(conn.channel(), self.system, [self.subscription])
+            declare_subscription(conn, self.system, self.subscription)
         self._parking_connection = None
         # One parking channel, used by one greenthread at a time (a channel is not shareable).
         self._parking_lock = threading.Lock()

@@ -5,30 +5,104 @@ outage leaves them in the table and the relay publishes them when it can reconne
 one confirm per message caps the broker at about 1,250 messages/s on this machine; publishing a
 batch and then draining its confirms reaches about 13,000/s (KNOWN-TRAPS).
 
-Several instances of a service may share one database (PostgreSQL): a lease row elects the one
-relay that publishes, so the order of the outbox is kept.
+Several instances of a service may share one database (PostgreSQL): a lease elects the one
+relay that publishes, so the order of the outbox is kept. The lease dies with its holder, so a
+successor takes over within a poll interval after a kill -9 (a lease row with an expiry made
+the outbox of a killed service wait a minute): a PostgreSQL advisory lock held by the relay's
+own session, or on SQLite an flock on a file beside the database, which the kernel releases
+when the process dies.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
-import socket
 import threading
 import time
-import uuid
+import zlib
 from contextlib import contextmanager
+from pathlib import Path
 
 import amqp
 from kombu import Connection
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
 
 from .db import Backbone, utcnow
-from .topology import declare_topology
+from .system import load_system
+from .topology import declare_publisher
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "outbox"
+
+
+class FileLease:
+    """SQLite: an exclusive flock on `<database>.relay-lock`, held while this relay runs."""
+
+    def __init__(self, engine: Engine):
+        self.path = Path(engine.url.database + ".relay-lock")
+        self._fd: int | None = None
+
+    def hold(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+class AdvisoryLease:
+    """PostgreSQL: a session advisory lock on a connection of the relay's own; it ends with the
+    session, so with the process (or when the database restarts: then it is taken again)."""
+
+    def __init__(self, engine: Engine, name: str = LEASE_NAME):
+        self.engine = engine
+        self.key = zlib.crc32(f"orglife-relay:{name}".encode())
+        self._connection = None
+
+    def hold(self) -> bool:
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                return True
+            except Exception:  # noqa: BLE001 - the session is gone, and the lock with it
+                self.release()
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                       {"key": self.key}).scalar()
+        except Exception:
+            connection.close()
+            raise
+        if not taken:
+            connection.close()
+            return False
+        self._connection = connection
+        return True
+
+    def release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.invalidate()  # never back to the pool with the lock held
+                self._connection.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+            self._connection = None
+
+
+def relay_lease(engine: Engine):
+    return FileLease(engine) if engine.dialect.name == "sqlite" else AdvisoryLease(engine)
 
 
 @contextmanager
@@ -87,21 +161,18 @@ class PublishFailed(Exception):
 
 
 class OutboxRelay:
-    def __init__(self, engine: Engine, backbone: Backbone, amqp_uri: str, *,
+    def __init__(self, engine: Engine, backbone: Backbone, amqp_uri: str, source: str, *,
                  batch_size: int = 500, poll_interval: float = 0.5,
-                 lease_seconds: float = 60.0, confirm_timeout: float = 15.0,
-                 system=None):
+                 confirm_timeout: float = 15.0, system=None):
         self.engine = engine
         self.backbone = backbone
         self.amqp_uri = amqp_uri
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        # The lease must outlive the longest batch (confirm_timeout), or a second instance
-        # could take it over and publish the same rows while the first still waits.
-        self.lease_seconds = max(lease_seconds, 2 * confirm_timeout)
+        self.lease = relay_lease(engine)
         self.confirm_timeout = confirm_timeout
-        self.system = system  # whose whole topology is declared before the first publish
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.system = load_system(system)
+        self.source = source  # publishes to `<source>.events`; its consumers' queues first
         self._wakeup = threading.Event()
         self._stopped = threading.Event()
         self._connection: Connection | None = None
@@ -136,6 +207,7 @@ class OutboxRelay:
                 self._stopped.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._disconnect()
+        self.lease.release()
 
     def _relay_until_stopped(self) -> None:
         while not self._stopped.is_set():
@@ -147,7 +219,7 @@ class OutboxRelay:
     # -- one round --------------------------------------------------------------------------
     def relay_once(self) -> int:
         """Publish one batch of unsent events if this instance holds the lease; return count."""
-        if not self._hold_lease():
+        if not self.lease.hold():
             return 0
         outbox = self.backbone.outbox
         with self.engine.connect() as conn:
@@ -183,9 +255,9 @@ class OutboxRelay:
         self._disconnect()
         connection = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
         connection.ensure_connection(max_retries=1)
-        channel = connection.channel()
         # Every consumer queue exists before the first event leaves (no `mandatory` here).
-        declare_topology(channel, self.system)
+        declare_publisher(connection, self.system, self.source)
+        channel = connection.channel()
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
@@ -225,29 +297,3 @@ class OutboxRelay:
             self._connection.drain_events(timeout=remaining)
         if self._nacked:
             raise PublishFailed("the broker nacked part of a batch")
-
-    # -- lease ------------------------------------------------------------------------------
-    def _hold_lease(self) -> bool:
-        """Take or renew the relay lease; only its holder publishes this database's outbox."""
-        lease = self.backbone.relay_lease
-        now = time.time()
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                update(lease)
-                .where(lease.c.name == LEASE_NAME)
-                .where((lease.c.holder == self.holder) | (lease.c.expires_at < now))
-                .values(holder=self.holder, expires_at=now + self.lease_seconds)
-            ).rowcount
-            if taken:
-                return True
-            exists = conn.execute(
-                select(lease.c.name).where(lease.c.name == LEASE_NAME)).first()
-            if exists:
-                return False
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(lease.insert().values(
-                    name=LEASE_NAME, holder=self.holder, expires_at=now + self.lease_seconds))
-            return True
-        except Exception:  # another instance inserted it first
-            return False

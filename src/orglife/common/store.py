@@ -27,7 +27,7 @@ class Store(DependencyProvider):
         self.system = system_of(config)
         self.clock = Clock.from_config(config)  # events' occurred_at: the service's "now"
         self.relay = OutboxRelay(self.engine, self.backbone, config["AMQP_URI"],
-                                 system=self.system)
+                                 self.container.service_name, system=self.system)
 
     def start(self):
         if self.container.config.get("ORGLIFE_RELAY") == "process":

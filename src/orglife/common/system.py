@@ -71,6 +71,7 @@ class Service:
     package: str = ""
     database: bool = True  # owns a database (migrated by `up`, a DB URL per deployment)
     instances: int = 1  # default instances in docker-compose
+    module: str = "service"  # the module of `package` holding the class
 
     def __post_init__(self):
         if not self.package:
@@ -81,7 +82,7 @@ class Service:
 
     @property
     def class_path(self) -> str:
-        return f"{self.package}.service:{self.service_class}"
+        return f"{self.package}.{self.module}:{self.service_class}"
 
     def load_class(self):
         module, _, attr = self.class_path.partition(":")

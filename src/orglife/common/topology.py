@@ -51,6 +51,51 @@ def parking_queue(sub: Subscription) -> Queue:
                  routing_key=sub.queue_name, durable=True)
 
 
+def _declare_or_find(connection, declare, find) -> None:
+    """Declare an entity; an account not allowed to (a service's own account, SPEC §7) only
+    checks that it exists, which `orglife up` (or the deployment's setup) made sure of.
+    Each try gets a channel of its own: a refused declaration closes its channel."""
+    from amqp.exceptions import AccessRefused
+    channel = connection.channel()
+    try:
+        declare(channel)
+    except AccessRefused:
+        find(connection.channel())  # amqp NotFound when it is missing
+
+
+def declare_subscription(connection, system: System, sub: Subscription) -> None:
+    """What one consumer needs: its source's exchange (to bind to), its queue with its
+    bindings, and its parking queue."""
+    exchange = event_exchange(sub.source)
+    _declare_or_find(connection, lambda ch: exchange(ch).declare(),
+                     lambda ch: exchange(ch).declare(passive=True))
+    channel = connection.channel()
+    parking_exchange()(channel).declare()
+    queue = consumer_queue(sub)(channel)
+    queue.declare()
+    for event_type in sub.event_types:
+        queue.bind_to(exchange=exchange.name, routing_key=event_type)
+    parking_queue(sub)(channel).declare()
+
+
+def declare_publisher(connection, system: System, source: str) -> None:
+    """Before a publisher's first event: its exchange, and every consumer queue bound to it
+    (declared when this account may, else it must already exist: an event published before
+    its queue exists is lost, so a missing queue stops the publisher until it is there)."""
+    exchange = event_exchange(source)
+    exchange(connection.channel()).declare()
+    for sub in system.subscriptions:
+        if sub.source != source:
+            continue
+
+        def declare(channel, sub=sub):
+            declare_topology(channel, system, [sub])
+
+        def find(channel, sub=sub):
+            consumer_queue(sub)(channel).queue_declare(passive=True)
+        _declare_or_find(connection, declare, find)
+
+
 def declare_topology(channel, system: System | None = None,
                      subscriptions: list[Subscription] | None = None) -> None:
     """Declare every exchange of `system`, and the queues and bindings of `subscriptions`
@@ -66,3 +111,31 @@ def declare_topology(channel, system: System | None = None,
         for event_type in sub.event_types:
             queue.bind_to(exchange=event_exchange(sub.source).name, routing_key=event_type)
         parking_queue(sub)(channel).declare()
+
+
+# -- broker accounts (SPEC §7) -----------------------------------------------------------------
+# A peer system may publish to intake.events and do nothing else.
+PEER_PERMISSIONS = {"configure": "^$", "write": r"^intake\.events$", "read": "^$"}
+
+
+def _anchored(names) -> str:
+    import re
+    return "^(" + "|".join(re.escape(name) for name in sorted(set(names))) + ")$"
+
+
+def service_permissions(system: System, service: str) -> dict:
+    """What a service's own account may do: declare and read its RPC queue and its consumer
+    and parking queues, bind them to the exchanges they read, publish to its own exchange,
+    the parking exchange and nameko's RPC exchange (replies). Nothing of another service's.
+    (RabbitMQ: declaring needs configure, binding write on the queue and read on the exchange,
+    publishing write on the exchange, consuming read on the queue.)"""
+    declared = system.service(service)
+    subs = [sub for sub in system.subscriptions if sub.consumer == service]
+    own_queues = [f"rpc-{service}"] + [q for sub in subs
+                                       for q in (sub.queue_name, sub.parking_queue_name)]
+    return {
+        "configure": _anchored(own_queues + ["nameko-rpc", declared.exchange, PARKING_EXCHANGE]),
+        "write": _anchored(own_queues + ["nameko-rpc", declared.exchange, PARKING_EXCHANGE]),
+        "read": _anchored(own_queues + ["nameko-rpc", PARKING_EXCHANGE]
+                          + [f"{sub.source}.events" for sub in subs]),
+    }

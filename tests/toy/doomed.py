@@ -1,0 +1,32 @@
+"""A service whose container dies a few seconds after its first start (a thread of it raises),
+to show that the process then exits and its supervisor starts it again."""
+import os
+from pathlib import Path
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+
+class Doom(DependencyProvider):
+    """Kills the container from a managed thread, once per marker file."""
+
+    def start(self):
+        marker = Path(os.environ["ORGLIFE_HOME"]) / "doomed-once"
+        if not marker.exists():
+            marker.write_text("died once\n")
+            self.container.spawn_managed_thread(self.die)
+
+    @staticmethod
+    def die():
+        eventlet.sleep(3)
+        raise RuntimeError("a thread of this container failed")
+
+
+class DoomedService:
+    name = "doomed"
+    doom = Doom()
+
+    @rpc
+    def health(self):
+        return {"service": self.name, "ok": True, "outbox_backlog": 0}
