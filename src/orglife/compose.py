@@ -26,6 +26,7 @@ def compose_problems(system: System, compose_file: Path = COMPOSE_FILE,
     compose = yaml.safe_load(compose_file.read_text(encoding="utf-8"))
     services = compose.get("services") or {}
     created = set(re.findall(r"CREATE DATABASE (\w+)", init_sql.read_text(encoding="utf-8")))
+    migrate_env = (services.get("migrate") or {}).get("environment") or {}
     problems = []
     for service in system.services:
         entry = services.get(service.name)
@@ -36,10 +37,16 @@ def compose_problems(system: System, compose_file: Path = COMPOSE_FILE,
             problems.append(f"{service.name}: its command should be [{service.name!r}] (the "
                             f"image's runner), not {entry.get('command')!r}")
         environment = entry.get("environment") or {}
+        replicas = (entry.get("deploy") or {}).get("replicas", 1)
+        if replicas != service.instances:
+            problems.append(f"{service.name}: {replicas} replicas, {service.instances} declared")
         if service.database:
             variable = f"ORGLIFE_{service.name.upper()}_DB_URL"
             if variable not in environment:
                 problems.append(f"{service.name}: no {variable} in its environment")
+            if variable not in migrate_env:
+                problems.append(f"{service.name}: the migrate one-shot has no {variable}, so "
+                                "its database would not be migrated")
             if service.name not in created:
                 problems.append(f"{service.name}: {init_sql.name} does not create its database")
     for name, entry in services.items():

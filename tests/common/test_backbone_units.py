@@ -124,10 +124,12 @@ def test_the_shipped_rules_file_is_valid_and_has_no_time_zone():
     assert rules.quorum_for("branch_assembly").needed(9) == 5
 
 
-def test_a_rules_file_naming_a_time_zone_or_an_unknown_section_is_refused():
+def test_a_rules_file_contradicting_the_time_zone_or_with_an_unknown_section_is_refused():
     raw = dict(load_rules().raw)
-    with pytest.raises(RulesError, match="ORGLIFE_TZ"):
-        validate({**raw, "timezone": "Asia/Shanghai"})
+    # an older copy saying what ORGLIFE_TZ says still loads; a contradiction stops the service
+    assert "timezone" not in validate({**raw, "timezone": "Asia/Shanghai"}).raw
+    with pytest.raises(RulesError, match="contradicts ORGLIFE_TZ 'Asia/Urumqi'"):
+        validate({**raw, "timezone": "Asia/Shanghai"}, tz="Asia/Urumqi")
     with pytest.raises(RulesError, match="unknown section 'quorom'"):
         validate({**raw, "quorom": {}})
 

@@ -72,7 +72,7 @@ def test_docker_compose_runs_every_declared_service():
     assert compose_problems(SYSTEM) == []
     assert compose_problems(TOY_SYSTEM) == [
         "toy: declared but not a service of docker-compose.yml"]
-    only_members = System(services=[Service("members", "MembersService")])
+    only_members = System(services=[Service("members", "MembersService", instances=2)])
     assert compose_problems(only_members) == [
         "meetings: runs in docker-compose.yml but is not declared"]
 
@@ -80,9 +80,42 @@ def test_docker_compose_runs_every_declared_service():
 def test_docker_compose_check_names_a_missing_database(tmp_path):
     compose = tmp_path / "docker-compose.yml"
     compose.write_text("services:\n  members:\n    command: [members]\n"
-                       "  meetings:\n    command: [meetings]\n    environment: {}\n")
+                       "    deploy: {replicas: 2}\n"
+                       "  meetings:\n    command: [meetings]\n    environment: {}\n"
+                       "    deploy: {replicas: 3}\n")
     init = tmp_path / "init.sql"
     init.write_text("CREATE DATABASE members;\n")
     problems = compose_problems(SYSTEM, compose, init)
     assert "members: no ORGLIFE_MEMBERS_DB_URL in its environment" in problems
     assert "meetings: init.sql does not create its database" in problems
+    assert "meetings: 3 replicas, 1 declared" in problems
+    assert "meetings: the migrate one-shot has no ORGLIFE_MEETINGS_DB_URL, so its database " \
+           "would not be migrated" in problems
+
+
+def test_a_service_class_must_consume_every_declared_source_under_its_declared_name():
+    from orglife.common.system import check_class
+    from services.meetings.service import MeetingsService
+    meetings = SYSTEM.service("meetings")
+    check_class(meetings, MeetingsService)
+
+    class Forgetful(MeetingsService):
+        on_intake = None  # no consumer of intake any more
+    with pytest.raises(DeclarationError, match="no consumer of intake"):
+        check_class(meetings, Forgetful)
+
+    class Misnamed(MeetingsService):
+        name = "meeting"
+    with pytest.raises(DeclarationError, match="named 'meeting'"):
+        check_class(meetings, Misnamed)
+    with pytest.raises(DeclarationError, match="consumes undeclared intake"):
+        check_class(Service("meetings", "X", subscribes={"members": ("member_registered",)},
+                            package="services.meetings"), Forgetful.__mro__[1])
+
+
+def test_service_names_fit_environment_variables_and_queues():
+    with pytest.raises(DeclarationError, match="lowercase letters and digits"):
+        System(services=[Service("intake_bridge", "X")])
+    with pytest.raises(DeclarationError, match="not callable"):
+        check_handlers(SYSTEM, "members", "meetings", dict.fromkeys(
+            ["meeting_logged", "meeting_amended", "meeting_cancelled", "activity_logged"]))

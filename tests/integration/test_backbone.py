@@ -31,13 +31,21 @@ applied = Table("applied", ledger_metadata,
 ATTEMPTS = {}
 
 
+def record(uow, envelope):
+    uow.session.execute(applied.insert().values(event_id=envelope.event_id,
+                                                member_id=envelope.data.get("member_id")))
+
+
+LEDGER_HANDLERS = {"member_registered": record, "member_updated": record}
+
+
 class LedgerService:
     """A consumer built the way every orglife consumer is: subscribe + inbox in one UoW."""
 
     name = "ledger"
     store = Store(ledger_backbone, relay=False)
 
-    @subscribe("members", dict.fromkeys(LEDGER_EVENTS), retry_delay=0.01)
+    @subscribe("members", LEDGER_HANDLERS, retry_delay=0.01)
     def on_members_event(self, envelope):
         if envelope.data.get("name") == "EXPLODE":
             ATTEMPTS[envelope.event_id] = ATTEMPTS.get(envelope.event_id, 0) + 1
@@ -45,8 +53,7 @@ class LedgerService:
         with self.store() as uow:
             if not uow.first_time(envelope):
                 return
-            uow.session.execute(applied.insert().values(
-                event_id=envelope.event_id, member_id=envelope.data.get("member_id")))
+            LEDGER_HANDLERS[envelope.event_type](uow, envelope)
             uow.commit()
 
 
@@ -214,7 +221,7 @@ class BatchLedgerService:
     name = "batchledger"
     store = Store(ledger_backbone, relay=False)
 
-    @subscribe("members", {"member_registered": None}, batch_size=20, batch_wait=0.2,
+    @subscribe("members", {"member_registered": record}, batch_size=20, batch_wait=0.2,
                retry_delay=0.01)
     def on_members_events(self, envelopes):
         BATCHES.append(len(envelopes))
@@ -223,8 +230,7 @@ class BatchLedgerService:
                 if envelope.data.get("name") == "EXPLODE":
                     raise RuntimeError("poisoned message")
                 if uow.first_time(envelope):
-                    uow.session.execute(applied.insert().values(
-                        event_id=envelope.event_id, member_id=envelope.data.get("member_id")))
+                    record(uow, envelope)
             uow.commit()
 
 
@@ -260,7 +266,7 @@ class MisdeclaredLedgerService:
     name = "ledger"
     store = Store(ledger_backbone, relay=False)
 
-    @subscribe("members", {"member_registered": None})
+    @subscribe("members", {"member_registered": record})
     def on_members_event(self, envelope):
         raise AssertionError("never started")
 

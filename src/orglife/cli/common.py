@@ -8,6 +8,7 @@ codes with their Chinese names; `--json` gives the values exactly as the service
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orglife.common.config import Settings, load_settings
+from orglife.common.config import DEFAULT_TZ, Settings, load_settings
 from orglife.common.errors import OrglifeError, ValidationError
 from orglife.common.vocabulary import label
 
@@ -132,7 +133,9 @@ def county_time(value: Optional[str], tz: str | None = None) -> str:
     except ValueError:
         return value
     if moment.tzinfo is not None:
-        moment = moment.astimezone(ZoneInfo(tz or settings().tz))
+        # ORGLIFE_TZ read directly: loading all settings for each cell would be slow and
+        # would create this home's secret just to print a table.
+        moment = moment.astimezone(ZoneInfo(tz or os.environ.get("ORGLIFE_TZ") or DEFAULT_TZ))
     return moment.strftime("%Y-%m-%d %H:%M")
 
 

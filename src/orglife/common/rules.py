@@ -4,6 +4,7 @@ Services read rules only through `Rules`; a county changes the YAML, never the c
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -12,11 +13,14 @@ from pathlib import Path
 import yaml
 from nameko.extensions import DependencyProvider
 
-from .config import DEFAULT_RULES
+from .config import DEFAULT_RULES, DEFAULT_TZ
 from .vocabulary import MEETING_TYPES
 
 EXPECTED_KINDS = ("committee_members", "group_members", "branch_members")
 QUORUM_BASES = ("voting_members", "committee_members")
+
+
+log = logging.getLogger(__name__)
 
 
 class RulesError(ValueError):
@@ -58,16 +62,23 @@ class Rules:
 SECTIONS = ("required_meetings", "expected_attendees", "quorum", "intake_wait_seconds",
             "points", "grades", "probationary_recommendation", "branch_score",
             "silent_branch_days", "at_risk_levels")
-# Settings that live elsewhere, so a rules file cannot contradict them.
-NOT_RULES = {"timezone": "the county's time zone is ORGLIFE_TZ (one source of truth)"}
 
 
-def validate(raw: dict) -> Rules:
+def validate(raw: dict, tz: str | None = None) -> Rules:
+    """Check a rules file. The county's time zone is ORGLIFE_TZ (one source of truth); copies
+    of the rules file made before that still carry a `timezone:` key, which is accepted (and
+    ignored) when it says the same as ORGLIFE_TZ, and refused when it contradicts it."""
     if not isinstance(raw, dict):
         raise RulesError("the rules file must be a YAML mapping")
+    raw = dict(raw)
+    if "timezone" in raw:
+        named = raw.pop("timezone")
+        if named != (tz or DEFAULT_TZ):
+            raise RulesError(f"rules: timezone {named!r} contradicts ORGLIFE_TZ "
+                             f"{tz or DEFAULT_TZ!r}; the time zone is set by ORGLIFE_TZ alone: "
+                             "remove the key")
+        log.warning("rules: the timezone key is ignored (ORGLIFE_TZ sets it); remove it")
     for key in raw:
-        if key in NOT_RULES:
-            raise RulesError(f"rules: {key!r} is not a rule: {NOT_RULES[key]}")
         if key not in SECTIONS:
             raise RulesError(f"rules: unknown section {key!r} (known: {', '.join(SECTIONS)})")
     for key in ("required_meetings", "expected_attendees", "quorum", "points"):
@@ -90,13 +101,13 @@ def validate(raw: dict) -> Rules:
 
 
 @lru_cache(maxsize=8)
-def load_rules(path: str | Path | None = None) -> Rules:
+def load_rules(path: str | Path | None = None, tz: str | None = None) -> Rules:
     path = Path(path or DEFAULT_RULES)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RulesError(f"cannot read the rules file {path}: {exc}") from None
-    return validate(raw)
+    return validate(raw, tz)
 
 
 class RulesProvider(DependencyProvider):
@@ -104,7 +115,8 @@ class RulesProvider(DependencyProvider):
     container: a bad rules file stops the service at start, not at the first meeting."""
 
     def setup(self):
-        self.rules = load_rules(self.container.config.get("ORGLIFE_RULES"))
+        config = self.container.config
+        self.rules = load_rules(config.get("ORGLIFE_RULES"), config.get("ORGLIFE_TZ"))
 
     def get_dependency(self, worker_ctx):
         return self.rules

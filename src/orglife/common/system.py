@@ -13,11 +13,13 @@ declaration imports no service code.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterable, Mapping
 
 DEFAULT_SYSTEM = "orglife.system:SYSTEM"
+NAME = re.compile(r"^[a-z][a-z0-9]*$")
 
 
 class DeclarationError(ValueError):
@@ -85,8 +87,11 @@ class Service:
         return f"{self.package}.{self.module}:{self.service_class}"
 
     def load_class(self):
+        """The service's nameko class, checked against this declaration (see `check_class`)."""
         module, _, attr = self.class_path.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        cls = getattr(importlib.import_module(module), attr)
+        check_class(self, cls)
+        return cls
 
     @property
     def exchange(self) -> str:
@@ -171,6 +176,11 @@ class System:
     # -- consistency ---------------------------------------------------------------------------
     def _check(self) -> None:
         names = [p.name for p in (*self.services, *self.peers)]
+        for name in names:
+            # it becomes ORGLIFE_<NAME>_DB_URL, a database, queue and exchange names
+            if not NAME.match(name):
+                raise DeclarationError(f"service name {name!r}: lowercase letters and digits, "
+                                       "starting with a letter")
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DeclarationError(f"declared twice: {', '.join(duplicates)}")
@@ -189,6 +199,29 @@ class System:
                 if unknown:
                     raise DeclarationError(f"{service.name} subscribes to {', '.join(unknown)} "
                                            f"of {source}, which {source} does not publish")
+
+
+def check_class(service: Service, cls) -> None:
+    """The class runs as the declared service and consumes every source it is subscribed to:
+    a declared subscription without a consumer would fill its queue forever, unnoticed."""
+    if getattr(cls, "name", None) != service.name:
+        raise DeclarationError(f"{service.class_path} is named {getattr(cls, 'name', None)!r}, "
+                               f"declared as {service.name!r}")
+    consumed = set()
+    for attr in dir(cls):
+        for entrypoint in getattr(getattr(cls, attr, None), "nameko_entrypoints", ()):
+            source = getattr(entrypoint, "source", None)  # orglife.common.messaging subscribers
+            if source is not None:
+                consumed.add(source)
+    declared = set(service.subscribes)
+    if consumed != declared:
+        parts = []
+        if declared - consumed:
+            parts.append(f"no consumer of {', '.join(sorted(declared - consumed))}")
+        if consumed - declared:
+            parts.append(f"consumes undeclared {', '.join(sorted(consumed - declared))}")
+        raise DeclarationError(f"{service.class_path} and the system declaration disagree: "
+                               f"{'; '.join(parts)}")
 
 
 def load_system(value: "System | str | None" = None) -> System:
@@ -210,6 +243,11 @@ def check_handlers(system: System, consumer: str, source: str,
     arrives. Checked when the consumer starts."""
     declared = set(system.subscription(consumer, source).event_types)
     handled = set(handlers)
+    table = handlers.items() if isinstance(handlers, Mapping) else ()
+    not_callable = sorted(key for key, handler in table if not callable(handler))
+    if not_callable:
+        raise DeclarationError(f"{consumer}'s handlers for {', '.join(not_callable)} are not "
+                               "callable")
     if declared != handled:
         parts = []
         if declared - handled:
