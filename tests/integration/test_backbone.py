@@ -1,6 +1,8 @@
 """The event backbone against the real RabbitMQ node: outbox, inbox, parking, topology."""
 import json
 
+import eventlet
+
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
@@ -175,6 +177,9 @@ def test_bad_messages_are_parked_with_their_reason_and_the_service_goes_on(
         (exploding.to_json(), "application/json", "member_registered", "failed 3 times"),
         (Envelope.new("intake", "member_registered", {}).to_json(), "application/json",
          "member_registered", "source 'intake' on the members.events exchange"),
+        (b"", "application/json", "member_registered", "not valid JSON"),  # empty body
+        ("[" * 100_000 + "]" * 100_000, "application/json", "member_registered",
+         "nested too deeply"),  # RecursionError: parked, never fatal, never redelivered
     ]
     for body, content_type, key, _ in cases:
         publish_raw(vhost_uri, "members.events", key, body, content_type=content_type)
@@ -278,3 +283,51 @@ def test_a_consumer_whose_dispatch_table_disagrees_with_the_declaration_does_not
     container = container_factory(MisdeclaredLedgerService, config)
     with pytest.raises(DeclarationError, match="no handler for member_updated"):
         container.start()
+
+
+BROKEN = {"on": True}
+
+
+def record_unless_broken(uow, envelope):
+    if BROKEN["on"]:
+        raise RuntimeError("a bug in this consumer")
+    record(uow, envelope)
+
+
+class FixableLedgerService:
+    """A consumer with a bug that is fixed later (BROKEN)."""
+
+    name = "ledger"
+    store = Store(ledger_backbone, relay=False)
+
+    @subscribe("members", {"member_registered": record_unless_broken,
+                           "member_updated": record_unless_broken}, retry_delay=0.01)
+    def on_members_event(self, envelope):
+        with self.store() as uow:
+            if uow.first_time(envelope):
+                record_unless_broken(uow, envelope)
+            uow.commit()
+
+
+def test_a_parked_message_is_replayed_once_its_cause_is_fixed(container_factory, vhost_uri,
+                                                               tmp_path, ledger_db):
+    from orglife import parking
+    config = service_config("ledger", vhost_uri, ledger_db[0], tmp_path, system=TOPOLOGY)
+    container_factory(FixableLedgerService, config).start()
+    BROKEN["on"] = True
+    envelope = Envelope.new("members", "member_registered", {"member_id": "p1", "name": "待修"})
+    publish_raw(vhost_uri, "members.events", "member_registered", envelope.to_json())
+    [row] = wait_for(lambda: [r for r in parking.summary(vhost_uri, TOPOLOGY, LEDGER_SUB.queue_name)
+                              if r["parked"] == 1], message="parked")
+    assert row["reasons"] == {
+        "handler on_members_event failed 3 times: RuntimeError: a bug in this consumer": 1}
+    assert row["first"][0]["routing_key"] == "member_registered"
+    assert parking.summary(vhost_uri, TOPOLOGY, LEDGER_SUB.parking_queue_name)[0]["parked"] == 1
+    BROKEN["on"] = False  # the fix is deployed
+    assert parking.replay(vhost_uri, TOPOLOGY, LEDGER_SUB.queue_name) == 1
+    wait_for(lambda: applied_rows(ledger_db[1]), message="handled after the replay")
+    assert parking.replay(vhost_uri, TOPOLOGY, LEDGER_SUB.queue_name) == 0
+    eventlet.sleep(0.5)
+    assert [m for _, m in applied_rows(ledger_db[1])] == ["p1"]  # once
+    with pytest.raises(parking.ParkingError, match="no consumer queue"):
+        parking.replay(vhost_uri, TOPOLOGY, "nosuch.events--x")
