@@ -553,14 +553,9 @@ class PrivateBroker:
 
     # management HTTP API
     def _api(self, method: str, path: str, **kwargs):
-        import requests
-
-        response = requests.request(method, f"{self.management_url}/api/{path}",
-                                    auth=self._admin_auth, timeout=10, **kwargs)
-        if response.status_code >= 400:
-            raise RuntimeError(f"RabbitMQ management API {method} /api/{path}: "
-                               f"{response.status_code} {response.text.strip()}")
-        return response
+        from orglife.accounts import ManagementApi
+        return ManagementApi(self.management_url, *self._admin_auth).call(method, path,
+                                                                          **kwargs)
 
     def create_vhost(self, name: str) -> None:
         """Create a vhost (idempotent) with full rights for the admin account."""
@@ -577,11 +572,11 @@ class PrivateBroker:
             raise RuntimeError(f"cannot delete vhost {name!r}: {response.status_code} {response.text}")
 
     def add_user(self, name: str, password: str, vhost: str,
-                 permissions: dict | None = None, tags: str = "") -> None:
+                 permissions: dict | None = None) -> None:
         """Create or update a user with `permissions` on `vhost` (default: full)."""
-        self._api("PUT", f"users/{quote(name, safe='')}", json={"password": password,
-                                                                 "tags": tags})
-        self._grant(name, vhost, permissions or FULL_PERMISSIONS)
+        from orglife.accounts import ManagementApi
+        ManagementApi(self.management_url, *self._admin_auth).account(
+            name, password, vhost, permissions or FULL_PERMISSIONS)
 
     def service_account(self, service: str, vhost: str = "/", system=None) -> str:
         """The AMQP URI of `service`'s own account (SPEC §7): it may publish only to its own

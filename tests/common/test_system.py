@@ -77,20 +77,39 @@ def test_docker_compose_runs_every_declared_service():
         "meetings: runs in docker-compose.yml but is not declared"]
 
 
-def test_docker_compose_check_names_a_missing_database(tmp_path):
+def test_docker_compose_check_names_a_missing_database_and_shared_credentials(tmp_path):
     compose = tmp_path / "docker-compose.yml"
-    compose.write_text("services:\n  members:\n    command: [members]\n"
-                       "    deploy: {replicas: 2}\n"
-                       "  meetings:\n    command: [meetings]\n    environment: {}\n"
-                       "    deploy: {replicas: 3}\n")
-    init = tmp_path / "init.sql"
-    init.write_text("CREATE DATABASE members;\n")
+    compose.write_text("""
+services:
+  accounts: {environment: {ORGLIFE_MEMBERS_BROKER_PASSWORD: x}}
+  postgres: {environment: {MEMBERS_DB_PASSWORD: x}}
+  migrate: {environment: {ORGLIFE_MEMBERS_DB_URL: x}}
+  members:
+    command: [members]
+    deploy: {replicas: 2}
+    environment:
+      ORGLIFE_AMQP_URI: amqp://orglife-members:pw@rabbitmq:5672/
+      ORGLIFE_MEMBERS_DB_URL: postgresql+psycopg2://members:pw@postgres:5432/members
+      ORGLIFE_MEETINGS_DB_URL: postgresql+psycopg2://meetings:pw@postgres:5432/meetings
+  meetings:
+    command: [meetings]
+    deploy: {replicas: 3}
+    environment: {ORGLIFE_AMQP_URI: "amqp://orglife:pw@rabbitmq:5672/"}
+""")
+    init = tmp_path / "init.sh"
+    init.write_text("create_service_database members \"$MEMBERS_DB_PASSWORD\"\n")
     problems = compose_problems(SYSTEM, compose, init)
-    assert "members: no ORGLIFE_MEMBERS_DB_URL in its environment" in problems
-    assert "meetings: init.sql does not create its database" in problems
-    assert "meetings: 3 replicas, 1 declared" in problems
-    assert "meetings: the migrate one-shot has no ORGLIFE_MEETINGS_DB_URL, so its database " \
-           "would not be migrated" in problems
+    assert problems == [
+        "members: its environment holds meetings's credentials",
+        "meetings: 3 replicas, 1 declared",
+        "meetings: its ORGLIFE_AMQP_URI is not its own account orglife-meetings",
+        "meetings: the accounts one-shot does not make its account",
+        "meetings: no ORGLIFE_MEETINGS_DB_URL in its environment",
+        "meetings: postgres has no MEETINGS_DB_PASSWORD for its role",
+        "meetings: the migrate one-shot has no ORGLIFE_MEETINGS_DB_URL, so its database "
+        "would not be migrated",
+        "meetings: init.sh does not create its database",
+    ]
 
 
 def test_a_service_class_must_consume_every_declared_source_under_its_declared_name():

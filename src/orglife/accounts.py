@@ -1,0 +1,131 @@
+"""Broker accounts and topology for a deployment's RabbitMQ (docker-compose's one-shot
+`accounts`), the same ones `orglife up` makes on its private node (SPEC §7):
+
+- one account per declared service, `orglife-<service>`, allowed to publish only to its own
+  exchange (and the parking and RPC exchanges) and to read only its own queues
+  (orglife/common/topology.py `service_permissions`);
+- optionally a peer account, `peer-intake`, that may only publish to `intake.events`;
+- the whole topology declared with the admin account, so that no event is published before
+  its consumers' queues exist (the services' own accounts may not declare them).
+
+    python -m orglife.accounts              make the accounts (docker-compose's one-shot)
+    python -m orglife.accounts --new-env    print a .env for docker-compose.yml with new
+                                            random passwords for every account and role
+
+Environment: ORGLIFE_RABBITMQ_API (e.g. http://rabbitmq:15672), ORGLIFE_AMQP_URI (the admin
+account's URI), ORGLIFE_<SERVICE>_BROKER_PASSWORD for every declared service, and
+ORGLIFE_PEER_BROKER_PASSWORD for the peer account (optional). The RabbitMQ node may still be
+starting: the API is retried for up to a minute.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from urllib.parse import quote, unquote, urlsplit
+
+import requests
+from kombu import Connection
+
+from .common.system import System, load_system
+from .common.topology import PEER_PERMISSIONS, declare_topology, service_permissions
+
+WAIT_SECONDS = 60.0
+
+
+class ManagementApi:
+    def __init__(self, url: str, user: str, password: str):
+        self.url = url.rstrip("/") + "/api"
+        self.auth = (user, password)
+
+    def call(self, method: str, path: str, **kwargs):
+        response = requests.request(method, f"{self.url}/{path}", auth=self.auth, timeout=10,
+                                    **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"RabbitMQ management API {method} /api/{path}: "
+                               f"{response.status_code} {response.text.strip()[:300]}")
+        return response
+
+    def account(self, user: str, password: str, vhost: str, permissions: dict) -> None:
+        self.call("PUT", f"users/{quote(user, safe='')}", json={"password": password, "tags": ""})
+        self.call("PUT", f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+                  json=permissions)
+
+
+def provision(api: ManagementApi, admin_uri: str, system: System, passwords: dict[str, str],
+              peer_password: str | None = None) -> list[str]:
+    """Create or update every account; declare the topology. Returns the account names."""
+    vhost = unquote(urlsplit(admin_uri).path.lstrip("/")) or "/"
+    made = []
+    for service in system.names:
+        user = f"orglife-{service}"
+        api.account(user, passwords[service], vhost, service_permissions(system, service))
+        made.append(user)
+    if peer_password:
+        api.account("peer-intake", peer_password, vhost, PEER_PERMISSIONS)
+        made.append("peer-intake")
+    if _exists(api, "guest"):  # no guest (SPEC §7)
+        api.call("DELETE", "users/guest")
+    with Connection(admin_uri) as conn:
+        declare_topology(conn.channel(), system)
+    return made
+
+
+def _exists(api: ManagementApi, user: str) -> bool:
+    return requests.get(f"{api.url}/users/{user}", auth=api.auth, timeout=10).status_code == 200
+
+
+def new_env(system: System) -> str:
+    """docker-compose.yml's variables, each secret new and random (letters and digits, so
+    they need no escaping in URLs)."""
+    import secrets
+    import string
+
+    def secret(length: int = 24) -> str:
+        alphabet = string.ascii_letters + string.digits
+        return "".join(secrets.choice(alphabet) for _ in range(length))
+    names = ["ORGLIFE_SECRET", "RABBITMQ_ADMIN_PASSWORD", "POSTGRES_PASSWORD",
+             "PEER_BROKER_PASSWORD"]
+    for service in system.services:
+        names.append(f"{service.name.upper()}_BROKER_PASSWORD")
+        if service.database:
+            names.append(f"{service.name.upper()}_DB_PASSWORD")
+    return "".join(f"{name}={secret(43 if name == 'ORGLIFE_SECRET' else 24)}\n"
+                   for name in names)
+
+
+def main(argv=None) -> int:
+    env = os.environ
+    system = load_system(env.get("ORGLIFE_SYSTEM"))
+    if (argv if argv is not None else sys.argv[1:]) == ["--new-env"]:
+        sys.stdout.write(new_env(system))
+        return 0
+    missing = [f"ORGLIFE_{s.upper()}_BROKER_PASSWORD" for s in system.names
+               if not env.get(f"ORGLIFE_{s.upper()}_BROKER_PASSWORD")]
+    missing += [name for name in ("ORGLIFE_RABBITMQ_API", "ORGLIFE_AMQP_URI")
+                if not env.get(name)]
+    if missing:
+        print(f"accounts: set {', '.join(missing)}", file=sys.stderr)
+        return 2
+    admin = urlsplit(env["ORGLIFE_AMQP_URI"])
+    api = ManagementApi(env["ORGLIFE_RABBITMQ_API"], unquote(admin.username or ""),
+                        unquote(admin.password or ""))
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        try:
+            made = provision(api, env["ORGLIFE_AMQP_URI"], system,
+                             {s: env[f"ORGLIFE_{s.upper()}_BROKER_PASSWORD"]
+                              for s in system.names},
+                             env.get("ORGLIFE_PEER_BROKER_PASSWORD"))
+            break
+        except (requests.ConnectionError, OSError) as exc:
+            if time.monotonic() > deadline:
+                print(f"accounts: RabbitMQ did not answer: {exc}", file=sys.stderr)
+                return 1
+            time.sleep(2)
+    print(f"accounts: {', '.join(made)} ready; topology declared", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

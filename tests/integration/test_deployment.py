@@ -1,0 +1,84 @@
+"""The deployment's own accounts, for real: the broker accounts docker-compose's `accounts`
+one-shot makes, and the PostgreSQL roles deploy/postgres-init.sh makes (SPEC §7)."""
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from amqp.exceptions import AccessRefused
+from kombu import Connection
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from orglife.accounts import ManagementApi, new_env, provision
+from orglife.compose import compose_problems
+from orglife.system import SYSTEM
+from tests.conftest import REPO, unique_name
+from tests.integration.test_accounts import get, publish
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_accounts_one_shot_makes_least_privilege_accounts_and_the_topology(rabbit):
+    vhost = unique_name("deploy")
+    rabbit.create_vhost(vhost)
+    try:
+        admin = rabbit.amqp_uri.rstrip("/") + "/" + vhost
+        api = ManagementApi(rabbit.management_url, *rabbit._admin_auth)
+        made = provision(api, admin, SYSTEM, {"members": "pw-members", "meetings": "pw-meetings"},
+                         peer_password="pw-peer")
+        assert made == ["orglife-members", "orglife-meetings", "peer-intake"]
+        port = rabbit.amqp_port
+        members = f"amqp://orglife-members:pw-members@127.0.0.1:{port}/{vhost}"
+        peer = f"amqp://peer-intake:pw-peer@127.0.0.1:{port}/{vhost}"
+        publish(members, "members.events")
+        assert get(members, "meetings.events--members") is None  # declared, its own
+        with pytest.raises(AccessRefused):
+            publish(members, "meetings.events", "meeting_logged")
+        publish(peer, "intake.events", "meeting_reported")
+        with pytest.raises(AccessRefused):
+            get(peer, "intake.events--meetings")
+        with Connection(admin) as conn:  # the peer's report waits in meetings' queue
+            _, waiting, _ = conn.channel().queue_declare("intake.events--meetings", passive=True)
+        assert waiting == 1
+    finally:
+        rabbit.delete_vhost(vhost)
+
+
+def test_postgres_init_gives_each_service_a_role_that_reaches_only_its_database():
+    from orglife.postgres import PrivateCluster
+    folder = Path(tempfile.mkdtemp(prefix="orglife-pginit-"))
+    cluster = PrivateCluster(folder / "data")
+    cluster.start()
+    try:
+        env = dict(os.environ, POSTGRES_USER="postgres", POSTGRES_DB="postgres",
+                   PGHOST="127.0.0.1", PGPORT=str(cluster.port),
+                   MEMBERS_DB_PASSWORD="pw-m", MEETINGS_DB_PASSWORD="pw-t")
+        subprocess.run(["bash", str(REPO / "deploy" / "postgres-init.sh")], env=env,
+                       check=True, capture_output=True, text=True)
+
+        def connect(role, database):
+            engine = create_engine(f"postgresql+psycopg2://{role}:x@127.0.0.1:{cluster.port}/"
+                                   f"{database}")
+            try:
+                with engine.connect() as conn:
+                    return conn.execute(text("SELECT current_user")).scalar()
+            finally:
+                engine.dispose()
+        assert connect("members", "members") == "members"
+        assert connect("meetings", "meetings") == "meetings"
+        with pytest.raises(OperationalError, match="permission denied"):
+            connect("members", "meetings")
+    finally:
+        cluster.stop()
+
+
+def test_a_new_env_has_a_password_for_every_variable_compose_requires():
+    import re
+    env = new_env(SYSTEM)
+    given = dict(line.split("=", 1) for line in env.splitlines())
+    required = set(re.findall(r"\$\{(\w+):\?", (REPO / "docker-compose.yml").read_text()))
+    assert required <= set(given), required - set(given)
+    assert all(re.fullmatch(r"[A-Za-z0-9]{24,}", value) for value in given.values())
+    assert compose_problems(SYSTEM) == []
