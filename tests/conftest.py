@@ -49,6 +49,9 @@ class LocalStore:
     def __call__(self):
         return UnitOfWork(self.sessions, self.service, self.backbone, clock=self.clock)
 
+    def read(self):
+        return self()
+
     def outbox_backlog(self):
         from sqlalchemy import func, select
         with self.engine.connect() as conn:

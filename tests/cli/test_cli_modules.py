@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import REPO
 
-GROUPS = ("stack", "orgs", "members", "meetings", "activities", "intake")
+GROUPS = ("stack", "orgs", "members", "meetings", "activities", "intake", "parked", "broker")
 
 
 def cli_modules_after_importing(module: str) -> set[str]:
@@ -37,5 +37,5 @@ def test_a_group_imported_before_the_app_leaves_the_app_whole():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(sorted([
-        "up", "down", "status", "test", "token", "org", "member", "meeting", "activity",
-        "intake"]))
+        "up", "down", "status", "restart", "test", "token", "org", "member", "meeting",
+        "activity", "intake", "parked", "broker"]))

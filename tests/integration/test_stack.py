@@ -427,3 +427,32 @@ def test_a_killed_service_process_is_restarted_and_restart_restarts_a_service(
     stack.seen_pids |= set(after.values())
     assert_answering(stack.json("status"))
     stack("restart", "nosuch", expect=3)
+
+
+def test_phone_numbers_and_email_addresses_never_reach_the_logs(stacks, tmp_path, vhost_uri):
+    stack = stacks(tmp_path / "home", vhost_uri)
+    stack.up()
+    stack("token", "--role", "county_admin")
+    for args in (("--id", "c1", "--name", "青山县", "--kind", "county"),
+                 ("--id", "t1", "--name", "石桥镇", "--kind", "township", "--parent", "c1"),
+                 ("--id", "b1", "--name", "石桥村党支部", "--kind", "branch", "--parent", "t1",
+                  "--category", "village")):
+        stack("org", "add", *args)
+    stack("member", "add", "--id", "m1", "--name", "张伟", "--branch", "b1",
+          "--phone", "13812345678", "--email", "zhangwei@example.cn")
+    stack("member", "update", "m1", "--email", "zw.new@example.cn", "--phone", "13987654321")
+    stack("member", "add", "--name", "李娜", "--branch", "b1", "--phone", "12345678901", expect=1)
+    stack("member", "add", "--name", "王芳", "--branch", "b9", "--phone", "13711112222",
+          "--email", "wangfang@example.cn", expect=1)
+    sheet = tmp_path / "members.csv"
+    sheet.write_text("姓名,所在支部,手机号,邮箱\n刘洋,石桥村党支部,13600001111,liuyang@example.cn\n"
+                     "陈静,石桥村党支部,99999999999,chen@@example\n", encoding="utf-8")
+    stack("member", "import", sheet, expect=1)  # one bad row: errors name it
+    stack("down")
+    logs = "\n".join(path.read_text(errors="replace")
+                     for path in (tmp_path / "home" / "run").glob("*.log"))
+    assert "members" in logs  # the services did log
+    for secret in ("13812345678", "13987654321", "12345678901", "13711112222", "13600001111",
+                   "99999999999", "zhangwei@example.cn", "zw.new@example.cn",
+                   "wangfang@example.cn", "liuyang@example.cn", "chen@@example"):
+        assert secret not in logs, secret

@@ -170,6 +170,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.lease = relay_lease(engine)
+        self._reader = engine.execution_options(sqlite_begin="DEFERRED")  # no write lock
         self.confirm_timeout = confirm_timeout
         self.system = load_system(system)
         self.source = source  # publishes to `<source>.events`; its consumers' queues first
@@ -222,7 +223,7 @@ class OutboxRelay:
         if not self.lease.hold():
             return 0
         outbox = self.backbone.outbox
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 select(outbox.c.id, outbox.c.event_id, outbox.c.exchange,
                        outbox.c.routing_key, outbox.c.body)
@@ -245,7 +246,7 @@ class OutboxRelay:
 
     def backlog(self) -> int:
         outbox = self.backbone.outbox
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return conn.execute(
                 select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
             ).scalar_one()

@@ -24,6 +24,9 @@ class Store(DependencyProvider):
         config = self.container.config
         self.engine = make_engine(config["DB_URL"])
         self.sessions = session_factory(self.engine)
+        # Reads need no write lock on SQLite (orglife/common/db.py `_sqlite_begin`).
+        self.read_sessions = session_factory(self.engine.execution_options(
+            sqlite_begin="DEFERRED"))
         self.system = system_of(config)
         self.clock = Clock.from_config(config)  # events' occurred_at: the service's "now"
         self.relay = OutboxRelay(self.engine, self.backbone, config["AMQP_URI"],
@@ -41,8 +44,9 @@ class Store(DependencyProvider):
     def kill(self):
         self.relay.stop()
 
-    def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.container.service_name, self.backbone,
+    def unit_of_work(self, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.read_sessions if read_only else self.sessions,
+                          self.container.service_name, self.backbone,
                           after_commit=self.relay.notify, system=self.system, clock=self.clock)
 
     def get_dependency(self, worker_ctx):
@@ -57,6 +61,10 @@ class StoreHandle:
 
     def __call__(self) -> UnitOfWork:
         return self._provider.unit_of_work()
+
+    def read(self) -> UnitOfWork:
+        """A unit of work for reading only: on SQLite it does not take the write lock."""
+        return self._provider.unit_of_work(read_only=True)
 
     def outbox_backlog(self) -> int:
         return self._provider.relay.backlog()
