@@ -127,6 +127,9 @@ def check_time(held_at: datetime, now: datetime, logged: bool) -> dict:
 class AttendanceResult:
     rows: list[dict]
     found: Findings  # unknown members: intake waits for them
+    # listed people who were not members on the meeting's date, and a warning for each
+    non_members: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
 
 
 def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: str | None,
@@ -137,10 +140,18 @@ def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: 
     `known` maps listed member ids to their state at the meeting (any branch). A listed member
     of another branch is a visitor: recorded for their own record, never for this branch's
     quorum or attendance rate.
+
+    A meeting that happened is kept whoever else was in the room: a listed person who was not
+    a member on that date (joined later, as activists invited to a meeting often do, or
+    already removed) is a non-member attendee. They are kept apart in `non_members`, count
+    for nothing (no line in anyone's record, not in the quorum or the attendance rate), and
+    each gets a warning naming the entry, so that the other members' attendance is not lost.
     """
     found = Findings()
     seen: dict[str, int] = {}
     rows: dict[str, dict] = {}
+    non_members: list[dict] = []
+    warnings: list[dict] = []
     expected_ids = {p.member_id for p in expected_attendees(rules, meeting_type, group_id, roster)}
     for position, entry in enumerate(listed):
         member_id = entry["member_id"]
@@ -154,11 +165,13 @@ def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: 
         if person is None:
             found.not_known(key, "member", member_id)
             continue
-        if not person.joined:
-            found.error(key, f"member {member_id!r} was not yet a member on that date")
-            continue
         if not person.active:
-            found.error(key, f"member {member_id!r} is {person.status}")
+            why = ("was not yet a member on that date" if not person.joined
+                   else f"was {person.status} on that date")
+            non_members.append({"member_id": member_id, "status": entry["status"],
+                                "remote": entry.get("remote", False)})
+            warnings.append({"field": key, "message": f"{member_id!r} {why}: recorded as a "
+                             "non-member attendee, counting for nothing"})
             continue
         rows[member_id] = {
             "member_id": member_id, "status": entry["status"], "remote": entry.get("remote", False),
@@ -168,7 +181,8 @@ def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: 
         if member_id not in seen:
             rows[member_id] = {"member_id": member_id, "status": "absent", "remote": False,
                                "expected": True, "visiting": False}
-    return AttendanceResult(sorted(rows.values(), key=lambda r: r["member_id"]), found)
+    return AttendanceResult(sorted(rows.values(), key=lambda r: r["member_id"]), found,
+                            non_members, warnings)
 
 
 def quorum(rules: Rules, meeting_type: str, roster: list[Person], rows: list[dict]) -> dict:

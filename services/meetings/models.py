@@ -79,6 +79,10 @@ class Meeting(Base):
     revision: Mapped[int] = mapped_column(Integer)
     quorum_met: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     quorum: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Listed people who were not members on the meeting's date ({member_id, status, remote}):
+    # kept, counting for nothing, with a warning ({field, message}) for each (None: none).
+    non_members: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    warnings: Mapped[list | None] = mapped_column(JSON, nullable=True)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     cancel_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     source: Mapped[str] = mapped_column(String(16))  # rpc | intake

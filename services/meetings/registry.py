@@ -35,6 +35,8 @@ class Prepared:
     branch: OrgCopy | None = None
     rows: list[dict] | None = None
     quorum: dict | None = None
+    non_members: list[dict] | None = None  # see domain.build_attendance
+    warnings: list[dict] | None = None
 
 
 def prepare(session, rules: Rules, meeting: dict, now: datetime, logged: bool,
@@ -59,6 +61,7 @@ def prepare(session, rules: Rules, meeting: dict, now: datetime, logged: bool,
         built = domain.build_attendance(rules, meeting["type"], branch.org_id,
                                         meeting.get("group_id"), roster, listed, known)
         result.rows = built.rows
+        result.non_members, result.warnings = built.non_members, built.warnings
         result.found.merge(built.found)
         result.quorum = domain.quorum(rules, meeting["type"], roster, built.rows)
     return result
@@ -76,7 +79,8 @@ def expected_ids(session, rules: Rules, meeting: Meeting) -> list[str]:
 
 
 def meeting_dict(meeting: Meeting, rows: list[dict], expected: list[str] | None = None) -> dict:
-    """The full meeting; a scheduled one lists its `expected` attendees instead."""
+    """The full meeting; a scheduled one lists its `expected` attendees instead. Its
+    `non_members` and `warnings` travel with it everywhere (results, every meeting event)."""
     summary = domain.attendance_summary(rows)
     if expected is not None:
         summary["expected"] = len(expected)
@@ -89,6 +93,7 @@ def meeting_dict(meeting: Meeting, rows: list[dict], expected: list[str] | None 
         "cancelled": meeting.cancelled, "cancel_reason": meeting.cancel_reason,
         "source": meeting.source,
         "attendance": rows, "summary": summary,
+        "non_members": meeting.non_members or [], "warnings": meeting.warnings or [],
     }
     if expected is not None:
         out["expected"] = expected
@@ -108,6 +113,11 @@ def _store_attendance(session, meeting_id: str, rows: list[dict], replace: bool 
     if rows:
         session.execute(Attendance.__table__.insert(),
                         [{"meeting_id": meeting_id, **row} for row in rows])
+
+
+def _store_non_members(record: Meeting, prepared: Prepared) -> None:
+    record.non_members = prepared.non_members or None
+    record.warnings = prepared.warnings or None
 
 
 def _report(meeting: dict) -> dict:
@@ -182,6 +192,7 @@ def log_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: di
     record.status = "logged"
     record.quorum_met = prepared.quorum["met"]
     record.quorum = prepared.quorum
+    _store_non_members(record, prepared)
     record.source = source
     record.report_digest = digest
     session.flush()
@@ -218,6 +229,7 @@ def amend_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, changes: 
     current_listed = [{"member_id": r["member_id"], "status": r["status"], "remote": r["remote"]}
                       for r in attendance_rows(session, record.meeting_id)
                       if r["status"] != "absent" or not r["expected"]]
+    current_listed += [dict(entry) for entry in record.non_members or []]
     merged = {
         "meeting_id": record.meeting_id, "branch_id": record.branch_id,
         "group_id": changes.get("group_id", record.group_id),
@@ -236,6 +248,7 @@ def amend_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, changes: 
     if logged:
         record.quorum_met = prepared.quorum["met"]
         record.quorum = prepared.quorum
+        _store_non_members(record, prepared)
         _store_attendance(session, record.meeting_id, prepared.rows)
     session.flush()
     data = (meeting_dict(record, prepared.rows) if logged

@@ -17,7 +17,7 @@ MEMBER_FIELDS = (
     "committee_member", "no_vote", "phone", "email", "joined_on", "version",
 )
 ORG_FIELDS = ("org_id", "name", "kind", "parent_id", "category", "version")
-# Namespace for ids generated from a row's natural key, so a re-import finds the same member.
+# Namespace for ids generated from a new member's identity (see generated_member_id).
 MEMBER_ID_NAMESPACE = uuid.UUID("6f1d2c1e-4b7a-4f7e-9a57-0c8f4e1b2a90")
 
 
@@ -101,12 +101,40 @@ def check_member(member: dict, branch, group, today: date) -> dict:
 
 
 def generated_member_id(member: dict) -> str:
-    """A stable id for a row without one: its phone, else its name, branch and joining date."""
+    """A stable id for a new member given without one, from who they are (SPEC §4, Import):
+    name and phone, or name and branch when there is no phone. Never the phone alone: two
+    people may share one (a couple, a parent and child). Existing members may carry ids
+    generated the older way (from the phone), so a re-import looks its member up by
+    identity (`identity_matches`) and never recomputes the id."""
     if member.get("phone"):
-        key = f"phone:{member['phone']}"
+        key = f"name+phone:{member['name']}|{member['phone']}"
     else:
-        key = f"name:{member['name']}|{member['branch_id']}|{member.get('joined_on') or ''}"
+        key = f"name+branch:{member['name']}|{member['branch_id']}"
     return "m-" + uuid.uuid5(MEMBER_ID_NAMESPACE, key).hex[:16]
+
+
+def random_member_id() -> str:
+    """For a new member whose generated id another member already holds (a member renamed,
+    say): never take over someone else's id."""
+    return "m-" + uuid.uuid4().hex[:16]
+
+
+def identity_matches(row: dict, people) -> list:
+    """The people (anything with `name`, `phone` and `branch_id`) a sheet row without a
+    `member_id` is: same name and phone, in any branch; with no phone, same name and branch.
+    More than one is ambiguous: the caller names the row and asks for the member_id."""
+    if row.get("phone"):
+        return [p for p in people if p.name == row["name"] and p.phone == row["phone"]]
+    return [p for p in people if p.name == row["name"] and p.branch_id == row["branch_id"]]
+
+
+# What a member created by an import has where its row says nothing (SPEC §4, Import). An
+# existing member keeps what it has instead: an absent column or an empty cell changes nothing.
+NEW_MEMBER_DEFAULTS = {
+    "group_id": None, "status": "formal", "mobile": False, "mobile_location": None,
+    "committee_member": False, "no_vote": False, "phone": None, "email": None,
+    "joined_on": None,
+}
 
 
 def member_dict(member) -> dict:

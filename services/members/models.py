@@ -63,13 +63,16 @@ class Membership(Base):
 
 class Participation(Base):
     """One line of a member's record: a meeting they were expected at or attended, or an
-    activity. Built from meetings' events only; the highest meeting revision wins."""
+    activity. Built from meetings' events only; the highest meeting revision wins.
+
+    Keyed by (member_id, kind, ref): meeting ids and activity ids are chosen apart (callers
+    may supply either), so a meeting and an activity may share an id and both stay."""
 
     __tablename__ = "participation"
 
     member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # meeting | activity
     ref: Mapped[str] = mapped_column(String(80), primary_key=True)  # meeting_id / activity_id
-    kind: Mapped[str] = mapped_column(String(16))  # meeting | activity
     type: Mapped[str] = mapped_column(String(32))  # meeting type or activity kind
     branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # host branch
     held_at: Mapped[object] = mapped_column(DateTime(timezone=True))

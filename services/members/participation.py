@@ -18,7 +18,10 @@ def instant(text: str) -> datetime:
 
 
 def apply_meeting(session, meeting: dict, tz) -> bool:
-    """Replace the meeting's lines by those of this revision, unless a newer one is known."""
+    """Replace the meeting's lines by those of this revision, unless a newer one is known.
+
+    One line per entry of `attendance`; the meeting's `non_members` (attendees who were not
+    members on its date) count for nothing and get none."""
     # Locked on PostgreSQL so two revisions handled at once are applied one after the other.
     seen = session.get(MeetingVersion, meeting["meeting_id"], with_for_update=True)
     if seen is not None and seen.revision >= meeting["revision"]:
@@ -29,7 +32,8 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
         session.flush()  # a later revision in the same batch must find it
     else:
         seen.revision, seen.cancelled = meeting["revision"], meeting["cancelled"]
-    session.execute(delete(Participation).where(Participation.ref == meeting["meeting_id"]))
+    session.execute(delete(Participation).where(Participation.ref == meeting["meeting_id"])
+                    .where(Participation.kind == "meeting"))
     if meeting["cancelled"] or meeting.get("status") != "logged":
         return True
     held_at = instant(meeting["held_at"])
@@ -46,7 +50,8 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
 
 
 def apply_activity(session, activity: dict, tz) -> bool:
-    if session.get(Participation, (activity["member_id"], activity["activity_id"])) is not None:
+    if session.get(Participation, (activity["member_id"], "activity",
+                                   activity["activity_id"])) is not None:
         return False
     held_at = instant(activity["held_at"])
     session.add(Participation(

@@ -5,6 +5,7 @@ what the domain rules need, apply them, store the change and emit its events tog
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import func, or_, select, update
@@ -211,11 +212,19 @@ def update_member(uow: UnitOfWork, principal: Principal, changes: dict, today: d
     for key in wanted:
         setattr(member, key, changes[key] if key in changes else merged[key])
     member.version += 1
+    if member.status in ARCHIVED_STATUSES:  # removed or deceased: no longer in the branch
+        _close_branch_history(session, member.member_id, today)
     session.flush()
     data = domain.member_dict(member)
     uow.emit("member_updated", data)
     uow.commit()
     return data
+
+
+def _close_branch_history(session, member_id: str, today: date) -> None:
+    """End the member's open branch history row: at a transfer, or when archived."""
+    session.execute(update(Membership).where(Membership.member_id == member_id)
+                    .where(Membership.until.is_(None)).values(until=today))
 
 
 def transfer_member(uow: UnitOfWork, principal: Principal, transfer: dict, today: date) -> dict:
@@ -242,8 +251,7 @@ def transfer_member(uow: UnitOfWork, principal: Principal, transfer: dict, today
         # Either end of the move may be the caller's: the sending branch releases the member.
         member.branch_id, member.group_id = to_branch_id, transfer.get("to_group_id")
     member.version += 1
-    session.execute(update(Membership).where(Membership.member_id == member.member_id)
-                    .where(Membership.until.is_(None)).values(until=today))
+    _close_branch_history(session, member.member_id, today)
     if to_branch_id is not None:
         session.add(Membership(member_id=member.member_id, branch_id=to_branch_id, since=today))
     session.flush()
@@ -297,93 +305,161 @@ class OrgIndex:
         return None, f"{len(matches)} {kind}es are named {ref!r}: use the id"
 
 
+@dataclass
+class ImportRow:
+    """One valid row on its way in: the member it describes and, if it exists, the stored one."""
+
+    number: int
+    member: dict
+    current: Member | None = None
+    generated: bool = False  # its member_id was generated here (the row gave none)
+    matched: bool = False  # its member_id is that of the stored member its identity matched
+
+    # what identity_matches reads, so later rows of the same call can match a new member
+    @property
+    def name(self):
+        return self.member["name"]
+
+    @property
+    def phone(self):
+        return self.member.get("phone")
+
+    @property
+    def branch_id(self):
+        return self.member["branch_id"]
+
+
 def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], loaded: list,
                    today: date) -> dict:
     """Store every valid row, none of the invalid ones; unchanged rows emit nothing.
 
-    `loaded[i]` is row i after schema validation, or a ValidationError for it.
+    `loaded[i]` is row i after schema validation, or a ValidationError for it. A row is the
+    member its `member_id` names, or else the one its identity matches (name and phone, or
+    name and branch without a phone; domain.identity_matches); two matches are an error
+    naming the row. A new member gets the defaults for what its row leaves out; an existing
+    one changes only in the cells its row fills (SPEC §4, Import).
+
+    The members an import changes are locked (PostgreSQL; on SQLite the unit of work holds
+    the write lock from its start) and re-read before they change, so each change is the next
+    version of the member as stored, never a second "version N+1" beside a concurrent
+    update_member that meetings would have to choose from.
     """
     session = uow.session
+    valid = [item for item in loaded if not isinstance(item, ValidationError)]
     index = OrgIndex(session)
-    index.load([item.get("branch") or item.get("branch_id") for item in loaded
-                if not isinstance(item, ValidationError)]
-               + [item.get("group") or item.get("group_id") for item in loaded
-                  if not isinstance(item, ValidationError)])
+    index.load([item.get("branch") or item.get("branch_id") for item in valid]
+               + [item.get("group") or item.get("group_id") for item in valid])
+    stored = _existing_members(session, [item["member_id"] for item in valid
+                                         if item.get("member_id")])
+    # Whom a row without member_id may be, by name: stored members, then the members this
+    # call creates (a later row naming one of them again is a duplicate).
+    by_name: dict[str, list] = {}
+    for person in _people_named(session, {item["name"] for item in valid
+                                          if not item.get("member_id")}):
+        by_name.setdefault(person.name, []).append(person)
     errors: list[dict] = []
-    candidates: list[tuple[int, dict]] = []
-    seen_ids: dict[str, int] = {}
+    accepted: list[ImportRow] = []
     for number, item in enumerate(loaded, start=1):
         if isinstance(item, ValidationError):
             errors.extend(_row_errors(number, item.errors))
             continue
-        member = dict(item)
-        row_errors: dict = {}
-        branch_ref = member.pop("branch", None) or member.get("branch_id")
-        branch, error = index.resolve("branch", branch_ref)
-        if error:
-            domain.add_error(row_errors, "branch", error)
-        else:
-            member["branch_id"] = branch.org_id
-        group_ref = member.pop("group", None) or member.get("group_id")
-        group = None
-        if group_ref and branch is not None:
-            group, error = index.resolve("group", group_ref, parent_id=branch.org_id)
-            if error:
-                domain.add_error(row_errors, "group", error)
-            else:
-                member["group_id"] = group.org_id
-        if not row_errors:
-            row_errors = domain.check_member(member, branch, group, today)
-        if not row_errors and not principal.covers(domain.path_ids(branch.path)):
-            row_errors = {"branch": [f"branch {branch.org_id!r} is outside your scope"]}
-        if not row_errors:
-            member["member_id"] = member.get("member_id") or domain.generated_member_id(member)
-            first = seen_ids.setdefault(member["member_id"], number)
-            if first != number:
-                row_errors = {"member_id": [f"the same member as row {first}"]}
+        member, row_errors = _placed(index, item)
+        if not row_errors and not principal.covers(
+                domain.path_ids(index.get(member["branch_id"]).path)):
+            row_errors = {"branch": [f"branch {member['branch_id']!r} is outside your scope"]}
         if row_errors:
             errors.extend(_row_errors(number, row_errors))
             continue
-        candidates.append((number, member))
+        row = ImportRow(number, member)
+        if member.get("member_id"):
+            row.current = stored.get(member["member_id"])
+        else:
+            matches = domain.identity_matches(member, by_name.get(member["name"], []))
+            if len(matches) > 1:
+                errors.extend(_row_errors(number, {"member_id": [_ambiguous(member, matches)]}))
+                continue
+            if matches and isinstance(matches[0], ImportRow):
+                errors.extend(_row_errors(number, {"member_id": [
+                    f"the same member as row {matches[0].number}"]}))
+                continue
+            if matches:
+                member["member_id"] = matches[0].member_id
+                row.matched = True
+            else:
+                member["member_id"] = domain.generated_member_id(member)
+                row.generated = True
+        if row.current is None and not row.matched:
+            by_name.setdefault(member["name"], []).append(row)
+        accepted.append(row)
+    stored.update(_existing_members(session, [row.member["member_id"] for row in accepted
+                                              if row.matched]))
+    for row in accepted:
+        if row.matched:
+            row.current = stored[row.member["member_id"]]
 
-    existing = _existing_members(session, [m["member_id"] for _, m in candidates])
-    created, updated, unchanged = [], [], []
-    inserts, events = [], []
-    for number, member in candidates:
-        current = existing.get(member["member_id"])
-        if current is None:
-            record = {**{k: None for k in domain.MEMBER_FIELDS}, **member, "version": 1}
-            inserts.append(record)
-            created.append(member["member_id"])
-            events.append(("member_registered", record))
+    # A generated id another member (or another row) already holds is not theirs to take.
+    given_ids = {row.member["member_id"] for row in accepted if not row.generated}
+    taken = given_ids | set(_existing_members(session, [
+        row.member["member_id"] for row in accepted if row.generated]))
+    seen: dict[str, int] = {}
+    creates: list[ImportRow] = []
+    changes: list[ImportRow] = []
+    unchanged: list[str] = []
+    for row in accepted:
+        member = row.member
+        if row.generated and member["member_id"] in taken:
+            member["member_id"] = domain.random_member_id()
+        first = seen.setdefault(member["member_id"], row.number)
+        if first != row.number:
+            errors.extend(_row_errors(row.number, {"member_id": [f"the same member as row {first}"]}))
             continue
-        if current.status not in ACTIVE_STATUSES:
-            errors.extend(_row_errors(number, {"member_id": [
-                f"member {current.member_id!r} is {current.status}; it is not re-imported"]}))
+        if row.current is None:
+            record = {**domain.NEW_MEMBER_DEFAULTS, **member}
+            row_errors = domain.check_member(record, index.get(record["branch_id"]),
+                                             index.get(record["group_id"]) if record["group_id"]
+                                             else None, today)
+            if row_errors:
+                errors.extend(_row_errors(row.number, row_errors))
+            else:
+                row.member = record
+                creates.append(row)
             continue
-        if not principal.covers(domain.path_ids(index.get(current.branch_id).path)):
-            errors.extend(_row_errors(number, {"member_id": ["this member is outside your scope"]}))
+        wanted, row_errors = _plan_update(index, principal, row.current, member, today)
+        if row_errors:
+            errors.extend(_row_errors(row.number, row_errors))
+        elif wanted:
+            changes.append(row)
+        else:
+            unchanged.append(row.current.member_id)
+
+    # Lock what changes, then plan again on what is stored now (another writer may have
+    # been first); in member_id order, so two imports never wait for each other in a circle.
+    _lock_members(session, sorted(row.current.member_id for row in changes))
+    created, updated, events = [], [], []
+    for row in changes:
+        current = row.current
+        wanted, row_errors = _plan_update(index, principal, current, row.member, today)
+        if row_errors:
+            errors.extend(_row_errors(row.number, row_errors))
             continue
-        if member["branch_id"] != current.branch_id:
-            errors.extend(_row_errors(number, {"branch": [
-                f"member {current.member_id!r} is in branch {current.branch_id!r}; "
-                "moving a member is a transfer (transfer_member), not an import"]}))
-            continue
-        before = domain.member_dict(current)
-        changed = domain.changed_fields(before, _comparable(member))
-        if not changed:
+        if not wanted:
             unchanged.append(current.member_id)
             continue
-        for key in changed:
-            setattr(current, key, member[key])
+        for key, value in wanted.items():
+            setattr(current, key, value)
         current.version += 1
         updated.append(current.member_id)
         events.append(("member_updated", domain.member_dict(current)))
+    inserts = [{**row.member, "version": 1} for row in creates]
     if inserts:
         session.execute(Member.__table__.insert(), inserts)
         session.execute(Membership.__table__.insert(), [
             {"member_id": row["member_id"], "branch_id": row["branch_id"],
              "since": row["joined_on"] or today} for row in inserts])
+        for record in inserts:
+            created.append(record["member_id"])
+            events.append(("member_registered", record))
+    session.flush()
     for event_type, record in events:
         data = {k: record[k] for k in domain.MEMBER_FIELDS}
         if isinstance(data["joined_on"], date):
@@ -392,6 +468,86 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], load
     uow.commit()
     return {"created": created, "updated": updated, "unchanged": unchanged,
             "errors": sorted(errors, key=lambda e: (e["row"], e["field"]))}
+
+
+def _placed(index: OrgIndex, item: dict) -> tuple[dict, dict]:
+    """The row with its branch (and group, if it names one) resolved to ids, or the errors."""
+    member = dict(item)
+    errors: dict = {}
+    branch_ref = member.pop("branch", None) or member.get("branch_id")
+    branch, error = index.resolve("branch", branch_ref)
+    if error:
+        domain.add_error(errors, "branch", error)
+    else:
+        member["branch_id"] = branch.org_id
+    group_ref = member.pop("group", None) or member.get("group_id")
+    if group_ref and branch is not None:
+        group, error = index.resolve("group", group_ref, parent_id=branch.org_id)
+        if error:
+            domain.add_error(errors, "group", error)
+        else:
+            member["group_id"] = group.org_id
+    if not errors and branch.kind != "branch":
+        domain.add_error(errors, "branch" if item.get("branch") else "branch_id",
+                         f"{branch.org_id!r} is a {branch.kind}, not a branch")
+    return member, errors
+
+
+def _ambiguous(member: dict, matches: list) -> str:
+    ids = ", ".join(sorted(m.member_id for m in matches)[:5])
+    by = "name and phone" if member.get("phone") else "name and branch"
+    return f"{len(matches)} members match this row's {by} ({ids}); give the member_id"
+
+
+def _plan_update(index: OrgIndex, principal: Principal, current: Member, member: dict,
+                 today: date) -> tuple[dict, dict]:
+    """(the fields a row changes in a stored member, or the errors that refuse the row).
+
+    Only the cells the row fills count: the rest of the member stays as stored."""
+    if current.status not in ACTIVE_STATUSES:
+        return {}, {"member_id": [f"member {current.member_id!r} is {current.status}; "
+                                  "it is not re-imported"]}
+    branch = index.get(current.branch_id)
+    if not principal.covers(domain.path_ids(branch.path)):
+        return {}, {"member_id": ["this member is outside your scope"]}
+    if member["branch_id"] != current.branch_id:
+        return {}, {"branch": [f"member {current.member_id!r} is in branch "
+                               f"{current.branch_id!r}; moving a member is a transfer "
+                               "(transfer_member), not an import"]}
+    given = {key: value for key, value in member.items()
+             if key in domain.MEMBER_FIELDS and key not in ("member_id", "version")}
+    if given.get("mobile") is False and "mobile_location" not in given:
+        given["mobile_location"] = None  # as update_member: no longer mobile, no location
+    stored = {name: getattr(current, name) for name in domain.MEMBER_FIELDS}
+    wanted = {key: value for key, value in given.items() if stored[key] != value}
+    if not wanted:
+        return {}, {}
+    merged = {**stored, **wanted}
+    group = index.get(merged["group_id"]) if merged["group_id"] else None
+    errors = domain.check_member(merged, branch, group, today)
+    return ({}, errors) if errors else (wanted, {})
+
+
+def _lock_members(session, member_ids: list[str]) -> None:
+    """SELECT ... FOR UPDATE the members about to change, refreshing them from the database.
+    SQLite has no row locks: there the unit of work took the write lock when it began."""
+    if not member_ids or session.get_bind().dialect.name == "sqlite":
+        return
+    for start in range(0, len(member_ids), 500):
+        session.scalars(select(Member).where(Member.member_id.in_(member_ids[start:start + 500]))
+                        .order_by(Member.member_id).with_for_update()
+                        .execution_options(populate_existing=True)).all()
+
+
+def _people_named(session, names) -> list:
+    """Who bears one of `names` (any branch, any status): what identity_matches reads."""
+    names = sorted(names)
+    found = []
+    for start in range(0, len(names), 500):
+        found += session.execute(select(Member.member_id, Member.name, Member.phone,
+                                        Member.branch_id)
+                                 .where(Member.name.in_(names[start:start + 500]))).all()
+    return found
 
 
 def _existing_members(session, member_ids: list[str]) -> dict[str, Member]:

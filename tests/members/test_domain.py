@@ -57,15 +57,30 @@ def test_a_member_is_placed_in_a_branch_and_a_group_of_that_branch():
                                                     TODAY)
 
 
-def test_generated_ids_follow_the_phone_else_name_branch_and_joining_date():
+def test_generated_ids_come_from_name_and_phone_else_name_and_branch():
     by_phone = domain.generated_member_id({"name": "张伟", "branch_id": "b1",
                                            "phone": "13800138000"})
     moved = domain.generated_member_id({"name": "张伟", "branch_id": "b2",
                                         "phone": "13800138000"})
     assert by_phone == moved  # the same person, wherever the sheet lists them
-    a = domain.generated_member_id({"name": "王芳", "branch_id": "b1", "joined_on": "2001-07-01"})
-    b = domain.generated_member_id({"name": "王芳", "branch_id": "b1", "joined_on": "2003-07-01"})
+    spouse = domain.generated_member_id({"name": "李娜", "branch_id": "b1",
+                                         "phone": "13800138000"})
+    assert spouse != by_phone  # never from the phone alone: two people may share one
+    a = domain.generated_member_id({"name": "王芳", "branch_id": "b1"})
+    b = domain.generated_member_id({"name": "王芳", "branch_id": "b2"})
     assert a != b and a.startswith("m-")
+
+
+def test_identity_is_name_and_phone_else_name_and_branch():
+    from types import SimpleNamespace as P
+    people = [P(member_id="m1", name="张伟", phone="13800138000", branch_id="b1"),
+              P(member_id="m2", name="李娜", phone="13800138000", branch_id="b1"),
+              P(member_id="m3", name="王芳", phone=None, branch_id="b2")]
+    ids = lambda row: [p.member_id for p in domain.identity_matches(row, people)]  # noqa: E731
+    assert ids({"name": "李娜", "phone": "13800138000", "branch_id": "b9"}) == ["m2"]
+    assert ids({"name": "赵敏", "phone": "13800138000", "branch_id": "b1"}) == []
+    assert ids({"name": "王芳", "branch_id": "b2"}) == ["m3"]
+    assert ids({"name": "王芳", "branch_id": "b1"}) == []
 
 
 def test_changed_fields_ignore_the_version():

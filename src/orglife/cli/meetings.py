@@ -141,8 +141,9 @@ def attendance_style(row: dict) -> Optional[str]:
 
 
 def show_meeting(meeting: dict, names: Optional[dict] = None) -> None:
-    """The meeting, its attendance summary with the quorum, and each attendee (with the names a
-    sign-in sheet gave, when there was one)."""
+    """The meeting, its attendance summary with the quorum, each attendee (with the names a
+    sign-in sheet gave, when there was one), and its warnings in yellow (an attendee who was
+    not a member on that date: kept, counting for nothing)."""
     show_record(meeting, f"meeting {meeting['meeting_id']}", MEETING_FORMATS)
     if meeting.get("status") == "scheduled" and not meeting.get("attendance"):
         if meeting.get("expected") is not None:
@@ -159,6 +160,10 @@ def show_meeting(meeting: dict, names: Optional[dict] = None) -> None:
                Column("status", format=coded("attendance")), "remote", "expected", "visiting"]
     console.print(items_table(rows, columns, f"attendance ({len(rows)})",
                               row_style=attendance_style))
+    from rich.markup import escape
+    for warning in meeting.get("warnings") or []:
+        console.print(f"[yellow]warning: {escape(str(warning.get('field')))}: "
+                      f"{escape(str(warning.get('message')))}[/]")
 
 
 def answer(meeting: dict, as_json: bool, names: Optional[dict] = None) -> None:

@@ -74,6 +74,8 @@ def backbone_tables(metadata: MetaData) -> Backbone:
         Column("source", String(64), nullable=False),
         Column("handled_at", DateTime(timezone=True), nullable=False),
     )
+    # No longer read: the relay's lease is now a lock that dies with its holder (outbox.py);
+    # kept so that existing databases and their migrations stay as they are.
     relay_lease = Table(
         "relay_lease", metadata,
         Column("name", String(32), primary_key=True),
@@ -84,6 +86,10 @@ def backbone_tables(metadata: MetaData) -> Backbone:
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
+    # pysqlite's own transaction handling begins only before the first write, so a unit of
+    # work read its rows outside any transaction and then wrote "version + 1" of what may no
+    # longer be stored. It is turned off here; _sqlite_begin issues the BEGIN itself.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -92,8 +98,25 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
+def _sqlite_begin(conn) -> None:
+    """Every SQLite transaction takes the write lock when it begins (BEGIN IMMEDIATE): SQLite
+    has no row locks (`with_for_update` does nothing), so a unit of work that reads a member
+    and writes its next version must hold the database from its first read, waiting
+    (busy_timeout) for another writer to finish rather than failing with "database is locked"
+    or writing over it. A connection may ask for a plain deferred BEGIN, for reading only, with
+    the execution option `sqlite_begin="DEFERRED"`."""
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    mode = options.get("sqlite_begin", "IMMEDIATE")
+    if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
+        raise ValueError(f"sqlite_begin must be DEFERRED, IMMEDIATE or EXCLUSIVE, not {mode!r}")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
 def make_engine(url: str, **kwargs) -> Engine:
-    """SQLite files get WAL; PostgreSQL goes through psycopg2 made eventlet-cooperative.
+    """SQLite files get WAL and transactions that lock at their start (_sqlite_begin);
+    PostgreSQL goes through psycopg2 made eventlet-cooperative.
 
     Parameters are kept out of SQLAlchemy's error messages: they carry phone numbers, which
     never appear in logs (SPEC §7)."""
@@ -105,6 +128,7 @@ def make_engine(url: str, **kwargs) -> Engine:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql"):
         _make_psycopg2_green()
