@@ -21,7 +21,7 @@ from orglife.common.clock import iso
 from orglife.common.db import UnitOfWork, page
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules
-from orglife.common.schemas import load
+from orglife.common.schemas import load, storable
 
 from . import registry, schemas
 from .domain import Findings
@@ -36,6 +36,10 @@ class ReportKind:
     schema: object  # built once: a marshmallow schema deep-copies its fields when constructed
     ref: str  # the id field of what it becomes
     check: Callable  # (uow, rules, report, now, cache) -> (Findings, store: () -> dict)
+
+    def __call__(self, uow, rules, report, now, cache):
+        """Check a loaded report: (Findings, a function that stores it)."""
+        return self.check(uow, rules, report, now, cache)
 
 
 def _meeting(uow: UnitOfWork, rules: Rules, report: dict, now: datetime, cache):
@@ -73,7 +77,7 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
         report = load(kind.schema, body, tz=tz)
     except ValidationError as exc:
         return _reject(uow, event_type, body, event_id, exc.errors, pending, now)
-    found, store = kind.check(uow, rules, report, now, cache)
+    found, store = kind(uow, rules, report, now, cache)
     if found.only_unknown:
         deadline = pending.deadline if pending else time.time() + rules.intake_wait_seconds
         if time.time() < deadline:
@@ -89,6 +93,8 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
         result = store()
     except Conflict as exc:
         return _reject(uow, event_type, body, event_id, {"_conflict": [str(exc)]}, pending, now)
+    except ValidationError as exc:
+        return _reject(uow, event_type, body, event_id, exc.errors, pending, now)
     if pending is not None:
         uow.session.delete(pending)
     uow.session.add(IntakeReceipt(event_id=event_id, event_type=event_type,
@@ -109,7 +115,11 @@ def _wait(uow, event_type, body, event_id, found: Findings, pending, now, deadli
 
 def _reject(uow: UnitOfWork, event_type: str, body: dict, event_id: str, reasons: dict,
             pending: PendingIntake | None, now: datetime) -> IntakeOutcome:
+    """Keep the report with its reasons and announce `intake_rejected`. What is kept and
+    announced is the report made storable (a lone surrogate or NUL that got it refused
+    would make the very row and event recording the refusal fail, and park the report)."""
     session = uow.session
+    body, reasons = storable(body), storable(reasons)
     if pending is not None:
         session.delete(pending)
     if session.get(RejectedIntake, event_id) is None:

@@ -50,9 +50,7 @@ def apply_member(uow: UnitOfWork, envelope: Envelope, tz) -> None:
     if session.get(MemberCopy, (data["member_id"], data["version"])) is not None:
         return
     if data["version"] == 1:
-        joined = data.get("joined_on")
-        valid_from = (datetime.fromisoformat(joined).replace(tzinfo=tz).astimezone(timezone.utc)
-                      if joined else EPOCH)
+        valid_from = joined_instant(data.get("joined_on"), tz)
     else:
         valid_from = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
     session.add(MemberCopy(
@@ -61,6 +59,20 @@ def apply_member(uow: UnitOfWork, envelope: Envelope, tz) -> None:
         status=data["status"], committee_member=bool(data.get("committee_member")),
         no_vote=bool(data.get("no_vote")), mobile=bool(data.get("mobile")),
     ))
+
+
+def joined_instant(joined, tz) -> datetime:
+    """When a member's first version takes effect: the start of the day they joined, in county
+    time. A day that cannot be read or converted (members accepted 0001-01-01 before it
+    checked joined_on, and such events may still be queued) falls back to EPOCH, a member
+    since ever, instead of stopping the copy of members."""
+    if not joined:
+        return EPOCH
+    try:
+        moment = datetime.fromisoformat(joined).replace(tzinfo=tz).astimezone(timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return EPOCH
+    return max(moment, EPOCH)
 
 
 def member_data(envelope: Envelope) -> dict:

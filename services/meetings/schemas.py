@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import marshmallow
-from marshmallow import Schema, fields, validate, validates_schema
+from marshmallow import fields, validate, validates_schema
 
-from orglife.common.schemas import FALSY, ID, ID_MESSAGE, ID_PATTERN, TRUTHY, Flag, Instant, PageSchema
+from orglife.common.schemas import (
+    FALSY, ID, ID_MESSAGE, ID_PATTERN, TRUTHY, Day, Flag, Instant, PageSchema, StrictSchema,
+)
 from orglife.common.vocabulary import ACTIVITY_KINDS, ATTENDANCE_STATUSES, MEETING_TYPES
 
 
-class StrictSchema(Schema):
-    class Meta:
-        unknown = marshmallow.RAISE
+MAX_REVISION = 1_000_000_000  # far beyond any meeting's amendments, within every INTEGER
 
 
 class AttendanceList(fields.Field):
@@ -46,9 +46,13 @@ class AttendanceList(fields.Field):
             elif status not in ATTENDANCE_STATUSES:
                 problems["status"] = [f"Must be one of: {', '.join(ATTENDANCE_STATUSES)}."]
             remote = entry.get("remote", False)
-            if remote in TRUTHY:
+            try:
+                truthy, falsy = remote in TRUTHY, remote in FALSY
+            except TypeError:  # unhashable: a list or a dict is no flag
+                truthy = falsy = False
+            if truthy:
                 remote = True
-            elif remote in FALSY:
+            elif falsy:
                 remote = False
             else:
                 problems["remote"] = ["Not a valid boolean."]
@@ -93,7 +97,8 @@ class LogSchema(ScheduleSchema):
 
 class AmendSchema(StrictSchema):
     meeting_id = fields.String(required=True, validate=ID)
-    revision = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    revision = fields.Integer(required=True, strict=True,
+                              validate=validate.Range(min=1, max=MAX_REVISION))
     group_id = fields.String(allow_none=True, validate=ID)
     type = fields.String(validate=validate.OneOf(MEETING_TYPES))
     held_at = Instant()
@@ -133,8 +138,8 @@ class MeetingFilters(PageSchema):
     type = fields.String(validate=validate.OneOf(MEETING_TYPES))
     status = fields.String(validate=validate.OneOf(("scheduled", "logged")))
     cancelled = Flag()
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = Day(data_key="from")
+    to = Day()
 
 
 class ActivityFilters(PageSchema):
@@ -142,8 +147,8 @@ class ActivityFilters(PageSchema):
     branch_id = fields.String(validate=ID)
     under = fields.String(validate=ID)
     kind = fields.String(validate=validate.OneOf(ACTIVITY_KINDS))
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = Day(data_key="from")
+    to = Day()
 
 
 class RejectedFilters(PageSchema):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import distinct, func, select
 
@@ -17,8 +16,9 @@ from orglife.common.auth import ADMINS, READERS, Auth, authorized
 from orglife.common.clock import ClockProvider
 from orglife.common.errors import EXPECTED_ERRORS
 from orglife.common.messaging import subscribe
+from orglife.common.rpc import rpc
 from orglife.common.rules import RulesProvider
-from orglife.common.schemas import load
+from orglife.common.schemas import id_argument, load
 from orglife.common.store import Store
 
 from . import intake, registry, roster, schemas
@@ -93,6 +93,7 @@ class MeetingsService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def get_meeting(self, meeting_id):
+        meeting_id = id_argument("meeting_id", meeting_id)
         with self.store() as uow:
             return registry.get_meeting(uow, self.auth.principal, self.rules, meeting_id)
 
@@ -115,6 +116,7 @@ class MeetingsService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def get_activity(self, activity_id):
+        activity_id = id_argument("activity_id", activity_id)
         with self.store() as uow:
             return registry.get_activity(uow, self.auth.principal, activity_id)
 
@@ -130,6 +132,7 @@ class MeetingsService:
     @authorized(*READERS)
     def get_intake(self, event_id):
         """What became of a peer's report, found by the `event_id` of its envelope."""
+        event_id = id_argument("event_id", event_id)
         with self.store() as uow:
             return intake.get_intake(uow, self.auth.principal, event_id)
 

@@ -2,19 +2,14 @@
 from __future__ import annotations
 
 import marshmallow
-from marshmallow import Schema, fields, post_load, validate
+from marshmallow import fields, post_load, validate
 
-from orglife.common.schemas import ID, Flag, PageSchema
+from orglife.common.schemas import ID, Flag, JoinedOn, PageSchema, StrictSchema
 from orglife.common.vocabulary import (
     ACTIVE_STATUSES, BRANCH_CATEGORIES, MEMBER_STATUSES, ORG_KINDS,
 )
 
 from .domain import normalize_phone
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = marshmallow.RAISE
 
 
 class OrganizationSchema(StrictSchema):
@@ -42,7 +37,7 @@ class MemberFieldsSchema(StrictSchema):
     no_vote = Flag()
     phone = fields.String(allow_none=True, validate=validate.Length(max=20))
     email = fields.Email(allow_none=True, validate=validate.Length(max=200))
-    joined_on = fields.Date(allow_none=True)
+    joined_on = JoinedOn(allow_none=True)
 
     @post_load
     def normalize(self, data, **kwargs):
@@ -68,15 +63,34 @@ class NewMemberSchema(MemberFieldsSchema):
     no_vote = Flag(load_default=False)
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=20))
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=200))
-    joined_on = fields.Date(load_default=None, allow_none=True)
+    joined_on = JoinedOn(load_default=None, allow_none=True)
 
 
 class ImportRowSchema(NewMemberSchema):
-    """A spreadsheet row: the branch and group may be given by id or by name."""
+    """A spreadsheet row: the branch and group may be given by id or by name.
+
+    The fields of a new member, validated alike, but without their defaults: a row may be
+    an existing member, for whom an absent column or an empty cell (None, "") changes nothing
+    (SPEC §4, Import). registry.import_members applies the defaults when it creates one.
+    """
 
     branch_id = fields.String(validate=ID)
     branch = fields.String(validate=validate.Length(min=1, max=200))
     group = fields.String(validate=validate.Length(min=1, max=200))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # this instance's copies, not NewMemberSchema's
+            field.load_default = marshmallow.missing
+
+    @marshmallow.pre_load
+    def drop_empty_cells(self, data, **kwargs):
+        """An empty cell is no value at all, not "no group", "not mobile" or "no phone"."""
+        if not isinstance(data, dict):
+            return data
+        return {key: value for key, value in data.items()
+                if key not in self.fields or not (
+                    value is None or (isinstance(value, str) and not value.strip()))}
 
     @post_load
     def need_branch(self, data, **kwargs):

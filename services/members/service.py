@@ -5,19 +5,22 @@ one unit of work.
 """
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from orglife.common.auth import ADMINS, READERS, Auth, authorized
 from orglife.common.clock import ClockProvider
 from orglife.common.errors import EXPECTED_ERRORS, ValidationError
 from orglife.common.messaging import subscribe
-from orglife.common.schemas import load
+from orglife.common.rpc import rpc
+from orglife.common.schemas import id_argument, load
 from orglife.common.store import Store
 
 from . import participation, registry, schemas
 from .models import backbone
 
 MAX_IMPORT_ROWS = 5000
+# Arguments holding phone numbers and e-mail addresses, redacted wherever nameko tools log
+# call arguments (SPEC §7); an import's rows are redacted whole.
+MEMBER_CONTACTS = ("member.phone", "member.email")
+CHANGED_CONTACTS = ("changes.phone", "changes.email")
 
 
 class MembersService:
@@ -43,6 +46,7 @@ class MembersService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def get_organization(self, org_id):
+        org_id = id_argument("org_id", org_id)
         with self.store() as uow:
             return registry.get_organization(uow, self.auth.principal, org_id)
 
@@ -54,14 +58,14 @@ class MembersService:
             return registry.list_organizations(uow, self.auth.principal, payload)
 
     # -- members ------------------------------------------------------------------------------
-    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @rpc(expected_exceptions=EXPECTED_ERRORS, sensitive_arguments=MEMBER_CONTACTS)
     @authorized(*ADMINS)
     def register_member(self, member):
         payload = load(schemas.NewMemberSchema(), member)
         with self.store() as uow:
             return registry.register_member(uow, self.auth.principal, payload, self.clock.today())
 
-    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @rpc(expected_exceptions=EXPECTED_ERRORS, sensitive_arguments=("rows",))
     @authorized(*ADMINS)
     def import_members(self, rows):
         if not isinstance(rows, list):
@@ -83,6 +87,7 @@ class MembersService:
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def get_member(self, member_id):
+        member_id = id_argument("member_id", member_id)
         with self.store() as uow:
             return registry.get_member(uow, self.auth.principal, member_id)
 
@@ -93,7 +98,7 @@ class MembersService:
         with self.store() as uow:
             return registry.list_members(uow, self.auth.principal, payload)
 
-    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @rpc(expected_exceptions=EXPECTED_ERRORS, sensitive_arguments=CHANGED_CONTACTS)
     @authorized(*ADMINS)
     def update_member(self, changes):
         payload = load(schemas.MemberChangesSchema(), changes)

@@ -10,6 +10,7 @@ runs as `SYSTEM`, which covers everything.
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -77,6 +78,8 @@ def mint_token(secret: str, sub: str, role: str, org_id: str | None = None,
 def decode_token(secret: str, authorization: str | None) -> Principal:
     if not authorization:
         raise Unauthorized("no token: pass authorization 'Bearer <token>' in the context data")
+    if not isinstance(authorization, str):  # any JSON a caller put in the header
+        raise Unauthorized("authorization must be 'Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("authorization must be 'Bearer <token>'")
@@ -138,6 +141,10 @@ def authorized(*roles: str):
         def wrapper(self, *args, **kwargs):
             self.auth.require(*roles)
             return method(self, *args, **kwargs)
+        # nameko reads the entrypoint's signature with inspect.getcallargs, which does not
+        # follow __wrapped__: without this, calls of the wrong arity pass its check (and fail
+        # in the method instead) and sensitive_arguments match nothing.
+        wrapper.__signature__ = inspect.signature(method)
         return wrapper
 
     return decorate

@@ -26,13 +26,21 @@ class Clock:
         return self.now().astimezone(self.tz).date()
 
 
+class InstantOutOfRange(ValueError):
+    """An instant too near datetime's own limits (year 1 or 9999) to be converted to UTC."""
+
+
 def parse_instant(value: str, tz) -> datetime:
-    """ISO 8601; an instant without an offset is read in the county's time zone (SPEC §2)."""
+    """ISO 8601; an instant without an offset is read in the county's time zone (SPEC §2).
+    Raises ValueError (InstantOutOfRange near the years 1 and 9999), never OverflowError."""
     text = value.strip().replace("Z", "+00:00")
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise InstantOutOfRange(f"{value!r} is out of range") from None
 
 
 class ClockProvider(DependencyProvider):
