@@ -5,8 +5,10 @@ own process, so the figures include nameko, the broker round trips and the datab
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +44,11 @@ class Bench:
         self.amqp_uri = self.broker.amqp_uri.rstrip("/") + "/" + self.vhost
         self.processes: dict[str, subprocess.Popen] = {}
         self.token = mint_token(SECRET, "bench", "county_admin")
+        self._closed = False
+        # A benchmark that is interrupted, killed politely or fails leaves nothing behind.
+        atexit.register(self.close)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, _exit_on_signal)
 
     def db_url(self, service: str) -> str:
         return f"sqlite:///{self.work / (service + '.db')}"
@@ -78,6 +85,11 @@ class Bench:
         except Exception:
             return None
 
+    def parked(self) -> int:
+        """Messages parked on any queue of this run's vhost."""
+        return sum(q["messages"] for q in self.broker.queues(self.vhost)
+                   if q["name"].endswith(".parked"))
+
     def peak_rss_mb(self, service: str) -> float:
         """VmHWM: the process's peak resident set, as the kernel counted it."""
         status = Path(f"/proc/{self.processes[service].pid}/status").read_text()
@@ -87,6 +99,9 @@ class Bench:
         return float("nan")
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for proc in self.processes.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, 15)
@@ -100,6 +115,10 @@ class Bench:
         finally:
             if not self.broker_was_running:
                 self.broker.stop()
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through `finally: bench.close()`
 
 
 class PeerCounter:

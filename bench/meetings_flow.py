@@ -44,14 +44,28 @@ def dispatcher_rate(amqp_uri: str, count: int = 2000) -> float:
     return count / (time.monotonic() - started)
 
 
+def count_rows(db_path, table: str) -> int:
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute(f"select count(*) from {table}").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
 def watch_participation(db_path, expected: int, timeout: float, publisher,
-                        interval: float = 0.05):
+                        rejected_db, interval: float = 0.05):
     """First time each meeting shows in members' participation records (members' own table of
-    applied meeting revisions), polled read-only from its SQLite file."""
+    applied meeting revisions), polled read-only from its SQLite file, until every report is
+    accounted for: in the records, or rejected by meetings."""
     seen: dict[str, float] = {}
     last_rowid = 0
     deadline = time.monotonic() + timeout
-    while len(seen) < expected and time.monotonic() < deadline:
+    rejected = 0
+    while len(seen) + rejected < expected and time.monotonic() < deadline:
+        rejected = count_rows(rejected_db, "rejected_intake")
         if publisher.poll() not in (None, 0):
             raise SystemExit(f"the publisher failed (exit {publisher.returncode})")
         try:
@@ -102,11 +116,12 @@ def main():
                                       bench.amqp_uri, str(reports_file), str(times_file),
                                       "--rate", str(args.rate)])
         seen = watch_participation(bench.work / "members.db", len(reports), args.timeout,
-                                   publisher)
+                                   publisher, bench.work / "meetings.db")
         publisher.wait()
         published = json.loads(times_file.read_text())
         latencies = sorted(seen[m] - published[m] for m in seen if m in published)
         done = max(seen.values())
+        rejected = count_rows(bench.work / "meetings.db", "rejected_intake")
         figures = {
             "meetings": len(reports),
             "attendance_rows": rows,
@@ -120,10 +135,10 @@ def main():
             "members_peak_rss_mb": bench.peak_rss_mb("members"),
             "meetings_peak_rss_mb": bench.peak_rss_mb("meetings"),
             "nameko_event_dispatcher_per_s": reference,
-            "rejected_intake": (bench.ping("meetings") or {}).get("intake_waiting"),
+            "rejected_intake": rejected,
+            "parked": bench.parked(),
+            "lost": len(reports) - len(seen) - rejected,
         }
-        with bench.rpc() as cluster:
-            figures["rejected_intake"] = cluster.meetings.list_rejected_intake({"limit": 1})["total"]
         print_figures(f"meetings_flow (publisher rate: {args.rate or 'burst'})", figures)
     finally:
         bench.close()

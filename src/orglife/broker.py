@@ -450,8 +450,10 @@ class PrivateBroker:
                     self._wait_ready(timeout, launched=False)
                 self._replace_guest()
                 return self
+            # A stray epmd from an earlier crash (a kill -9 leaves it) would keep its port and
+            # make the node move to new ports, away from every client's URI: stop it first.
+            self._stop_epmd()
             state = self._ensure_state()
-            self._stop_epmd()  # a stray epmd from an earlier crash would keep the port
             self._write_config(state)
             with open(self.server_log, "ab") as log:
                 log.write(f"\n--- orglife start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n"
