@@ -9,6 +9,7 @@ import re
 import uuid
 from datetime import date
 
+from orglife.common.clock import iso
 from orglife.common.vocabulary import ARCHIVED_STATUSES, ORG_PARENT_KINDS
 
 MOBILE_PHONE = re.compile(r"^1[3-9]\d{9}$")
@@ -147,6 +148,7 @@ def member_dict(member) -> dict:
 def organization_dict(org) -> dict:
     out = {name: getattr(org, name) for name in ORG_FIELDS}
     out["path"] = path_ids(org.path)
+    out["registered_at"] = iso(org.registered_at)
     return out
 
 

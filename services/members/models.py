@@ -28,6 +28,8 @@ class Organization(Base):
     # "/county/t01/b0001/": ancestors and self, for scope checks and subtree filters.
     path: Mapped[str] = mapped_column(Text, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # When it joined orglife: alerts look forward from here (SPEC §3).
+    registered_at: Mapped[object | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Member(Base):

@@ -6,7 +6,7 @@ what the domain rules need, apply them, store the change and emit its events tog
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func, or_, select, update
 
@@ -41,7 +41,8 @@ def _visible_org(uow: UnitOfWork, principal: Principal, org_id: str) -> Organiza
 
 
 # -- organizations ---------------------------------------------------------------------------
-def register_organization(uow: UnitOfWork, principal: Principal, org: dict) -> dict:
+def register_organization(uow: UnitOfWork, principal: Principal, org: dict,
+                          now: datetime) -> dict:
     session = uow.session
     parent = _load_org(session, org.get("parent_id"))
     errors = domain.check_organization(org, parent)
@@ -60,7 +61,7 @@ def register_organization(uow: UnitOfWork, principal: Principal, org: dict) -> d
     record = Organization(
         org_id=org_id, name=org["name"], kind=org["kind"], parent_id=org.get("parent_id"),
         category=org.get("category"), path=domain.org_path(parent.path if parent else None, org_id),
-        version=1,
+        version=1, registered_at=now,
     )
     session.add(record)
     session.flush()

@@ -41,7 +41,8 @@ class MembersService:
     def register_organization(self, org):
         payload = load(schemas.OrganizationSchema(), org)
         with self.store() as uow:
-            return registry.register_organization(uow, self.auth.principal, payload)
+            return registry.register_organization(uow, self.auth.principal, payload,
+                                                  self.clock.now())
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)

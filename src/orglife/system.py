@@ -42,6 +42,16 @@ SYSTEM = System(
             subscribes={"members": MEMBER_EVENTS,
                         "intake": ("meeting_reported", "activity_reported")},
         ),
+        Service(
+            "scoring", "ScoringService",
+            publishes=[
+                Event("scores_changed"),
+                Event("member_at_risk"),
+                Event("branch_silent"),
+                Event("branch_overdue"),
+            ],
+            subscribes={"members": MEMBER_EVENTS, "meetings": MEETING_EVENTS},
+        ),
     ],
     # Other systems (a check-in app, an HR system) report meetings and activities here.
     peers=[Peer("intake", publishes=[Event("meeting_reported"), Event("activity_reported")])],

@@ -11,7 +11,7 @@ from tests.toy import SYSTEM as TOY_SYSTEM
 
 
 def test_the_declaration_gives_queues_versions_and_classes():
-    assert SYSTEM.names == ("members", "meetings")
+    assert SYSTEM.names == ("members", "meetings", "scoring")
     queues = {sub.queue_name: sub.event_types for sub in SYSTEM.subscriptions}
     assert queues["members.events--meetings"] == ("organization_registered", "member_registered",
                                                   "member_updated", "member_transferred")
@@ -20,7 +20,8 @@ def test_the_declaration_gives_queues_versions_and_classes():
     assert SYSTEM.versions("members", "member_transferred") == {1, 2}
     assert SYSTEM.event("members", "member_transferred").version == 2
     assert SYSTEM.versions("members", "no_such_event") == frozenset()
-    assert set(SYSTEM.exchanges) == {"members", "meetings", "intake"}
+    assert set(SYSTEM.exchanges) == {"members", "meetings", "scoring", "intake"}
+    assert SYSTEM.subscription("scoring", "meetings").queue_name == "meetings.events--scoring"
     for service in SYSTEM.services:
         assert service.load_class().name == service.name
 
@@ -52,6 +53,9 @@ def test_a_dispatch_table_must_match_the_subscription():
 def test_the_services_dispatch_tables_match_the_declaration():
     from services.meetings import intake, roster
     from services.members import participation
+    from services.scoring import replica
+    check_handlers(SYSTEM, "scoring", "members", replica.MEMBERS_HANDLERS)
+    check_handlers(SYSTEM, "scoring", "meetings", replica.MEETINGS_HANDLERS)
     check_handlers(SYSTEM, "members", "meetings", participation.HANDLERS)
     check_handlers(SYSTEM, "meetings", "members", roster.HANDLERS)
     check_handlers(SYSTEM, "meetings", "intake", intake.HANDLERS)
@@ -62,7 +66,7 @@ def test_a_system_is_named_in_the_config_or_given_whole():
     assert load_system("tests.toy:SYSTEM") is TOY_SYSTEM
     assert system_of({"ORGLIFE_SYSTEM": TOY_SYSTEM}) is TOY_SYSTEM
     assert system_of({}) is SYSTEM
-    assert TOY_SYSTEM.names == ("members", "meetings", "toy")
+    assert TOY_SYSTEM.names == SYSTEM.names + ("toy",)
     assert TOY_SYSTEM.subscription("toy", "members").queue_name == "members.events--toy"
     with pytest.raises(DeclarationError, match="no service 'nope'"):
         SYSTEM.service("nope")
@@ -74,7 +78,8 @@ def test_docker_compose_runs_every_declared_service():
         "toy: declared but not a service of docker-compose.yml"]
     only_members = System(services=[Service("members", "MembersService", instances=2)])
     assert compose_problems(only_members) == [
-        "meetings: runs in docker-compose.yml but is not declared"]
+        f"{name}: runs in docker-compose.yml but is not declared"
+        for name in SYSTEM.names if name != "members"]
 
 
 def test_docker_compose_check_names_a_missing_database_and_shared_credentials(tmp_path):
@@ -98,7 +103,9 @@ services:
 """)
     init = tmp_path / "init.sh"
     init.write_text("create_service_database members \"$MEMBERS_DB_PASSWORD\"\n")
-    problems = compose_problems(SYSTEM, compose, init)
+    two = System(services=[SYSTEM.service("members"), SYSTEM.service("meetings")],
+                 peers=SYSTEM.peers)
+    problems = compose_problems(two, compose, init)
     assert problems == [
         "members: its environment holds meetings's credentials",
         "meetings: 3 replicas, 1 declared",

@@ -26,9 +26,9 @@ def test_the_accounts_one_shot_makes_least_privilege_accounts_and_the_topology(r
     try:
         admin = rabbit.amqp_uri.rstrip("/") + "/" + vhost
         api = ManagementApi(rabbit.management_url, *rabbit._admin_auth)
-        made = provision(api, admin, SYSTEM, {"members": "pw-members", "meetings": "pw-meetings"},
+        made = provision(api, admin, SYSTEM, {name: f"pw-{name}" for name in SYSTEM.names},
                          peer_password="pw-peer")
-        assert made == ["orglife-members", "orglife-meetings", "peer-intake"]
+        assert made == [f"orglife-{name}" for name in SYSTEM.names] + ["peer-intake"]
         port = rabbit.amqp_port
         members = f"amqp://orglife-members:pw-members@127.0.0.1:{port}/{vhost}"
         peer = f"amqp://peer-intake:pw-peer@127.0.0.1:{port}/{vhost}"
@@ -54,7 +54,7 @@ def test_postgres_init_gives_each_service_a_role_that_reaches_only_its_database(
     try:
         env = dict(os.environ, POSTGRES_USER="postgres", POSTGRES_DB="postgres",
                    PGHOST="127.0.0.1", PGPORT=str(cluster.port),
-                   MEMBERS_DB_PASSWORD="pw-m", MEETINGS_DB_PASSWORD="pw-t")
+                   **{f"{name.upper()}_DB_PASSWORD": f"pw-{name}" for name in SYSTEM.names})
         subprocess.run(["bash", str(REPO / "deploy" / "postgres-init.sh")], env=env,
                        check=True, capture_output=True, text=True)
 

@@ -7,9 +7,9 @@ from tests.conftest import LocalStore, auth_as, migrated_sqlite
 
 
 @pytest.fixture
-def meetings_store(tmp_path):
+def meetings_store(tmp_path, clock):
     from services.meetings.models import backbone
-    return LocalStore(migrated_sqlite(tmp_path, "meetings"), "meetings", backbone)
+    return LocalStore(migrated_sqlite(tmp_path, "meetings"), "meetings", backbone, clock)
 
 
 @pytest.fixture

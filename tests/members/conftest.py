@@ -6,9 +6,9 @@ from tests.conftest import LocalStore, auth_as, migrated_sqlite
 
 
 @pytest.fixture
-def members_store(tmp_path):
+def members_store(tmp_path, clock):
     from services.members.models import backbone
-    return LocalStore(migrated_sqlite(tmp_path, "members"), "members", backbone)
+    return LocalStore(migrated_sqlite(tmp_path, "members"), "members", backbone, clock)
 
 
 @pytest.fixture

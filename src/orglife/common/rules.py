@@ -14,7 +14,7 @@ import yaml
 from nameko.extensions import DependencyProvider
 
 from .config import DEFAULT_RULES, DEFAULT_TZ
-from .vocabulary import MEETING_TYPES
+from .vocabulary import ACTIVITY_KINDS, MEETING_TYPES
 
 EXPECTED_KINDS = ("committee_members", "group_members", "branch_members")
 QUORUM_BASES = ("voting_members", "committee_members")
@@ -39,8 +39,112 @@ class Quorum:
 
 
 @dataclass(frozen=True)
+class ItemPoints:
+    """Points for one kind of participation, and the yearly cap on its positive points."""
+    points: int
+    cap: int
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A meeting type a branch owes: `at_least` valid meetings `per` period (one slot per
+    group of the branch when `per_group`)."""
+    type: str
+    at_least: int
+    per: str  # month | quarter | year
+    per_group: bool = False
+
+
+@dataclass(frozen=True)
 class Rules:
     raw: dict
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """Named on every figure computed with these rules."""
+        if self.raw.get("version"):
+            return str(self.raw["version"])
+        import hashlib
+        import json
+        digest = hashlib.sha1(json.dumps(self.raw, sort_keys=True, default=str).encode())
+        return "sha1:" + digest.hexdigest()[:10]
+
+    # -- what a branch owes ------------------------------------------------------------------
+    @property
+    def requirements(self) -> tuple[Requirement, ...]:
+        return tuple(Requirement(t, int(r.get("at_least", 1)), r["per"], bool(r.get("per_group")))
+                     for t, r in self.required_meetings.items())
+
+    # -- assessment points -------------------------------------------------------------------
+    @property
+    def base_points(self) -> int:
+        return int(self.raw["points"]["base"])
+
+    def attendance_points(self, meeting_type: str) -> ItemPoints:
+        rule = self.raw["points"]["attendance"].get(meeting_type) or {"points": 0, "cap": 0}
+        return ItemPoints(int(rule["points"]), int(rule["cap"]))
+
+    def activity_points(self, kind: str) -> ItemPoints:
+        rule = self.raw["points"]["activities"].get(kind) or {"points": 0, "cap": 0}
+        return ItemPoints(int(rule["points"]), int(rule["cap"]))
+
+    @property
+    def absence_points(self) -> int:
+        return int(self.raw["points"]["unexcused_absence"])
+
+    @property
+    def leave_points(self) -> int:
+        return int(self.raw["points"].get("leave", 0))
+
+    @property
+    def clamp(self) -> tuple[int, int]:
+        low, high = self.raw["points"].get("clamp", [0, 100])
+        return int(low), int(high)
+
+    @property
+    def grades(self) -> tuple[tuple[int, str], ...]:
+        """(lowest score, grade), best first."""
+        return tuple(sorted(((int(g["from"]), g["grade"]) for g in self.raw["grades"]),
+                            reverse=True))
+
+    @property
+    def recommendations(self) -> tuple[tuple[int, str], ...]:
+        """(lowest score, recommendation) for probationary members, best first."""
+        return tuple(sorted(((int(g["from"]), g["recommendation"])
+                             for g in self.raw["probationary_recommendation"]), reverse=True))
+
+    # -- branches ------------------------------------------------------------------------------
+    @property
+    def branch_score_weights(self) -> tuple[float, float]:
+        weights = self.raw["branch_score"]
+        return float(weights["compliance_weight"]), float(weights["attendance_weight"])
+
+    @property
+    def red_below(self) -> float:
+        return float(self.raw.get("lights", {}).get("red_below", 0.6))
+
+    @property
+    def yellow_below(self) -> float:
+        return float(self.raw.get("lights", {}).get("yellow_below", 0.8))
+
+    @property
+    def due_soon_days(self) -> int:
+        return int(self.raw.get("due_soon_days", 7))
+
+    @property
+    def silent_branch_days(self) -> int:
+        return int(self.raw.get("silent_branch_days", 30))
+
+    @property
+    def unevenness_threshold(self) -> float:
+        return float(self.raw.get("unevenness_threshold", 0.6))
+
+    # -- members at risk -----------------------------------------------------------------------
+    @property
+    def at_risk_levels(self) -> tuple[tuple[int, str], ...]:
+        """(missed months, level), fewest first."""
+        return tuple(sorted((int(r["months"]), r["level"]) for r in self.raw["at_risk_levels"]))
 
     @property
     def required_meetings(self) -> dict:
@@ -59,9 +163,10 @@ class Rules:
         return float(self.raw.get("intake_wait_seconds", 300))
 
 
-SECTIONS = ("required_meetings", "expected_attendees", "quorum", "intake_wait_seconds",
-            "points", "grades", "probationary_recommendation", "branch_score",
-            "silent_branch_days", "at_risk_levels")
+SECTIONS = ("version", "required_meetings", "expected_attendees", "quorum",
+            "intake_wait_seconds", "points", "grades", "probationary_recommendation",
+            "branch_score", "lights", "due_soon_days", "silent_branch_days",
+            "unevenness_threshold", "at_risk_levels")
 
 
 def validate(raw: dict, tz: str | None = None) -> Rules:
@@ -97,7 +202,40 @@ def validate(raw: dict, tz: str | None = None) -> Rules:
     for meeting_type, rule in raw["quorum"].items():
         if rule.get("of") not in QUORUM_BASES or not 0 <= float(rule.get("more_than", -1)) < 1:
             raise RulesError(f"rules.quorum.{meeting_type}: more_than in [0, 1) of {QUORUM_BASES}")
+    _check_points(raw)
     return Rules(raw)
+
+
+def _check_points(raw: dict) -> None:
+    """The scoring sections: every number present and of the right kind, so a county's edit
+    fails at start with the key named, not in the middle of a recalculation."""
+    points = raw["points"]
+    try:
+        int(points["base"]), int(points["unexcused_absence"])
+        for section, codes in (("attendance", MEETING_TYPES), ("activities", ACTIVITY_KINDS)):
+            for code, rule in (points.get(section) or {}).items():
+                if code not in codes:
+                    raise RulesError(f"rules.points.{section}: unknown {code!r}")
+                if int(rule["cap"]) < 0:
+                    raise RulesError(f"rules.points.{section}.{code}.cap: not negative")
+                int(rule["points"])
+        low, high = points.get("clamp", [0, 100])
+        if int(low) > int(high):
+            raise RulesError("rules.points.clamp: [low, high]")
+        for section, key in (("grades", "grade"),
+                             ("probationary_recommendation", "recommendation")):
+            entries = raw.get(section) or []
+            if not entries or min(int(e["from"]) for e in entries) > int(low):
+                raise RulesError(f"rules.{section}: needs an entry from the lowest score")
+            for entry in entries:
+                str(entry[key])
+        for entry in raw.get("at_risk_levels") or []:
+            if int(entry["months"]) < 1:
+                raise RulesError("rules.at_risk_levels: months from 1")
+        float(raw["branch_score"]["compliance_weight"])
+        float(raw["branch_score"]["attendance_weight"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RulesError(f"rules: a scoring rule is missing or not a number ({exc!r})") from None
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,362 @@
+"""scoring's rules as plain functions (SPEC §3): points, grades, slots and compliance,
+attendance rate, branch score, lights, silence, at-risk streaks, rankings, unevenness.
+
+No nameko, no database: the service layer hands plain values in (a member's participation
+lines, a branch's meetings) and stores what comes out. Every number comes from the rules file
+through `Rules` (orglife/common/rules.py); each rule is written here once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from statistics import fmean
+
+from orglife.common.rules import Rules
+
+# -- assessment points -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Participation:
+    """One line of a member's year: a meeting they attended, were absent from or on leave
+    from, or an activity they did."""
+
+    kind: str  # meeting | activity
+    type: str  # meeting type or activity kind
+    ref: str  # meeting_id or activity_id
+    held_on: date  # the county's day
+    status: str  # present | leave | absent (meetings); done (activities)
+    remote: bool = False
+    branch_id: str | None = None
+
+
+@dataclass
+class Score:
+    score: int  # after the clamp
+    raw: int  # before the clamp: the breakdown sums to this
+    grade: str | None
+    recommendation: str | None
+    breakdown: list[dict] = field(default_factory=list)
+    clamped: bool = False
+
+
+def _earn(rules: Rules, line: Participation) -> tuple[str, int, int | None]:
+    """(cap bucket, points, cap) of one line before caps; cap None for unlimited lines."""
+    if line.kind == "activity":
+        rule = rules.activity_points(line.type)
+        return f"activity:{line.type}", rule.points, rule.cap
+    if line.status == "present":
+        rule = rules.attendance_points(line.type)
+        return f"meeting:{line.type}", rule.points, rule.cap
+    if line.status == "absent":
+        return "absence", rules.absence_points, None
+    return "leave", rules.leave_points, None
+
+
+def member_score(rules: Rules, lines: list[Participation], status: str) -> Score:
+    """A member's points for a year: the base, then each line in date order, positive points
+    of each kind capped for the year (a line the cap cut says so), unexcused absences without
+    a cap; the total clamped. The breakdown sums to the score before the clamp."""
+    breakdown = [{"item": "base", "ref": None, "date": None, "type": None, "branch_id": None,
+                  "status": None, "points": rules.base_points, "capped": False}]
+    earned: dict[str, int] = {}
+    raw = rules.base_points
+    for line in sorted(lines, key=lambda x: (x.held_on, x.kind, x.ref)):
+        bucket, points, cap = _earn(rules, line)
+        capped = False
+        if cap is not None and points > 0:
+            allowed = max(0, cap - earned.get(bucket, 0))
+            if points > allowed:
+                points, capped = allowed, True
+            earned[bucket] = earned.get(bucket, 0) + points
+        raw += points
+        breakdown.append({"item": line.kind if line.kind == "activity" else
+                          {"present": "attended", "absent": "absence",
+                           "leave": "leave"}[line.status],
+                          "ref": line.ref, "date": line.held_on.isoformat(), "type": line.type,
+                          "branch_id": line.branch_id, "status": line.status,
+                          "remote": line.remote, "points": points, "capped": capped})
+    return _finish(rules, raw, status, breakdown)
+
+
+def score_from_tally(rules: Rules, tally: dict[tuple[str, str], int], status: str) -> Score:
+    """The same score from counts alone ((kind:type, status) → number of lines): caps depend
+    only on how many lines a kind has, so the incremental path needs no dates. Equal to
+    `member_score` of the lines counted (held to it by tests)."""
+    raw = rules.base_points
+    for (bucket, line_status), count in tally.items():
+        kind, _, item = bucket.partition(":")
+        sample = Participation(kind, item, "", date.min, line_status)
+        _, points, cap = _earn(rules, sample)
+        total = points * count
+        if cap is not None and points > 0:
+            total = min(total, cap)
+        raw += total
+    return _finish(rules, raw, status, [])
+
+
+def _finish(rules: Rules, raw: int, status: str, breakdown: list[dict]) -> Score:
+    low, high = rules.clamp
+    score = min(max(raw, low), high)
+    grade, recommendation = grade_of(rules, score, status)
+    return Score(score, raw, grade, recommendation, breakdown, clamped=score != raw)
+
+
+def grade_of(rules: Rules, score: int, status: str) -> tuple[str | None, str | None]:
+    """(grade, recommendation): probationary members are not graded (SPEC §3)."""
+    table = rules.recommendations if status == "probationary" else rules.grades
+    label = next((name for lowest, name in table if score >= lowest), table[-1][1])
+    return (None, label) if status == "probationary" else (label, None)
+
+
+# -- periods and compliance --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    label: str  # 2026-03 | 2026-Q1 | 2026
+    start: date
+    end: date  # the last day
+
+    def __contains__(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+def periods(per: str, year: int) -> list[Period]:
+    """A year's periods of one kind."""
+    if per == "year":
+        return [Period(str(year), date(year, 1, 1), date(year, 12, 31))]
+    if per == "quarter":
+        return [Period(f"{year}-Q{q}", date(year, 3 * q - 2, 1),
+                       _month_end(year, 3 * q)) for q in range(1, 5)]
+    return [Period(f"{year}-{m:02d}", date(year, m, 1), _month_end(year, m))
+            for m in range(1, 13)]
+
+
+def _month_end(year: int, month: int) -> date:
+    return (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class MeetingFacts:
+    """What compliance needs of one of a branch's meetings."""
+
+    meeting_id: str
+    type: str
+    held_on: date
+    group_id: str | None = None
+    valid: bool = True  # logged, not cancelled, quorum met
+    cancelled: bool = False
+    expected: int = 0  # host-branch members expected
+    present: int = 0  # of them present (remote counts)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """What compliance needs of the branch itself."""
+
+    branch_id: str
+    groups: tuple[str, ...] = ()
+    has_committee: bool = False
+    registered_on: date | None = None
+
+
+@dataclass(frozen=True)
+class Slot:
+    type: str
+    period: Period
+    group_id: str | None
+    met: bool
+    required: bool  # ended, or current and already met
+    ended: bool
+    held: int  # valid meetings in it
+
+
+def slots(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
+          as_of: date) -> list[Slot]:
+    """Each (type, period) the branch owes, and each (group, month) for group meetings, up to
+    `as_of`: a slot is met by at least `at_least` valid meetings of its type in its period."""
+    out = []
+    valid = [m for m in meetings if m.valid and m.held_on <= as_of]
+    for requirement in rules.requirements:
+        if requirement.type == "committee" and not branch.has_committee:
+            continue  # no committee, no committee slots
+        owners = list(branch.groups) if requirement.per_group else [None]
+        for period in periods(requirement.per, year):
+            if period.start > as_of:
+                break
+            for group_id in owners:
+                held = sum(1 for m in valid if m.type == requirement.type
+                           and m.held_on in period
+                           and (group_id is None or m.group_id == group_id))
+                met = held >= requirement.at_least
+                ended = period.end < as_of
+                out.append(Slot(requirement.type, period, group_id, met, ended or met, ended,
+                                held))
+    return out
+
+
+@dataclass
+class Compliance:
+    required: int
+    met: int
+    held: int
+    compliance: float
+    by_type: dict
+    missed: list[dict]
+    attendance_rate: float
+    score: float
+    due_soon: list[dict]
+
+
+def compliance(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
+               as_of: date) -> Compliance:
+    """SPEC §3: `required` = slots whose period has ended plus current ones already met;
+    `met` = the met ones among them; `held` = valid meetings held; compliance = met /
+    required (1.0 when nothing is required yet); attendance rate = present / expected over
+    the year's meetings that were not cancelled, host-branch members only; branch score =
+    weighted compliance and attendance rate."""
+    owed = slots(rules, branch, meetings, year, as_of)
+    required = [s for s in owed if s.required]
+    by_type: dict = {}
+    for slot in owed:
+        entry = by_type.setdefault(slot.type, {"required": 0, "met": 0, "held": 0})
+        entry["required"] += slot.required
+        entry["met"] += slot.required and slot.met
+    in_year = [m for m in meetings if m.held_on.year == year and m.held_on <= as_of]
+    for meeting in in_year:
+        if meeting.valid and meeting.type in by_type:
+            by_type[meeting.type]["held"] += 1
+    held = sum(1 for m in in_year if m.valid)
+    met = sum(1 for s in required if s.met)
+    ratio = met / len(required) if required else 1.0
+    counted = [m for m in in_year if not m.cancelled]
+    expected = sum(m.expected for m in counted)
+    rate = sum(m.present for m in counted) / expected if expected else 1.0
+    weight_c, weight_a = rules.branch_score_weights
+    missed = [{"type": s.type, "period": s.period.label, "group_id": s.group_id}
+              for s in owed if s.ended and not s.met]
+    soon = as_of + timedelta(days=rules.due_soon_days)
+    due_soon = [{"type": s.type, "period": s.period.label, "group_id": s.group_id,
+                 "due": s.period.end.isoformat()}
+                for s in owed if not s.ended and not s.met and s.period.end <= soon]
+    return Compliance(len(required), met, held, round(ratio, 4), by_type, missed,
+                      round(rate, 4), round(weight_c * ratio + weight_a * rate, 2), due_soon)
+
+
+def overdue(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
+            as_of: date) -> list[dict]:
+    """Slots whose period ended unmet, for alerts: not those that ended before the branch was
+    registered (onboarding in November raises nothing about January), though they still count
+    in the compliance figures."""
+    return [{"type": s.type, "period": s.period.label, "group_id": s.group_id,
+             "ended": s.period.end.isoformat()}
+            for s in slots(rules, branch, meetings, year, as_of)
+            if s.ended and not s.met
+            and (branch.registered_on is None or s.period.end >= branch.registered_on)]
+
+
+def silence(rules: Rules, last_meeting_on: date | None, registered_on: date | None,
+            as_of: date) -> int | None:
+    """Days without any meeting held, counted from the last one (or from registration when
+    there was none); None while shorter than `silent_branch_days`."""
+    since = last_meeting_on or registered_on
+    if since is None:
+        return None
+    days = (as_of - since).days
+    return days if days >= rules.silent_branch_days else None
+
+
+def light(rules: Rules, ratio: float, silent: bool, due_soon: bool) -> str:
+    """三色预警 (SPEC §3)."""
+    if silent or ratio < rules.red_below:
+        return "red"
+    if ratio < rules.yellow_below or due_soon:
+        return "yellow"
+    return "green"
+
+
+# -- members at risk ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Month:
+    """A member's complete month: meetings expected at, attended (present or remote at any
+    meeting, or a heart talk), on leave from."""
+
+    month: str  # 2026-03
+    expected: int = 0
+    attended: int = 0
+    leave: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.attended:
+            return "attended"
+        if self.expected and self.leave < self.expected:
+            return "missed"
+        return "neutral"
+
+
+def streak(months: list[Month]) -> list[str]:
+    """The missed months back to the newest attended one, newest first, skipping neutral
+    months (SPEC §3: Party Constitution Art. 9)."""
+    missed = []
+    for month in sorted(months, key=lambda m: m.month, reverse=True):
+        if month.status == "attended":
+            break
+        if month.status == "missed":
+            missed.append(month.month)
+    return missed
+
+
+def risk_level(rules: Rules, missed: int) -> str | None:
+    """The highest level whose threshold the streak reaches."""
+    level = None
+    for months, name in rules.at_risk_levels:
+        if missed >= months:
+            level = name
+    return level
+
+
+def levels_reached(rules: Rules, missed: int) -> list[str]:
+    return [name for months, name in rules.at_risk_levels if missed >= months]
+
+
+def complete_months_before(as_of: date, since: date | None, limit: int = 36) -> list[str]:
+    """The complete months before `as_of`'s month, newest first, back to `since`'s month."""
+    year, month = as_of.year, as_of.month
+    out = []
+    for _ in range(limit):
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+        if since is not None and (year, month) < (since.year, since.month):
+            break
+        out.append(f"{year}-{month:02d}")
+    return out
+
+
+# -- rankings and unevenness ---------------------------------------------------------------------
+
+
+def ranked(items: list[tuple[str, float]]) -> list[tuple[int, str, float]]:
+    """(rank, id, score), best first; ties share a rank (1, 2, 2, 4); ids break ties in the
+    order only."""
+    out = []
+    for position, (ident, score) in enumerate(sorted(items, key=lambda x: (-x[1], x[0])), 1):
+        rank = out[-1][0] if out and out[-1][2] == score else position
+        out.append((rank, ident, score))
+    return out
+
+
+def unevenness(rules: Rules, branches: list[tuple[str, float]]) -> list[dict]:
+    """Per branch category: branches, mean, min and max compliance, and how many are below
+    the threshold (the seed's "unevenness" made visible)."""
+    by_category: dict[str, list[float]] = {}
+    for category, ratio in branches:
+        by_category.setdefault(category or "other", []).append(ratio)
+    return [{"category": category, "branches": len(values), "mean": round(fmean(values), 4),
+             "min": min(values), "max": max(values),
+             "below_0_6": sum(1 for v in values if v < rules.unevenness_threshold)}
+            for category, values in sorted(by_category.items())]

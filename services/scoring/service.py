@@ -1,0 +1,169 @@
+"""scoring: points, grades, compliance, lights, rankings, unevenness and members at risk,
+each explained line by line (SPEC §3, §4).
+
+Thin entrypoints: RPC reads for admins, secretaries and peers; consumers keeping scoring's
+own copy of members' and meetings' data (replica.py) and recomputing what each batch touched
+(registry.apply_changes); a timer running the daily job once a day (overdue and silent
+branches, streaks that grew because a month ended).
+"""
+from __future__ import annotations
+
+import logging
+
+from nameko.timer import timer
+from sqlalchemy import func, select
+
+from orglife.common.auth import ADMINS, READERS, Auth, authorized
+from orglife.common.clock import ClockProvider
+from orglife.common.errors import EXPECTED_ERRORS, ValidationError
+from orglife.common.messaging import subscribe
+from orglife.common.rpc import rpc
+from orglife.common.rules import RulesProvider
+from orglife.common.schemas import load
+from orglife.common.store import Store
+
+from . import registry, replica, schemas
+from .models import MeetingCopy, MemberScore, MemberState, backbone
+
+log = logging.getLogger(__name__)
+
+
+class ScoringService:
+    name = "scoring"
+
+    store = Store(backbone)
+    auth = Auth()
+    clock = ClockProvider()
+    rules = RulesProvider()
+
+    def _args(self, schema, **args) -> dict:
+        loaded = load(schema, args)
+        if "year" in loaded and loaded["year"] is None:
+            loaded["year"] = self.clock.today().year
+        if loaded.get("as_of") and loaded["as_of"] > self.clock.today():
+            raise ValidationError.field("as_of", "is in the future")
+        return loaded
+
+    @rpc
+    def health(self):
+        """Liveness and outbox backlog for `orglife status` (no token, no personal data)."""
+        with self.store.read() as uow:
+            meetings = uow.session.scalar(select(func.count()).select_from(MeetingCopy))
+            members = uow.session.scalar(select(func.count()).select_from(MemberState))
+        return {"service": self.name, "ok": True, "outbox_backlog": self.store.outbox_backlog(),
+                "known_meetings": meetings, "known_members": members}
+
+    # -- reads ----------------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def member_score(self, member_id, year=None):
+        args = self._args(schemas.MemberScoreArgs(), member_id=member_id, year=year)
+        with self.store.read() as uow:
+            return registry.member_score(uow, self.auth.principal, self.rules,
+                                         args["member_id"], args["year"])
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def branch_compliance(self, branch_id, year=None, as_of=None):
+        args = self._args(schemas.ComplianceArgs(), branch_id=branch_id, year=year, as_of=as_of)
+        with self.store.read() as uow:
+            return registry.branch_compliance(uow, self.auth.principal, self.rules,
+                                              args["branch_id"], args["year"], args["as_of"],
+                                              self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def ranking(self, org_id, year=None, level="branch", limit=50):
+        args = self._args(schemas.RankingArgs(), org_id=org_id, year=year, level=level,
+                          limit=limit)
+        with self.store.read() as uow:
+            return registry.ranking(uow, self.auth.principal, self.rules, args["org_id"],
+                                    args["year"], args["level"], args["limit"],
+                                    self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def unevenness(self, org_id, year=None, as_of=None):
+        args = self._args(schemas.UnevennessArgs(), org_id=org_id, year=year, as_of=as_of)
+        with self.store.read() as uow:
+            return registry.unevenness(uow, self.auth.principal, self.rules, args["org_id"],
+                                       args["year"], args["as_of"], self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def members_at_risk(self, org_id, as_of=None):
+        args = self._args(schemas.AtRiskArgs(), org_id=org_id, as_of=as_of)
+        with self.store.read() as uow:
+            return registry.members_at_risk(uow, self.auth.principal, self.rules,
+                                            args["org_id"], args["as_of"], self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def list_alerts(self, filters=None):
+        """Silent and overdue branches and members at risk, newest first."""
+        args = load(schemas.AlertFilters(), filters or {})
+        with self.store.read() as uow:
+            return registry.list_alerts(uow, self.auth.principal, args)
+
+    # -- county-wide work ------------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized("county_admin")
+    def recalculate(self, year):
+        """Rebuild a year from scoring's own copy (after a rules change)."""
+        args = self._args(schemas.YearArgs(), year=year)
+        with self.store() as uow:
+            result = registry.recalculate(uow, self.rules, args["year"], self.clock.today())
+            uow.commit()
+        return result
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized("county_admin")
+    def run_daily(self, as_of=None):
+        """The daily job now (as of today, or an earlier day): alerts already raised stay
+        quiet, so running it again is harmless."""
+        args = self._args(schemas.DailyArgs(), as_of=as_of)
+        with self.store() as uow:
+            result = registry.daily(uow, self.rules, args["as_of"] or self.clock.today())
+            uow.commit()
+        return result
+
+    @timer(interval=60)
+    def daily_when_due(self):
+        """Once a day (by the service clock), and at start: the daily job; a new rules
+        version recalculates the current year first."""
+        today = self.clock.today()
+        with self.store() as uow:
+            stale = uow.session.scalar(select(func.count()).select_from(MemberScore).where(
+                MemberScore.year == today.year,
+                MemberScore.rules_version != self.rules.version))
+            if stale:
+                log.info("rules version %s is new: recalculating %d", self.rules.version,
+                         today.year)
+                registry.recalculate(uow, self.rules, today.year, today)
+                uow.commit()
+            if registry.daily_due(uow.session, today):
+                summary = registry.daily(uow, self.rules, today)
+                uow.commit()
+                log.info("daily run %s: %s", summary["day"], summary["raised"])
+
+    # -- events --------------------------------------------------------------------------------
+    @subscribe("members", replica.MEMBERS_HANDLERS, batch_size=200)
+    def on_members_events(self, envelopes):
+        """Keep the copy of organizations and members; recompute whom they touch."""
+        self._apply(envelopes, replica.MEMBERS_HANDLERS)
+
+    @subscribe("meetings", replica.MEETINGS_HANDLERS, batch_size=200)
+    def on_meetings_events(self, envelopes):
+        """Keep the copy of meetings and activities; recompute the members and branches they
+        touch, with one scores_changed per batch."""
+        self._apply(envelopes, replica.MEETINGS_HANDLERS)
+
+    def _apply(self, envelopes, handlers):
+        with self.store() as uow:
+            changes = replica.Changes()
+            for envelope in envelopes:
+                if uow.first_time(envelope):
+                    handlers[envelope.event_type](uow, envelope, self.clock.tz, changes)
+                    uow.session.flush()  # later events of the same batch see this one
+            registry.apply_changes(uow, self.rules, changes, self.clock.today())
+            uow.commit()

@@ -1,0 +1,70 @@
+"""Counting, in the database: additive upserts for the incremental path, and the same tallies
+rebuilt from the copy in a few GROUP BY queries for `recalculate` (so both give one answer)."""
+from __future__ import annotations
+
+from sqlalchemy import and_, case, delete, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .models import ActivityCopy, AttendanceCopy, MeetingCopy, MemberMonth, MemberTally
+
+
+def add_counts(session, table, keys: tuple[str, ...], counts: tuple[str, ...],
+               rows: list[tuple]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE count = count + excluded.count, in chunks; rows that
+    reach zero are deleted so that a table holds what a rebuild would hold."""
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    names = keys + counts
+    for start in range(0, len(rows), 500):
+        chunk = [dict(zip(names, row)) for row in rows[start:start + 500]]
+        stmt = dialect.insert(table).values(chunk)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: table.c[name] + stmt.excluded[name] for name in counts})
+        session.execute(stmt)
+    zero = and_(*(table.c[name] == 0 for name in counts))
+    session.execute(delete(table).where(zero))
+
+
+def rebuild_year(session, year: int) -> None:
+    """Every member's tallies and months of `year`, from the copy (recalculate)."""
+    session.execute(delete(MemberTally).where(MemberTally.year == year))
+    months = [f"{year}-{m:02d}" for m in range(1, 13)]
+    session.execute(delete(MemberMonth).where(MemberMonth.month.in_(months)))
+    counted = and_(MeetingCopy.year == year, MeetingCopy.logged.is_(True),
+                   MeetingCopy.cancelled.is_(False))
+    session.execute(insert(MemberTally).from_select(
+        ["member_id", "year", "bucket", "status", "count"],
+        select(AttendanceCopy.member_id, literal(year), literal("meeting:") + MeetingCopy.type,
+               AttendanceCopy.status, func.count())
+        .join(MeetingCopy, MeetingCopy.meeting_id == AttendanceCopy.meeting_id)
+        .where(counted)
+        .group_by(AttendanceCopy.member_id, MeetingCopy.type, AttendanceCopy.status)))
+    session.execute(insert(MemberTally).from_select(
+        ["member_id", "year", "bucket", "status", "count"],
+        select(ActivityCopy.member_id, literal(year), literal("activity:") + ActivityCopy.kind,
+               literal("done"), func.count())
+        .where(ActivityCopy.year == year)
+        .group_by(ActivityCopy.member_id, ActivityCopy.kind)))
+    month = func.strftime("%Y-%m", MeetingCopy.held_on) \
+        if session.get_bind().dialect.name == "sqlite" \
+        else func.to_char(MeetingCopy.held_on, "YYYY-MM")
+    expected = func.sum(case((AttendanceCopy.expected.is_(True), 1), else_=0))
+    attended = func.sum(case((AttendanceCopy.status == "present", 1), else_=0))
+    leave = func.sum(case((and_(AttendanceCopy.expected.is_(True),
+                                AttendanceCopy.status == "leave"), 1), else_=0))
+    rows = session.execute(
+        select(AttendanceCopy.member_id, month, expected, attended, leave)
+        .join(MeetingCopy, MeetingCopy.meeting_id == AttendanceCopy.meeting_id)
+        .where(counted).group_by(AttendanceCopy.member_id, month)).all()
+    talk_month = func.strftime("%Y-%m", ActivityCopy.held_on) \
+        if session.get_bind().dialect.name == "sqlite" \
+        else func.to_char(ActivityCopy.held_on, "YYYY-MM")
+    talks = session.execute(
+        select(ActivityCopy.member_id, talk_month, func.count())
+        .where(ActivityCopy.year == year, ActivityCopy.kind == "heart_talk")
+        .group_by(ActivityCopy.member_id, talk_month)).all()
+    add_counts(session, MemberMonth.__table__, ("member_id", "month"),
+               ("expected", "attended", "leave"),
+               [tuple(row) for row in rows] + [(m, month, 0, n, 0) for m, month, n in talks])

@@ -1,0 +1,267 @@
+"""The scoring service on real SQLite files, fed by the real members and meetings workers'
+events (tests/scoring/conftest.py Pipeline): figures, incremental updates, recalculation,
+alerts, scopes."""
+from datetime import date, datetime, timezone
+
+import pytest
+from sqlalchemy import text
+
+from orglife.common.errors import Forbidden, NotFound, ValidationError
+from tests.scoring.conftest import attendance, register_village
+
+NINE = [f"m{n}" for n in range(1, 10)]
+
+
+def assembly(meeting_id, day, **who):
+    return {"meeting_id": meeting_id, "branch_id": "b1", "type": "branch_assembly",
+            "held_at": f"{day}T19:30:00", "topic": "学习", "attendance": attendance(**who)}
+
+
+def table(store, name):
+    with store.engine.connect() as conn:
+        return sorted(tuple(row) for row in conn.execute(text(f"select * from {name}")))
+
+
+def test_log_amend_cancel_follow_with_one_scores_changed_per_batch(pipeline, scoring_worker):
+    register_village(pipeline)
+    pipeline.meetings.log_meeting(assembly("a1", "2026-03-10", present=NINE[:6],
+                                           absent=["m7"]))
+    pipeline.meetings.log_meeting(assembly("a2", "2026-06-10", present=NINE[:5],
+                                           remote=["m6"]))
+    [changed] = [e for e in pipeline.deliver() if e.event_type == "scores_changed"]
+    assert changed.data == {"year": 2026, "member_ids": NINE, "branch_ids": ["b1"]}
+    scoring = scoring_worker()
+    m1 = scoring.member_score("m1", 2026)
+    assert (m1["score"], m1["grade"], m1["rules_version"]) == (66, "basic", "2026.1")
+    assert [(line["ref"], line["points"]) for line in m1["breakdown"]] == [
+        (None, 60), ("a1", 3), ("a2", 3)]
+    m7 = scoring.member_score("m7", 2026)
+    assert (m7["score"], [line["item"] for line in m7["breakdown"]]) == (54, [
+        "base", "absence", "absence"])  # absent at both (not listed at a2: absent)
+
+    pipeline.meetings.amend_meeting({"meeting_id": "a1", "revision": 1, "attendance":
+                                     attendance(present=NINE[:6], leave=["m7"])})
+    [changed] = [e for e in pipeline.deliver() if e.event_type == "scores_changed"]
+    assert "m7" in changed.data["member_ids"]
+    assert scoring.member_score("m7", 2026)["score"] == 57  # leave 0, one absence left
+
+    before = scoring.branch_compliance("b1", 2026)
+    pipeline.meetings.cancel_meeting({"meeting_id": "a2", "reason": "重复登记"})
+    pipeline.deliver()
+    assert scoring.member_score("m1", 2026)["score"] == 63
+    after = scoring.branch_compliance("b1", 2026)
+    assert after["by_type"]["branch_assembly"]["met"] == \
+        before["by_type"]["branch_assembly"]["met"] - 1  # Q2 lost its only assembly
+    assert {"type": "branch_assembly", "period": "2026-Q2", "group_id": None} in after["missed"]
+
+
+def test_duplicates_and_reordering_change_nothing(pipeline, scoring_worker, scoring_store,
+                                                  members_worker):
+    register_village(pipeline)
+    pipeline.meetings.log_meeting(assembly("a1", "2026-03-10", present=NINE[:6]))
+    pipeline.meetings.amend_meeting({"meeting_id": "a1", "revision": 1, "attendance":
+                                     attendance(present=NINE[:5], absent=["m6"])})
+    pipeline.meetings.log_activity({"activity_id": "v1", "member_id": "m2",
+                                    "kind": "household_visit", "held_at": "2026-04-01T10:00",
+                                    "household": "李大爷家"})
+    events = pipeline.new_events("meetings")
+    scoring = scoring_worker()
+    scoring.on_members_events(pipeline.new_events("members"))
+    scoring.on_meetings_events(list(reversed(events)))  # newest revision first
+    snapshot = {name: table(scoring_store, name) for name in (
+        "member_tally", "member_month", "member_score", "meeting_copy", "attendance_copy")}
+    scoring.on_meetings_events(events)  # every one again
+    for event in events:
+        scoring.on_meetings_events([event])
+    assert {name: table(scoring_store, name) for name in snapshot} == snapshot
+    assert scoring.member_score("m6", 2026)["score"] == 57
+    assert scoring.member_score("m2", 2026)["score"] == 64  # 60 + 3 + visit 1
+
+
+def test_recalculate_gives_exactly_what_the_incremental_path_gave(pipeline, scoring_worker,
+                                                                  scoring_store):
+    register_village(pipeline)
+    for month, present in ((1, NINE[:7]), (2, NINE[:3]), (4, NINE[:8]), (7, NINE)):
+        pipeline.meetings.log_meeting(assembly(f"a{month}", f"2026-{month:02d}-12",
+                                               present=present, leave=NINE[8:9]
+                                               if month == 2 else ()))
+    for month in range(1, 11):
+        pipeline.meetings.log_meeting({"meeting_id": f"t{month}", "branch_id": "b1",
+                                       "type": "theme_day", "held_at": f"2026-{month:02d}-20T09:00",
+                                       "topic": "主题党日",
+                                       "attendance": attendance(present=NINE[month % 3:])})
+    pipeline.meetings.amend_meeting({"meeting_id": "t5", "revision": 1,
+                                     "attendance": attendance(present=NINE[:2])})
+    pipeline.meetings.cancel_meeting({"meeting_id": "t6", "reason": "x"})
+    pipeline.meetings.log_activity({"member_id": "m3", "kind": "heart_talk",
+                                    "held_at": "2026-08-02T10:00"})
+    pipeline.deliver()
+    tables = ("member_tally", "member_month", "member_score", "branch_stat", "member_risk")
+    incremental = {name: table(scoring_store, name) for name in tables}
+    result = scoring_worker().recalculate(2026)
+    assert result["members"] == 11 and result["branches"] == 3
+    assert {name: table(scoring_store, name) for name in tables} == incremental
+
+
+def test_rankings_unevenness_and_scopes(pipeline, scoring_worker):
+    register_village(pipeline)
+    pipeline.meetings.log_meeting(assembly("a1", "2026-03-10", present=NINE[:6]))
+    pipeline.meetings.log_meeting({"meeting_id": "c1", "branch_id": "b2", "type": "lecture",
+                                   "held_at": "2026-03-11T09:00", "topic": "党课",
+                                   "attendance": attendance(present=["n1"], absent=["n2"])})
+    pipeline.deliver()
+    county = scoring_worker()
+    members = county.ranking("c1", 2026, "member", 50)
+    ranks = {item["member_id"]: item["rank"] for item in members["items"]}
+    assert ranks["m1"] == ranks["m6"] == 1 and ranks["n1"] == 7  # six tied at 63
+    assert ranks["n2"] == ranks["m7"] == 8 and members["total"] == 11  # four tied at 57
+    branches = county.ranking("c1", 2026, "branch")
+    assert {item["branch_id"] for item in branches["items"]} == {"b1", "b2", "b3"}
+    uneven = {row["category"]: row for row in county.unevenness("c1", 2026)["categories"]}
+    assert set(uneven) == {"village", "community", "enterprise"}
+    assert uneven["village"]["branches"] == 1
+    township = scoring_worker("township_admin", "t2")
+    assert [i["branch_id"] for i in township.ranking("t2", 2026, "branch")["items"]] == ["b2"]
+    with pytest.raises(Forbidden):
+        township.ranking("t1", 2026, "branch")
+    secretary = scoring_worker("branch_secretary", "b1")
+    assert secretary.member_score("m1", 2026)["score"] == 63
+    with pytest.raises(Forbidden):
+        secretary.member_score("n1", 2026)
+    with pytest.raises(Forbidden):
+        secretary.branch_compliance("b2", 2026)
+    with pytest.raises(NotFound):
+        county.member_score("ghost", 2026)
+    with pytest.raises(ValidationError) as err:
+        county.ranking("c1", 2026, "province", 0)
+    assert set(err.value.errors) == {"level", "limit"}
+    with pytest.raises(Forbidden):
+        scoring_worker("township_admin", "t1").recalculate(2026)
+
+
+def test_a_transfer_in_june_the_points_follow_the_member(pipeline, scoring_worker, clock):
+    register_village(pipeline)
+    pipeline.meetings.log_meeting(assembly("a1", "2026-03-10", present=NINE))
+    pipeline.deliver()
+    # m9 moves to b2 on June 15: b1's later meetings no longer expect them
+    now = clock.fixed
+    clock.fixed = datetime(2026, 6, 15, 2, tzinfo=timezone.utc)
+    pipeline.members.transfer_member({"member_id": "m9", "to_branch_id": "b2"})
+    clock.fixed = now
+    pipeline.deliver()
+    pipeline.meetings.log_meeting({"meeting_id": "l2", "branch_id": "b2", "type": "lecture",
+                                   "held_at": "2026-11-19T09:00", "topic": "党课",
+                                   "attendance": attendance(present=["m9", "n1", "n2"])})
+    pipeline.meetings.log_meeting(assembly("a4", "2026-11-19", present=NINE[:8]))
+    pipeline.deliver()
+    scoring = scoring_worker()
+    m9 = scoring.member_score("m9", 2026)
+    assert m9["branch_id"] == "b2" and m9["score"] == 65  # 60 + 3 (at b1) + 2 (at b2)
+    assert {line["branch_id"] for line in m9["breakdown"][1:]} == {"b1", "b2"}
+    b1 = scoring.branch_compliance("b1", 2026)
+    assert b1["attendance_rate"] == 1.0  # a4 expected eight: m9 had left
+    secretary = scoring_worker("branch_secretary", "b2")
+    assert secretary.member_score("m9", 2026)["score"] == 65  # m9 is b2's now
+
+
+def test_a_probationary_member_gets_a_recommendation(pipeline, scoring_worker):
+    register_village(pipeline)
+    pipeline.members.update_member({"member_id": "m5", "status": "probationary"})
+    pipeline.meetings.log_meeting(assembly("a1", "2026-03-10", present=NINE))
+    pipeline.deliver()
+    m5 = scoring_worker().member_score("m5", 2026)
+    assert (m5["grade"], m5["recommendation"]) == (None, "review")  # 63 < 70
+
+
+def test_alerts_are_raised_once_each_as_the_year_goes_by(pipeline, scoring_worker, clock,
+                                                         scoring_clock, scoring_store):
+    now = clock.fixed  # the county registers its organizations on New Year's Day
+    clock.fixed = datetime(2026, 1, 1, 2, tzinfo=timezone.utc)
+    register_village(pipeline, committee=())
+    clock.fixed = now
+    pipeline.meetings.log_meeting(assembly("a1", "2026-01-10", present=NINE[:6],
+                                           absent=NINE[6:]))
+    for month in (2, 3, 4, 5):
+        pipeline.meetings.log_meeting({"meeting_id": f"t{month}", "branch_id": "b1",
+                                       "type": "theme_day",
+                                       "held_at": f"2026-{month:02d}-05T09:00",
+                                       "topic": "主题党日",
+                                       "attendance": attendance(present=NINE[:6],
+                                                                absent=NINE[6:])})
+    scoring_clock.set(date(2026, 3, 15))  # scoring hears of them in March
+    events = [e for e in pipeline.deliver() if e.event_type != "scores_changed"]
+    assert [e.event_type for e in events] == []  # two complete months: nobody at risk yet
+    scoring = scoring_worker()
+    kinds = []
+    for day in (date(2026, 4, 1), date(2026, 5, 1), date(2026, 6, 1), date(2026, 6, 2),
+                date(2026, 7, 10), date(2026, 8, 10)):
+        scoring_clock.set(day)
+        scoring.daily_when_due()
+        scoring.daily_when_due()  # the same day again: nothing more
+        kinds = [row[1] for row in table(scoring_store, "alerts")]
+    events = [e for e in pipeline.new_events("scoring") if e.event_type != "scores_changed"]
+    at_risk = [e.data for e in events if e.event_type == "member_at_risk"]
+    assert {(a["member_id"], a["level"]) for a in at_risk if a["level"] == "notice"} == {
+        (m, "notice") for m in NINE[6:]}
+    # m7–m9 missed January to May (five complete months by June): notice, then alert
+    assert sorted((a["member_id"], a["level"]) for a in at_risk) == sorted(
+        (m, level) for m in NINE[6:] for level in ("notice", "alert"))
+    first = next(a for a in at_risk if a["member_id"] == "m7" and a["level"] == "notice")
+    assert [m["month"] for m in first["months_list"]] == ["2026-03", "2026-02", "2026-01"]
+    assert first["months_list"][2]["meetings"][0]["meeting_id"] == "a1"
+    overdue = [e.data for e in events if e.event_type == "branch_overdue"]
+    # as of August 10: January to July have ended (org_life and Q3 have not)
+    assert {(o["type"], o["period"]) for o in overdue if o["branch_id"] == "b1"} == (
+        {("theme_day", f"2026-{m:02d}") for m in (1, 6, 7)}
+        | {("lecture", "2026-Q1"), ("lecture", "2026-Q2"), ("branch_assembly", "2026-Q2")}
+        | {("group", f"2026-{m:02d}") for m in range(1, 8)})
+    assert all(o.get("group_id") == "g1" for o in overdue if o["type"] == "group")
+    assert len(overdue) == len({(o["branch_id"], o["type"], o["period"], o.get("group_id"))
+                                for o in overdue})  # each once
+    silent = [e.data for e in events if e.event_type == "branch_silent"]
+    assert [(s["branch_id"], s["days"]) for s in silent if s["branch_id"] == "b1"] == [
+        ("b1", 66), ("b1", 97)]  # silent since May 5: raised again after each further 30 days
+    assert len(kinds) == len(events)
+    # a restarted service (a new worker on the same database) raises nothing again
+    scoring_worker().run_daily()
+    assert [e for e in pipeline.new_events("scoring") if e.event_type != "scores_changed"] == []
+    listed = scoring.list_alerts({"kind": "member_at_risk"})
+    assert listed["total"] == 6
+    assert scoring_worker("branch_secretary", "b2").list_alerts({"kind": "member_at_risk"})[
+        "total"] == 0
+
+
+def test_members_at_risk_lists_the_missed_meetings(pipeline, scoring_worker, scoring_clock):
+    register_village(pipeline)
+    for month in (1, 2, 3, 4):
+        pipeline.meetings.log_meeting({"meeting_id": f"t{month}", "branch_id": "b1",
+                                       "type": "theme_day",
+                                       "held_at": f"2026-{month:02d}-05T09:00", "topic": "主题党日",
+                                       "attendance": attendance(present=NINE[:8],
+                                                                leave=["m9"] if month == 3
+                                                                else ())})
+    pipeline.deliver()
+    scoring_clock.set(date(2026, 5, 3))
+    risk = scoring_worker().members_at_risk("c1")
+    [m9] = risk["items"]
+    assert (m9["member_id"], m9["months"], m9["level"]) == ("m9", 3, "notice")
+    assert [m["month"] for m in m9["months_list"]] == ["2026-04", "2026-02", "2026-01"]
+    earlier = scoring_worker().members_at_risk("c1", "2026-03-01")
+    assert [(i["member_id"], i["months"]) for i in earlier["items"]] == [("m9", 2)]
+
+
+def test_branch_compliance_as_of_a_day_and_bad_arguments(pipeline, scoring_worker):
+    register_village(pipeline)
+    pipeline.meetings.log_meeting(assembly("a1", "2026-02-10", present=NINE))
+    pipeline.deliver()
+    scoring = scoring_worker()
+    march = scoring.branch_compliance("b1", 2026, "2026-03-31")
+    assert march["as_of"] == "2026-03-31" and march["rules_version"] == "2026.1"
+    assert march["by_type"]["branch_assembly"] == {"required": 1, "met": 1, "held": 1}
+    assert march["by_type"]["theme_day"] == {"required": 2, "met": 0, "held": 0}
+    assert march["light"] == "red"
+    for args, field in ((("b1", 2026, "2027-01-01"), "as_of"), (("b1", 1800), "year"),
+                        (("t1", 2026), "branch_id")):
+        with pytest.raises(ValidationError) as err:
+            scoring.branch_compliance(*args)
+        assert field in err.value.errors
