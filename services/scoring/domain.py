@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from statistics import fmean
 
 from orglife.common.rules import Rules
@@ -122,15 +123,16 @@ class Period:
         return self.start <= day <= self.end
 
 
-def periods(per: str, year: int) -> list[Period]:
+@lru_cache(maxsize=64)
+def periods(per: str, year: int) -> tuple[Period, ...]:
     """A year's periods of one kind."""
     if per == "year":
-        return [Period(str(year), date(year, 1, 1), date(year, 12, 31))]
+        return (Period(str(year), date(year, 1, 1), date(year, 12, 31)),)
     if per == "quarter":
-        return [Period(f"{year}-Q{q}", date(year, 3 * q - 2, 1),
-                       _month_end(year, 3 * q)) for q in range(1, 5)]
-    return [Period(f"{year}-{m:02d}", date(year, m, 1), _month_end(year, m))
-            for m in range(1, 13)]
+        return tuple(Period(f"{year}-Q{q}", date(year, 3 * q - 2, 1), _month_end(year, 3 * q))
+                     for q in range(1, 5))
+    return tuple(Period(f"{year}-{m:02d}", date(year, m, 1), _month_end(year, m))
+                 for m in range(1, 13))
 
 
 def _month_end(year: int, month: int) -> date:
@@ -177,7 +179,12 @@ def slots(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
     """Each (type, period) the branch owes, and each (group, month) for group meetings, up to
     `as_of`: a slot is met by at least `at_least` valid meetings of its type in its period."""
     out = []
-    valid = [m for m in meetings if m.valid and m.held_on <= as_of]
+    days: dict[tuple[str, str | None], list[date]] = {}  # (type, group or None) → held days
+    for m in meetings:
+        if m.valid and m.held_on <= as_of:
+            days.setdefault((m.type, None), []).append(m.held_on)
+            if m.group_id:
+                days.setdefault((m.type, m.group_id), []).append(m.held_on)
     for requirement in rules.requirements:
         if requirement.type == "committee" and not branch.has_committee:
             continue  # no committee, no committee slots
@@ -186,9 +193,8 @@ def slots(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
             if period.start > as_of:
                 break
             for group_id in owners:
-                held = sum(1 for m in valid if m.type == requirement.type
-                           and m.held_on in period
-                           and (group_id is None or m.group_id == group_id))
+                held = sum(1 for day in days.get((requirement.type, group_id), ())
+                           if period.start <= day <= period.end)
                 met = held >= requirement.at_least
                 ended = period.end < as_of
                 out.append(Slot(requirement.type, period, group_id, met, ended or met, ended,

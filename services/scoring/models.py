@@ -179,6 +179,18 @@ class Alert(Base):
     raised_at: Mapped[object] = mapped_column(DateTime(timezone=True))
 
 
+class Dirty(Base):
+    """A member's score, a branch's figures or a member's streak to recompute: written with the
+    change that made it stale (so a crash forgets nothing), drained a moment later in bulk, so
+    that a burst of events touching one member recomputes them once, not once per event."""
+
+    __tablename__ = "dirty"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # member | branch | risk
+    ident: Mapped[str] = mapped_column(String(64), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 for risk
+
+
 class DailyRun(Base):
     """The last day the daily job ran (one row), so a restart does not run it twice."""
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,11 +25,11 @@ from orglife.common.vocabulary import ACTIVE_STATUSES
 
 from . import domain
 from .models import (
-    ActivityCopy, Alert, AttendanceCopy, BranchStat, DailyRun, MeetingCopy, MemberMonth,
+    ActivityCopy, Alert, AttendanceCopy, BranchStat, DailyRun, Dirty, MeetingCopy, MemberMonth,
     MemberRisk, MemberScore, MemberState, MemberTally, OrgCopy,
 )
 from .replica import Changes
-from .tallies import rebuild_year
+from .tallies import rebuild_year, replacing_upsert
 
 
 def path_ids(path: str | None) -> list[str]:
@@ -40,15 +42,8 @@ def year_end(year: int, today: date) -> date:
 
 
 def _upsert(session, table, keys: tuple[str, ...], rows: list[dict]) -> None:
-    if not rows:
-        return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    for start in range(0, len(rows), 500):
-        stmt = dialect.insert(table).values(rows[start:start + 500])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
-        session.execute(stmt)
+    if rows:
+        session.execute(replacing_upsert(table, session.get_bind().dialect.name, keys), rows)
 
 
 def _chunks(items, size: int = 500):
@@ -57,21 +52,63 @@ def _chunks(items, size: int = 500):
         yield items[start:start + size]
 
 
-# -- applying a batch of events ------------------------------------------------------------------
-def apply_changes(uow: UnitOfWork, rules: Rules, changes: Changes, today: date) -> None:
-    """After a batch: tallies written, touched members and branches recomputed, at-risk
-    alerts raised, one `scores_changed` per year touched."""
-    session = uow.session
+# -- dirty marks and the drain ----------------------------------------------------------------
+def mark_dirty(session, changes: Changes) -> None:
+    """In the consumer's transaction: the tallies of the batch, and what they made stale."""
     changes.flush(session)
-    for year in sorted(set(changes.members) | set(changes.branches)):
-        members = sorted(changes.members.get(year, ()))
-        branches = sorted(changes.branches.get(year, ()))
-        recompute_members(session, rules, year, members)
-        recompute_branches(session, rules, year, branches, year_end(year, today))
-        if members or branches:
-            uow.emit("scores_changed", {"year": year, "member_ids": members,
-                                        "branch_ids": branches})
-    recompute_risks(uow, rules, sorted(changes.risk_members), today)
+    rows = [{"kind": "member", "ident": m, "year": y}
+            for y, members in changes.members.items() for m in members]
+    rows += [{"kind": "branch", "ident": b, "year": y}
+             for y, branches in changes.branches.items() for b in branches]
+    rows += [{"kind": "risk", "ident": m, "year": 0} for m in changes.risk_members]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        session.execute(_marking(dialect), rows)
+
+
+@lru_cache(maxsize=4)
+def _marking(dialect_name: str):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(Dirty).on_conflict_do_nothing(index_elements=["kind", "ident", "year"])
+
+
+def drain(uow: UnitOfWork, rules: Rules, today: date, limit: int = 50_000) -> dict:
+    """Recompute everything marked stale since the last drain, in bulk; one `scores_changed`
+    per year. Under a burst, many batches' marks are drained at once (a member touched by
+    forty meetings is scored once)."""
+    session = uow.session
+    query = select(Dirty.kind, Dirty.ident, Dirty.year).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # instances share the marks
+    marks = session.execute(query).all()
+    if not marks:
+        return {}
+    members: dict[int, list] = defaultdict(list)
+    branches: dict[int, list] = defaultdict(list)
+    risks = []
+    for kind, ident, year in marks:
+        (members[year] if kind == "member" else branches[year] if kind == "branch"
+         else risks).append(ident)
+    for year in sorted(set(members) | set(branches)):
+        recompute_members(session, rules, year, sorted(members.get(year, ())))
+        recompute_branches(session, rules, year, sorted(branches.get(year, ())),
+                           year_end(year, today))
+        uow.emit("scores_changed", {"year": year, "member_ids": sorted(members.get(year, ())),
+                                    "branch_ids": sorted(branches.get(year, ()))})
+    recompute_risks(uow, rules, sorted(risks), today)
+    for (kind, year), idents in _grouped(marks).items():
+        for chunk in _chunks(idents):
+            session.execute(delete(Dirty).where(Dirty.kind == kind, Dirty.year == year,
+                                                Dirty.ident.in_(chunk)))
+    return {"members": sum(map(len, members.values())),
+            "branches": sum(map(len, branches.values())), "risks": len(risks)}
+
+
+def _grouped(marks) -> dict:
+    out: dict = defaultdict(list)
+    for kind, ident, year in marks:
+        out[(kind, year)].append(ident)
+    return out
 
 
 # -- member scores ------------------------------------------------------------------------------
@@ -104,54 +141,83 @@ def recompute_members(session, rules: Rules, year: int, member_ids: list[str]) -
 
 def member_lines(session, member_id: str, year: int) -> list[domain.Participation]:
     """A member's year, line by line, from the copy."""
-    lines = [domain.Participation("meeting", m.type, m.meeting_id, m.held_on, a.status,
-                                  bool(a.remote), m.branch_id)
-             for a, m in session.execute(
-                 select(AttendanceCopy, MeetingCopy)
+    lines = [domain.Participation("meeting", type_, ref, held_on, status, bool(remote),
+                                  branch_id)
+             for type_, ref, held_on, status, remote, branch_id in session.execute(
+                 select(MeetingCopy.type, MeetingCopy.meeting_id, MeetingCopy.held_on,
+                        AttendanceCopy.status, AttendanceCopy.remote, MeetingCopy.branch_id)
                  .join(MeetingCopy, MeetingCopy.meeting_id == AttendanceCopy.meeting_id)
                  .where(AttendanceCopy.member_id == member_id, MeetingCopy.year == year,
                         MeetingCopy.logged.is_(True), MeetingCopy.cancelled.is_(False)))]
-    lines += [domain.Participation("activity", a.kind, a.activity_id, a.held_on, "done",
-                                   False, a.branch_id)
-              for a in session.scalars(select(ActivityCopy).where(
-                  ActivityCopy.member_id == member_id, ActivityCopy.year == year))]
+    lines += [domain.Participation("activity", kind, ref, held_on, "done", False, branch_id)
+              for kind, ref, held_on, branch_id in session.execute(
+                  select(ActivityCopy.kind, ActivityCopy.activity_id, ActivityCopy.held_on,
+                         ActivityCopy.branch_id)
+                  .where(ActivityCopy.member_id == member_id, ActivityCopy.year == year))]
     return lines
 
 
 # -- branch figures -----------------------------------------------------------------------------
-def branch_facts(session, branch: OrgCopy) -> domain.Branch:
-    groups = session.scalars(select(OrgCopy.org_id).where(
-        OrgCopy.parent_id == branch.org_id, OrgCopy.kind == "group")
-        .order_by(OrgCopy.org_id)).all()
-    committee = session.scalar(select(func.count()).select_from(MemberState).where(
-        MemberState.branch_id == branch.org_id, MemberState.committee_member.is_(True),
-        MemberState.status.in_(ACTIVE_STATUSES)))
-    return domain.Branch(branch.org_id, tuple(groups), bool(committee), branch.registered_on)
+@dataclass
+class BranchInputs:
+    """What one branch's figures are computed from, loaded for many branches at once."""
+
+    org: object  # a row of org_copy: org_id, name, category, path, registered_on
+    groups: list = field(default_factory=list)
+    committee: bool = False
+    meetings: list = field(default_factory=list)
+    last_meeting_on: date | None = None
+
+    @property
+    def facts(self) -> domain.Branch:
+        return domain.Branch(self.org.org_id, tuple(sorted(self.groups)), self.committee,
+                             self.org.registered_on)
 
 
-def branch_meetings(session, branch_id: str, year: int) -> list[domain.MeetingFacts]:
-    return [domain.MeetingFacts(m.meeting_id, m.type, m.held_on, m.group_id,
-                                valid=m.logged and not m.cancelled and bool(m.quorum_met),
-                                cancelled=m.cancelled or not m.logged, expected=m.expected,
-                                present=m.present)
-            for m in session.scalars(select(MeetingCopy).where(
-                MeetingCopy.branch_id == branch_id, MeetingCopy.year == year))]
+def branch_inputs(session, branch_ids, year: int, as_of: date) -> dict[str, BranchInputs]:
+    """Five queries per 500 branches, whatever their meetings."""
+    out: dict[str, BranchInputs] = {}
+    for chunk in _chunks(branch_ids):
+        for org in session.execute(select(OrgCopy.org_id, OrgCopy.name, OrgCopy.category,
+                                          OrgCopy.path, OrgCopy.registered_on)
+                                   .where(OrgCopy.org_id.in_(chunk), OrgCopy.kind == "branch")):
+            out[org.org_id] = BranchInputs(org)
+        chunk = [b for b in chunk if b in out]
+        for group_id, parent_id in session.execute(
+                select(OrgCopy.org_id, OrgCopy.parent_id)
+                .where(OrgCopy.kind == "group", OrgCopy.parent_id.in_(chunk))):
+            out[parent_id].groups.append(group_id)
+        for branch_id in session.scalars(
+                select(MemberState.branch_id).distinct()
+                .where(MemberState.branch_id.in_(chunk), MemberState.committee_member.is_(True),
+                       MemberState.status.in_(ACTIVE_STATUSES))):
+            out[branch_id].committee = True
+        for (branch_id, meeting_id, type_, held_on, group_id, logged, cancelled, quorum_met,
+             expected, present) in session.execute(
+                select(MeetingCopy.branch_id, MeetingCopy.meeting_id, MeetingCopy.type,
+                       MeetingCopy.held_on, MeetingCopy.group_id, MeetingCopy.logged,
+                       MeetingCopy.cancelled, MeetingCopy.quorum_met, MeetingCopy.expected,
+                       MeetingCopy.present)
+                .where(MeetingCopy.branch_id.in_(chunk), MeetingCopy.year == year)):
+            out[branch_id].meetings.append(domain.MeetingFacts(
+                meeting_id, type_, held_on, group_id,
+                valid=bool(logged and not cancelled and quorum_met),
+                cancelled=bool(cancelled or not logged), expected=expected, present=present))
+        for branch_id, last in session.execute(
+                select(MeetingCopy.branch_id, func.max(MeetingCopy.held_on))
+                .where(MeetingCopy.branch_id.in_(chunk), MeetingCopy.logged.is_(True),
+                       MeetingCopy.cancelled.is_(False), MeetingCopy.held_on <= as_of)
+                .group_by(MeetingCopy.branch_id)):
+            out[branch_id].last_meeting_on = last
+    return out
 
 
-def last_meeting_on(session, branch_id: str, as_of: date) -> date | None:
-    return session.scalar(select(func.max(MeetingCopy.held_on)).where(
-        MeetingCopy.branch_id == branch_id, MeetingCopy.logged.is_(True),
-        MeetingCopy.cancelled.is_(False), MeetingCopy.held_on <= as_of))
-
-
-def branch_figures(session, rules: Rules, branch: OrgCopy, year: int, as_of: date) -> dict:
+def figures_of(rules: Rules, inputs: BranchInputs, year: int, as_of: date) -> dict:
     """The compliance record of SPEC §4 for one branch and year, as of a day."""
-    facts = branch_facts(session, branch)
-    result = domain.compliance(rules, facts, branch_meetings(session, branch.org_id, year),
-                               year, as_of)
-    last = last_meeting_on(session, branch.org_id, as_of)
-    silent = domain.silence(rules, last, branch.registered_on, as_of)
-    return {"branch_id": branch.org_id, "name": branch.name, "category": branch.category,
+    result = domain.compliance(rules, inputs.facts, inputs.meetings, year, as_of)
+    last, org = inputs.last_meeting_on, inputs.org
+    silent = domain.silence(rules, last, org.registered_on, as_of)
+    return {"branch_id": org.org_id, "name": org.name, "category": org.category,
             "year": year, "as_of": as_of.isoformat(), "required": result.required,
             "met": result.met, "held": result.held, "compliance": result.compliance,
             "attendance_rate": result.attendance_rate, "score": result.score,
@@ -162,54 +228,72 @@ def branch_figures(session, rules: Rules, branch: OrgCopy, year: int, as_of: dat
             "rules_version": rules.version}
 
 
+def branch_figures(session, rules: Rules, branch_id: str, year: int, as_of: date) -> dict:
+    return figures_of(rules, branch_inputs(session, [branch_id], year, as_of)[branch_id],
+                      year, as_of)
+
+
 def recompute_branches(session, rules: Rules, year: int, branch_ids: list[str],
-                       as_of: date) -> None:
+                       as_of: date) -> dict[str, BranchInputs]:
+    inputs = branch_inputs(session, branch_ids, year, as_of)
     rows = []
-    for chunk in _chunks(branch_ids):
-        for branch in session.scalars(select(OrgCopy).where(OrgCopy.org_id.in_(chunk),
-                                                            OrgCopy.kind == "branch")):
-            figures = branch_figures(session, rules, branch, year, as_of)
-            rows.append({"branch_id": branch.org_id, "year": year, "as_of": as_of,
-                         "category": branch.category, "branch_path": branch.path,
-                         "compliance": figures["compliance"],
-                         "attendance_rate": figures["attendance_rate"],
-                         "score": figures["score"], "light": figures["light"],
-                         "figures": figures, "rules_version": rules.version})
+    for branch_id, branch in inputs.items():
+        figures = figures_of(rules, branch, year, as_of)
+        rows.append({"branch_id": branch_id, "year": year, "as_of": as_of,
+                     "category": branch.org.category, "branch_path": branch.org.path,
+                     "compliance": figures["compliance"],
+                     "attendance_rate": figures["attendance_rate"],
+                     "score": figures["score"], "light": figures["light"],
+                     "figures": figures, "rules_version": rules.version})
     _upsert(session, BranchStat.__table__, ("branch_id", "year"), rows)
+    return inputs
 
 
 # -- members at risk ------------------------------------------------------------------------------
-def risk_of(session, rules: Rules, state: MemberState, months: dict[str, MemberMonth],
-            as_of: date) -> dict | None:
-    """The at-risk record of a member as of a day, or None without a streak."""
-    if state.status not in ACTIVE_STATUSES:
+def risk_of(rules: Rules, member_id: str, name: str, branch_id: str, status: str,
+            joined_on: date | None, months: dict[str, tuple], as_of: date) -> dict | None:
+    """The at-risk record of a member as of a day (their complete months since joining,
+    newest first), or None without a streak."""
+    if status not in ACTIVE_STATUSES:
         return None
-    since = state.joined_on
-    complete = domain.complete_months_before(as_of, since)
-    missed = domain.streak([domain.Month(m, months[m].expected, months[m].attended,
-                                         months[m].leave) if m in months
-                            else domain.Month(m) for m in complete])
+    current = f"{as_of.year}-{as_of.month:02d}"
+    since = f"{joined_on.year}-{joined_on.month:02d}" if joined_on else ""
+    missed = domain.streak([domain.Month(month, *counts) for month, counts in months.items()
+                            if since <= month < current])
     if not missed:
         return None
-    return {"member_id": state.member_id, "name": state.name, "branch_id": state.branch_id,
+    return {"member_id": member_id, "name": name, "branch_id": branch_id,
             "months": len(missed), "level": domain.risk_level(rules, len(missed)),
             "missed": missed}
+
+
+def _risk_inputs(session, member_ids):
+    states = {row.member_id: row for row in session.execute(
+        select(MemberState.member_id, MemberState.name, MemberState.branch_id,
+               MemberState.status, MemberState.joined_on)
+        .where(MemberState.member_id.in_(member_ids)))}
+    months: dict[str, dict] = defaultdict(dict)
+    for member_id, month, expected, attended, leave in session.execute(
+            select(MemberMonth.member_id, MemberMonth.month, MemberMonth.expected,
+                   MemberMonth.attended, MemberMonth.leave)
+            .where(MemberMonth.member_id.in_(member_ids))):
+        months[member_id][month] = (expected, attended, leave)
+    return states, months
 
 
 def recompute_risks(uow: UnitOfWork, rules: Rules, member_ids: list[str], as_of: date) -> None:
     session = uow.session
     for chunk in _chunks(member_ids):
-        states = {s.member_id: s for s in session.scalars(
-            select(MemberState).where(MemberState.member_id.in_(chunk)))}
-        months: dict[str, dict] = defaultdict(dict)
-        for row in session.scalars(select(MemberMonth).where(MemberMonth.member_id.in_(chunk))):
-            months[row.member_id][row.month] = row
+        states, months = _risk_inputs(session, chunk)
         paths = dict(session.execute(select(OrgCopy.org_id, OrgCopy.path).where(
             OrgCopy.org_id.in_({s.branch_id for s in states.values()}))).all())
+        raised = set(session.scalars(select(Alert.key).where(
+            Alert.kind == "member_at_risk", Alert.member_id.in_(chunk))))
         rows, clear = [], []
         for member_id in chunk:
             state = states.get(member_id)
-            record = risk_of(session, rules, state, months[member_id], as_of) if state else None
+            record = risk_of(rules, member_id, state.name, state.branch_id, state.status,
+                             state.joined_on, months[member_id], as_of) if state else None
             if record is None:
                 clear.append(member_id)
                 continue
@@ -218,7 +302,8 @@ def recompute_risks(uow: UnitOfWork, rules: Rules, member_ids: list[str], as_of:
                          "months": record["months"], "level": record["level"],
                          "missed": record["missed"], "as_of": as_of})
             for level in domain.levels_reached(rules, record["months"]):
-                raise_member_at_risk(uow, record, level, paths.get(state.branch_id), as_of)
+                if risk_key(record, level) not in raised:
+                    raise_member_at_risk(uow, record, level, paths.get(state.branch_id), as_of)
         if clear:
             session.execute(delete(MemberRisk).where(MemberRisk.member_id.in_(clear)))
         _upsert(session, MemberRisk.__table__, ("member_id",), rows)
@@ -228,47 +313,54 @@ def missed_meetings(session, member_id: str, months: list[str]) -> list[dict]:
     """Per missed month, the meetings the member was expected at and missed."""
     wanted = set(months)
     found: dict[str, list] = {month: [] for month in months}
-    for meeting in session.scalars(
-            select(MeetingCopy).join(AttendanceCopy,
-                                     AttendanceCopy.meeting_id == MeetingCopy.meeting_id)
+    for meeting_id, type_, held_on, branch_id in session.execute(
+            select(MeetingCopy.meeting_id, MeetingCopy.type, MeetingCopy.held_on,
+                   MeetingCopy.branch_id)
+            .join(AttendanceCopy, AttendanceCopy.meeting_id == MeetingCopy.meeting_id)
             .where(AttendanceCopy.member_id == member_id, AttendanceCopy.expected.is_(True),
                    AttendanceCopy.status == "absent", MeetingCopy.logged.is_(True),
                    MeetingCopy.cancelled.is_(False))
             .order_by(MeetingCopy.held_on)):
-        month = meeting.held_on.strftime("%Y-%m")
+        month = held_on.strftime("%Y-%m")
         if month in wanted:
-            found[month].append({"meeting_id": meeting.meeting_id, "type": meeting.type,
-                                 "date": meeting.held_on.isoformat(),
-                                 "branch_id": meeting.branch_id})
+            found[month].append({"meeting_id": meeting_id, "type": type_,
+                                 "date": held_on.isoformat(), "branch_id": branch_id})
     return [{"month": month, "meetings": found[month]} for month in months]
 
 
 # -- alerts ----------------------------------------------------------------------------------------
 def raise_alert(uow: UnitOfWork, key: str, kind: str, data: dict, branch_id: str | None,
                 member_id: str | None, path: str | None, on: date) -> bool:
-    """Store the alert and announce it, once per occurrence (`key`)."""
+    """Store the alert and announce it, once per occurrence (`key`): a second instance or a
+    second run inserting the same key changes nothing and announces nothing."""
     session = uow.session
-    if session.get(Alert, key) is not None:
-        return False
-    session.add(Alert(key=key, kind=kind, branch_id=branch_id, member_id=member_id,
-                      branch_path=path, data=data, raised_on=on,
-                      raised_at=uow.clock.now()))
-    session.flush()
-    uow.emit(kind, data)
-    return True
+    inserted = session.connection().execute(_raising(session.get_bind().dialect.name), {
+        "key": key, "kind": kind, "branch_id": branch_id, "member_id": member_id,
+        "branch_path": path, "data": data, "raised_on": on,
+        "raised_at": uow.clock.now()}).rowcount
+    if inserted:
+        uow.emit(kind, data)
+    return bool(inserted)
+
+
+@lru_cache(maxsize=4)
+def _raising(dialect_name: str):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(Alert).on_conflict_do_nothing(index_elements=["key"])
+
+
+def risk_key(record: dict, level: str) -> str:
+    # One streak is one occurrence: it keeps its oldest missed month as it grows.
+    return f"risk|{record['member_id']}|{level}|{record['missed'][-1]}"
 
 
 def raise_member_at_risk(uow: UnitOfWork, record: dict, level: str, path: str | None,
                          on: date) -> bool:
-    # One streak is one occurrence: it keeps its oldest missed month as it grows.
-    key = f"risk|{record['member_id']}|{level}|{record['missed'][-1]}"
-    if uow.session.get(Alert, key) is not None:
-        return False
     data = {"member_id": record["member_id"], "branch_id": record["branch_id"],
             "months": record["months"], "level": level,
             "months_list": missed_meetings(uow.session, record["member_id"], record["missed"])}
-    return raise_alert(uow, key, "member_at_risk", data, record["branch_id"],
-                       record["member_id"], path, on)
+    return raise_alert(uow, risk_key(record, level), "member_at_risk", data,
+                       record["branch_id"], record["member_id"], path, on)
 
 
 def daily(uow: UnitOfWork, rules: Rules, today: date) -> dict:
@@ -276,37 +368,35 @@ def daily(uow: UnitOfWork, rules: Rules, today: date) -> dict:
     member's streak (a month ending changes them). Alerts already raised stay quiet."""
     session = uow.session
     years = sorted({today.year, (today - timedelta(days=1)).year})
-    branches = session.scalars(select(OrgCopy).where(OrgCopy.kind == "branch")).all()
+    branch_ids = session.scalars(select(OrgCopy.org_id).where(OrgCopy.kind == "branch")).all()
     raised = {"branch_overdue": 0, "branch_silent": 0, "member_at_risk": 0}
     before = session.scalar(select(func.count()).select_from(Alert).where(
         Alert.kind == "member_at_risk"))
     for year in years:
-        recompute_branches(session, rules, year, [b.org_id for b in branches],
-                           year_end(year, today))
-        for branch in branches:
-            facts = branch_facts(session, branch)
-            meetings = branch_meetings(session, branch.org_id, year)
-            for slot in domain.overdue(rules, facts, meetings, year, year_end(year, today)):
-                data = {"branch_id": branch.org_id, "type": slot["type"],
-                        "period": slot["period"]}
+        day = year_end(year, today)
+        for branch_id, branch in recompute_branches(session, rules, year, list(branch_ids),
+                                                    day).items():
+            for slot in domain.overdue(rules, branch.facts, branch.meetings, year, day):
+                data = {"branch_id": branch_id, "type": slot["type"], "period": slot["period"]}
                 if slot["group_id"]:
                     data["group_id"] = slot["group_id"]
-                key = f"overdue|{branch.org_id}|{slot['type']}|{slot['period']}|" \
+                key = f"overdue|{branch_id}|{slot['type']}|{slot['period']}|" \
                       f"{slot['group_id'] or ''}"
                 raised["branch_overdue"] += raise_alert(uow, key, "branch_overdue", data,
-                                                        branch.org_id, None, branch.path, today)
-    for branch in branches:
-        last = last_meeting_on(session, branch.org_id, today)
-        days = domain.silence(rules, last, branch.registered_on, today)
-        if days is None:
-            continue
-        since = last or branch.registered_on
-        step = days // rules.silent_branch_days  # again every further stretch of silence
-        data = {"branch_id": branch.org_id, "days": days,
-                "last_meeting_at": last.isoformat() if last else None}
-        raised["branch_silent"] += raise_alert(
-            uow, f"silent|{branch.org_id}|{since.isoformat()}|{step}", "branch_silent", data,
-            branch.org_id, None, branch.path, today)
+                                                        branch_id, None, branch.org.path, today)
+            if year != today.year:
+                continue
+            last, registered = branch.last_meeting_on, branch.org.registered_on
+            days = domain.silence(rules, last, registered, today)
+            if days is None:
+                continue
+            since = last or registered
+            step = days // rules.silent_branch_days  # again every further stretch of silence
+            data = {"branch_id": branch_id, "days": days,
+                    "last_meeting_at": last.isoformat() if last else None}
+            raised["branch_silent"] += raise_alert(
+                uow, f"silent|{branch_id}|{since.isoformat()}|{step}", "branch_silent", data,
+                branch_id, None, branch.org.path, today)
     members = session.scalars(select(MemberState.member_id).where(
         MemberState.status.in_(ACTIVE_STATUSES))).all()
     recompute_risks(uow, rules, list(members), today)
@@ -317,7 +407,7 @@ def daily(uow: UnitOfWork, rules: Rules, today: date) -> dict:
         session.add(DailyRun(id=1, day=today))
     else:
         run.day = today
-    return {"day": today.isoformat(), "branches": len(branches), "members": len(members),
+    return {"day": today.isoformat(), "branches": len(branch_ids), "members": len(members),
             "raised": raised}
 
 
@@ -340,8 +430,7 @@ def recalculate(uow: UnitOfWork, rules: Rules, year: int, today: date) -> dict:
     recompute_members(session, rules, year, members)
     branches = session.scalars(select(OrgCopy.org_id).where(OrgCopy.kind == "branch")).all()
     recompute_branches(session, rules, year, list(branches), year_end(year, today))
-    if year == today.year or year == (today - timedelta(days=31)).year:
-        recompute_risks(uow, rules, list(members), today)
+    recompute_risks(uow, rules, members, today)
     uow.emit("scores_changed", {"year": year, "member_ids": members,
                                 "branch_ids": list(branches)})
     return {"year": year, "members": len(members), "branches": len(branches),
@@ -383,29 +472,36 @@ def branch_compliance(uow: UnitOfWork, principal: Principal, rules: Rules, branc
     if day.year < year:
         raise ValidationError.field("as_of", f"{day.isoformat()} is before {year}")
     stored = session.get(BranchStat, (branch_id, year))
-    if stored is not None and stored.as_of == day and stored.rules_version == rules.version:
-        return stored.figures
-    return branch_figures(session, rules, branch, year, day)
+    if stored is not None and stored.as_of == day and stored.rules_version == rules.version \
+            and session.get(Dirty, ("branch", branch_id, year)) is None:
+        return stored.figures  # current, and no event since has made it stale
+    return branch_figures(session, rules, branch_id, year, day)
 
 
 def _branch_stats(session, rules: Rules, org: OrgCopy, year: int, day: date) -> list[dict]:
     """Every branch under `org`: stored figures when they are as of `day`, else computed."""
-    stored = {row.branch_id: row for row in session.scalars(
-        select(BranchStat).where(BranchStat.year == year, under(BranchStat.branch_path,
-                                                                org.org_id)))}
-    branches = session.scalars(select(OrgCopy).where(OrgCopy.kind == "branch",
-                                                     under(OrgCopy.path, org.org_id))).all()
+    stored = session.execute(
+        select(BranchStat.branch_id, BranchStat.as_of, BranchStat.rules_version,
+               BranchStat.compliance, BranchStat.score, BranchStat.light)
+        .where(BranchStat.year == year, under(BranchStat.branch_path, org.org_id))).all()
+    stale = set(session.scalars(select(Dirty.ident).where(Dirty.kind == "branch",
+                                                          Dirty.year == year)))
+    current = {row.branch_id: row for row in stored if row.as_of == day
+               and row.rules_version == rules.version and row.branch_id not in stale}
+    branches = session.execute(select(OrgCopy.org_id, OrgCopy.name, OrgCopy.category).where(
+        OrgCopy.kind == "branch", under(OrgCopy.path, org.org_id))).all()
+    missing = [b.org_id for b in branches if b.org_id not in current]
+    computed = {branch_id: figures_of(rules, inputs, year, day) for branch_id, inputs in
+                branch_inputs(session, missing, year, day).items()} if missing else {}
     out = []
     for branch in branches:
-        row = stored.get(branch.org_id)
-        if row is not None and row.as_of == day and row.rules_version == rules.version:
-            out.append({"branch_id": branch.org_id, "name": branch.name,
-                        "category": branch.category, "compliance": row.compliance,
-                        "score": row.score, "light": row.light})
-        else:
-            figures = branch_figures(session, rules, branch, year, day)
-            out.append({key: figures[key] for key in ("branch_id", "name", "category",
-                                                      "compliance", "score", "light")})
+        row = current.get(branch.org_id) or computed.get(branch.org_id)
+        if row is None:
+            continue
+        get = row.get if isinstance(row, dict) else row._mapping.get
+        out.append({"branch_id": branch.org_id, "name": branch.name,
+                    "category": branch.category, "compliance": get("compliance"),
+                    "score": get("score"), "light": get("light")})
     return out
 
 
@@ -471,16 +567,14 @@ def members_at_risk(uow: UnitOfWork, principal: Principal, rules: Rules, org_id:
                     "missed": r.missed} for r in rows]
     else:
         records = []
-        states = session.scalars(select(MemberState).join(
+        member_ids = session.scalars(select(MemberState.member_id).join(
             OrgCopy, OrgCopy.org_id == MemberState.branch_id).where(
                 under(OrgCopy.path, org.org_id))).all()
-        for chunk in _chunks(states):
-            months: dict[str, dict] = defaultdict(dict)
-            for row in session.scalars(select(MemberMonth).where(
-                    MemberMonth.member_id.in_([s.member_id for s in chunk]))):
-                months[row.member_id][row.month] = row
-            for state in chunk:
-                record = risk_of(session, rules, state, months[state.member_id], day)
+        for chunk in _chunks(member_ids):
+            states, months = _risk_inputs(session, chunk)
+            for state in states.values():
+                record = risk_of(rules, state.member_id, state.name, state.branch_id,
+                                 state.status, state.joined_on, months[state.member_id], day)
                 if record:
                     records.append(record)
         records.sort(key=lambda r: (-r["months"], r["member_id"]))

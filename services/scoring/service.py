@@ -2,9 +2,9 @@
 each explained line by line (SPEC §3, §4).
 
 Thin entrypoints: RPC reads for admins, secretaries and peers; consumers keeping scoring's
-own copy of members' and meetings' data (replica.py) and recomputing what each batch touched
-(registry.apply_changes); a timer running the daily job once a day (overdue and silent
-branches, streaks that grew because a month ended).
+own copy of members' and meetings' data (replica.py) and marking what each batch made stale;
+a timer draining those marks (registry.drain); a timer running the daily job once a day
+(overdue and silent branches, streaks that grew because a month ended).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import logging
 from nameko.timer import timer
 from sqlalchemy import func, select
 
-from orglife.common.auth import ADMINS, READERS, Auth, authorized
+from orglife.common.auth import READERS, Auth, authorized
 from orglife.common.clock import ClockProvider
 from orglife.common.errors import EXPECTED_ERRORS, ValidationError
 from orglife.common.messaging import subscribe
@@ -165,5 +165,14 @@ class ScoringService:
                 if uow.first_time(envelope):
                     handlers[envelope.event_type](uow, envelope, self.clock.tz, changes)
                     uow.session.flush()  # later events of the same batch see this one
-            registry.apply_changes(uow, self.rules, changes, self.clock.today())
+            registry.mark_dirty(uow.session, changes)
             uow.commit()
+
+    @timer(interval=0.2)
+    def drain_dirty(self):
+        """What the consumers marked stale, recomputed in bulk a moment later (so a burst of
+        events about one member recomputes them once): scores, branch figures, streaks and
+        at-risk alerts, with one scores_changed per year."""
+        with self.store() as uow:
+            if registry.drain(uow, self.rules, self.clock.today()):
+                uow.commit()

@@ -2,6 +2,8 @@
 rebuilt from the copy in a few GROUP BY queries for `recalculate` (so both give one answer)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import and_, case, delete, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -14,17 +16,30 @@ def add_counts(session, table, keys: tuple[str, ...], counts: tuple[str, ...],
     reach zero are deleted so that a table holds what a rebuild would hold."""
     if not rows:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     names = keys + counts
-    for start in range(0, len(rows), 500):
-        chunk = [dict(zip(names, row)) for row in rows[start:start + 500]]
-        stmt = dialect.insert(table).values(chunk)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={name: table.c[name] + stmt.excluded[name] for name in counts})
-        session.execute(stmt)
+    session.execute(_adding_upsert(table, session.get_bind().dialect.name, keys, counts),
+                    [dict(zip(names, row)) for row in rows])  # one statement, executemany
     zero = and_(*(table.c[name] == 0 for name in counts))
     session.execute(delete(table).where(zero))
+
+
+@lru_cache(maxsize=32)
+def _adding_upsert(table, dialect_name: str, keys: tuple[str, ...], counts: tuple[str, ...]):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + stmt.excluded[name] for name in counts})
+
+
+@lru_cache(maxsize=32)
+def replacing_upsert(table, dialect_name: str, keys: tuple[str, ...]):
+    """INSERT ... ON CONFLICT DO UPDATE every other column: built once, run as executemany."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
 
 
 def rebuild_year(session, year: int) -> None:

@@ -7,7 +7,8 @@ import pytest
 
 from tests.conftest import REPO
 
-GROUPS = ("stack", "orgs", "members", "meetings", "activities", "intake", "parked", "broker")
+GROUPS = ("stack", "orgs", "members", "meetings", "activities", "intake", "parked", "broker",
+          "scoring")
 
 
 def cli_modules_after_importing(module: str) -> set[str]:
@@ -38,4 +39,5 @@ def test_a_group_imported_before_the_app_leaves_the_app_whole():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(sorted([
         "up", "down", "status", "restart", "test", "token", "org", "member", "meeting",
-        "activity", "intake", "parked", "broker"]))
+        "activity", "intake", "parked", "broker", "score", "compliance", "ranking", "unevenness",
+        "at-risk", "alerts", "recalculate"]))

@@ -59,9 +59,17 @@ def test_log_amend_cancel_move_score_and_compliance(flow, vhost_uri):
     cancelled = proxy.scoring.branch_compliance("b1", 2026)
     assert cancelled["by_type"]["branch_assembly"]["met"] == \
         compliance["by_type"]["branch_assembly"]["met"] - 1
-    changed = peer.drain(3, timeout=20)
+    # one scores_changed per drain of marks: the three steps may share one when they come
+    # faster than the drain (every 0.2 s)
+    changed = peer.drain(1, timeout=20)
+    import eventlet
+    eventlet.sleep(0.5)
+    while (message := peer.queue.get(no_ack=True)) is not None:
+        changed.append(__import__("json").loads(message.body))
+    assert 1 <= len(changed) <= 3
     assert all(e["data"]["year"] == 2026 and e["data"]["branch_ids"] == ["b1"]
                for e in changed)
+    assert set().union(*(e["data"]["member_ids"] for e in changed)) == set(NINE)
     # revision 1 delivered again, late: the highest revision (the cancellation) wins
     stale = Envelope.new("meetings", "meeting_logged", {
         **proxy.meetings.get_meeting("a1"), "revision": 1, "cancelled": False,
@@ -90,8 +98,10 @@ def test_a_restarted_scoring_service_raises_no_alert_twice(flow, vhost_uri):
             "held_at": f"2026-{month:02d}-05T09:00:00+08:00", "topic": "主题党日",
             "attendance": [{"member_id": m, "status": "present"} for m in NINE[:8]]})
     [at_risk] = peer.drain(1, timeout=20)
-    assert (at_risk["event_type"], at_risk["data"]["member_id"], at_risk["data"]["level"],
-            at_risk["data"]["months"]) == ("member_at_risk", "m9", "notice", 4)
+    # raised once the streak reaches three: with March, or with April when both arrive in one
+    # drain of the marks
+    assert (at_risk["event_type"], at_risk["data"]["member_id"], at_risk["data"]["level"]) \
+        == ("member_at_risk", "m9", "notice") and at_risk["data"]["months"] in (3, 4)
     first = proxy.scoring.run_daily()
     assert first["raised"]["branch_silent"] >= 1 and first["raised"]["member_at_risk"] == 0
     silent = peer.drain(sum(first["raised"].values()), timeout=20)

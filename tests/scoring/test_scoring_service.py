@@ -68,11 +68,13 @@ def test_duplicates_and_reordering_change_nothing(pipeline, scoring_worker, scor
     scoring = scoring_worker()
     scoring.on_members_events(pipeline.new_events("members"))
     scoring.on_meetings_events(list(reversed(events)))  # newest revision first
+    scoring.drain_dirty()
     snapshot = {name: table(scoring_store, name) for name in (
         "member_tally", "member_month", "member_score", "meeting_copy", "attendance_copy")}
     scoring.on_meetings_events(events)  # every one again
     for event in events:
         scoring.on_meetings_events([event])
+    scoring.drain_dirty()
     assert {name: table(scoring_store, name) for name in snapshot} == snapshot
     assert scoring.member_score("m6", 2026)["score"] == 57
     assert scoring.member_score("m2", 2026)["score"] == 64  # 60 + 3 + visit 1

@@ -6,11 +6,14 @@ import os
 
 import typer
 
-from orglife.cli import activities, broker, intake, meetings, members, orgs, parked, stack
+from orglife.cli import (
+    activities, broker, intake, meetings, members, orgs, parked, scoring, stack,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="orglife: grassroots Party organization life, organized and supervised.")
 app.add_typer(stack.app)  # nameless: up, down, status, restart, test, token at the top level
+app.add_typer(scoring.app)  # nameless: score, compliance, ranking, unevenness, at-risk, ...
 for group in (orgs, members, meetings, activities, intake, parked, broker):
     app.add_typer(group.app)
 

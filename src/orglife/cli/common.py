@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 from zoneinfo import ZoneInfo
 
 import typer
@@ -193,3 +195,129 @@ def show_record(record: Mapping, title: str,
         plain = yes_no if isinstance(value, bool) else text
         table.add_row(key, formats.get(key, plain)(value))
     console.print(table)
+
+
+# -- figures and Chinese names -------------------------------------------------------------------
+def percent(value) -> str:
+    """A ratio (0..1) as people read it: 0.8333 → `83.3%`; nothing when not known."""
+    if value is None or isinstance(value, bool):
+        return text(value)
+    return f"{value * 100:.1f}%"
+
+
+def chinese(code, domain: str) -> str:
+    """A code's Chinese name alone (the code when it has none), for files filed in Chinese."""
+    from orglife.common.vocabulary import LABELS
+    if code is None:
+        return ""
+    return LABELS[domain].get(code, code)
+
+
+# -- spreadsheets ----------------------------------------------------------------------------------
+class Sheet(NamedTuple):
+    """One sheet of a workbook: its title, the header line, the rows under it, and optionally
+    an Excel number format per header (e.g. {"达标率": "0.0%"}). A plain 3-tuple works too."""
+    title: str
+    headers: Sequence[str]
+    rows: Iterable[Sequence]
+    formats: Mapping[str, str] = {}
+
+
+XLSX_HELP = "Also write the report to this .xlsx file (Chinese headers, one sheet per table)."
+_SHEET_TITLE_BAD = re.compile(r"[\[\]:*?/\\]")
+
+
+def check_xlsx_path(path: Optional[Path]) -> Optional[Path]:
+    """An --xlsx target that can be written (checked before anything is asked of a service):
+    ends in .xlsx, is not a folder, and its folder exists and is writable; else a usage error."""
+    if path is None:
+        return None
+    if path.suffix.lower() != ".xlsx":
+        raise typer.BadParameter(f"{path} does not end in .xlsx")
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise typer.BadParameter(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists()
+                                                     and not os.access(path, os.W_OK)):
+        raise typer.BadParameter(f"cannot write {path}: permission denied")
+    return path
+
+
+XlsxOpt = typer.Option(None, "--xlsx", metavar="FILE", help=XLSX_HELP, dir_okay=False,
+                       callback=check_xlsx_path)
+
+
+def _display_width(value) -> int:
+    """Columns a cell needs: CJK characters are twice as wide as Latin ones."""
+    import unicodedata
+    shown = value if isinstance(value, str) else ("" if value is None else str(value))
+    return max((sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line)
+                for line in shown.splitlines() or [""]), default=0)
+
+
+def write_xlsx(path: Path | str, sheets: Sequence[Sheet | tuple]) -> Path:
+    """Write a workbook: per sheet a bold header line (frozen, with filters), then the rows;
+    columns sized to their content. None is an empty cell, a flag 是 or empty; text is kept as
+    text (a name starting with "=" is not a formula). The file is replaced whole or not at all;
+    a file that cannot be written is a usage error (exit code 2)."""
+    import tempfile
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    path = Path(path)
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    used: set[str] = set()
+    for spec in sheets:
+        sheet = spec if isinstance(spec, Sheet) else Sheet(*spec)
+        title = _SHEET_TITLE_BAD.sub("_", sheet.title)[:31] or "Sheet"
+        base, n = title, 2
+        while title.lower() in used:  # titles are unique, case-insensitively
+            suffix = f" ({n})"
+            title, n = base[:31 - len(suffix)] + suffix, n + 1
+        used.add(title.lower())
+        ws = workbook.create_sheet(title)
+        widths = [_display_width(h) for h in sheet.headers]
+        ws.append(list(sheet.headers))
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="DDEBF7")
+            cell.alignment = Alignment(horizontal="center", vertical="center")
+        formats = [sheet.formats.get(h) for h in sheet.headers]
+        for r, row in enumerate(sheet.rows, start=2):
+            for c, value in enumerate(row, start=1):
+                if isinstance(value, bool):
+                    value = "是" if value else None
+                elif value is not None and not isinstance(value, (int, float, str)):
+                    value = str(value)
+                cell = ws.cell(row=r, column=c, value=value)
+                if isinstance(value, str) and value.startswith("="):
+                    cell.data_type = "s"
+                if c <= len(formats) and formats[c - 1] and isinstance(value, (int, float)):
+                    cell.number_format = formats[c - 1]
+                if c > len(widths):
+                    widths.append(0)
+                widths[c - 1] = max(widths[c - 1], _display_width(value))
+        for c, width in enumerate(widths, start=1):
+            ws.column_dimensions[get_column_letter(c)].width = min(max(width + 2, 8), 60)
+        ws.freeze_panes = "A2"
+        if sheet.headers:
+            ws.auto_filter.ref = f"A1:{get_column_letter(len(sheet.headers))}{ws.max_row}"
+    temp = None
+    try:
+        folder = path.parent if str(path.parent) else Path(".")
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.close(handle)
+        workbook.save(temp)
+        os.replace(temp, path)
+        temp = None
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}", 2)
+    finally:
+        if temp is not None and os.path.exists(temp):
+            os.unlink(temp)
+    return path
