@@ -41,17 +41,20 @@ class Score:
     clamped: bool = False
 
 
+def bucket_of(kind: str, item: str, status: str) -> str:
+    """The cap bucket of a line: what its points and yearly cap are looked up by."""
+    if kind == "activity":
+        return f"activity:{item}"
+    if status == "present":
+        return f"meeting:{item}"
+    return "absence" if status == "absent" else "leave"
+
+
 def _earn(rules: Rules, line: Participation) -> tuple[str, int, int | None]:
     """(cap bucket, points, cap) of one line before caps; cap None for unlimited lines."""
-    if line.kind == "activity":
-        rule = rules.activity_points(line.type)
-        return f"activity:{line.type}", rule.points, rule.cap
-    if line.status == "present":
-        rule = rules.attendance_points(line.type)
-        return f"meeting:{line.type}", rule.points, rule.cap
-    if line.status == "absent":
-        return "absence", rules.absence_points, None
-    return "leave", rules.leave_points, None
+    bucket = bucket_of(line.kind, line.type, line.status)
+    points, cap = rules.point_table.get(bucket, (0, 0))
+    return bucket, points, cap
 
 
 def member_score(rules: Rules, lines: list[Participation], status: str) -> Score:
@@ -85,10 +88,10 @@ def score_from_tally(rules: Rules, tally: dict[tuple[str, str], int], status: st
     only on how many lines a kind has, so the incremental path needs no dates. Equal to
     `member_score` of the lines counted (held to it by tests)."""
     raw = rules.base_points
+    table = rules.point_table
     for (bucket, line_status), count in tally.items():
         kind, _, item = bucket.partition(":")
-        sample = Participation(kind, item, "", date.min, line_status)
-        _, points, cap = _earn(rules, sample)
+        points, cap = table.get(bucket_of(kind, item, line_status), (0, 0))
         total = points * count
         if cap is not None and points > 0:
             total = min(total, cap)

@@ -28,7 +28,7 @@ from .models import (
     ActivityCopy, Alert, AttendanceCopy, BranchStat, DailyRun, Dirty, MeetingCopy, MemberMonth,
     MemberRisk, MemberScore, MemberState, MemberTally, OrgCopy,
 )
-from .replica import Changes
+from .replica import Changes, apply_pending
 from .tallies import rebuild_year, replacing_upsert
 
 
@@ -53,8 +53,10 @@ def _chunks(items, size: int = 500):
 
 
 # -- dirty marks and the drain ----------------------------------------------------------------
-def mark_dirty(session, changes: Changes) -> None:
-    """In the consumer's transaction: the tallies of the batch, and what they made stale."""
+def mark_dirty(session, changes: Changes, tz) -> None:
+    """In the consumer's transaction: the batch's meetings and activities into the copy, its
+    tallies, and marks on what they made stale."""
+    apply_pending(session, changes, tz)
     changes.flush(session)
     rows = [{"kind": "member", "ident": m, "year": y}
             for y, members in changes.members.items() for m in members]
@@ -72,12 +74,16 @@ def _marking(dialect_name: str):
     return dialect.insert(Dirty).on_conflict_do_nothing(index_elements=["kind", "ident", "year"])
 
 
-def drain(uow: UnitOfWork, rules: Rules, today: date, limit: int = 50_000) -> dict:
+def drain(uow: UnitOfWork, rules: Rules, today: date, risks: bool = True,
+          limit: int = 50_000) -> dict:
     """Recompute everything marked stale since the last drain, in bulk; one `scores_changed`
     per year. Under a burst, many batches' marks are drained at once (a member touched by
-    forty meetings is scored once)."""
+    forty meetings is scored once). Streaks only when `risks` (the service drains those less
+    often: they raise alerts, nothing waits on them within the second)."""
     session = uow.session
     query = select(Dirty.kind, Dirty.ident, Dirty.year).limit(limit)
+    if not risks:
+        query = query.where(Dirty.kind != "risk")
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)  # instances share the marks
     marks = session.execute(query).all()

@@ -3,8 +3,8 @@ members' and meetings' events, and the tallies it keeps up to date with them.
 
 The highest version (members) or revision (meetings) wins, so duplicates and reordering change
 nothing; an amendment replaces a meeting's attendance and a cancellation takes it out of the
-tallies. Each handler records what it touched in `Changes`, so that the service recomputes
-only those members and branches (registry.apply_changes). `MEMBERS_HANDLERS` and
+tallies. Each batch records what it touched in `Changes`; the service marks those members
+and branches stale, to be recomputed in bulk a moment later (registry.mark_dirty, drain). `MEMBERS_HANDLERS` and
 `MEETINGS_HANDLERS` are the consumers' dispatch tables (checked against orglife/system.py).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from orglife.common.envelope import Envelope
 
 from .models import ActivityCopy, AttendanceCopy, MeetingCopy, MemberMonth, MemberState, \
     MemberTally, OrgCopy
-from .tallies import add_counts
+from .tallies import add_counts, replacing_upsert
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Changes:
     members: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))  # year →
     branches: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     risk_members: set[str] = field(default_factory=set)
+    meetings: dict[str, dict] = field(default_factory=dict)  # the batch's, newest revision
+    activities: dict[str, dict] = field(default_factory=dict)
     tally: dict = field(default_factory=lambda: defaultdict(int))  # (member, year, bucket, status)
     months: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
 
@@ -127,89 +129,136 @@ MEMBERS_HANDLERS = {
 
 
 # -- meetings' events ------------------------------------------------------------------------------
-def counted(meeting: MeetingCopy) -> bool:
-    """Whether a meeting's attendance counts at all: held and logged, not cancelled."""
-    return meeting.logged and not meeting.cancelled
-
-
-def apply_meeting(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> None:
-    """Replace the meeting by this revision unless a newer one is known; its old attendance
-    leaves the tallies and the new one enters them."""
+# A batch of meeting events is applied in bulk (a few statements for the whole batch, not a few
+# per meeting): the handlers only keep, per meeting, the highest revision of the batch, and
+# `apply_pending` compares those with the copy and replaces what is older.
+def take_meeting(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> None:
     data = envelope.data
-    session = uow.session
-    current = session.get(MeetingCopy, data["meeting_id"], with_for_update=True)
-    if current is not None and current.revision >= data["revision"]:
+    kept = changes.meetings.get(data["meeting_id"])
+    if kept is None or kept["revision"] < data["revision"]:
+        changes.meetings[data["meeting_id"]] = data
+
+
+def take_activity(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> None:
+    changes.activities.setdefault(envelope.data["activity_id"], envelope.data)
+
+
+MEETING_COLUMNS = ("meeting_id", "revision", "branch_id", "group_id", "type", "held_at",
+                   "held_on", "year", "logged", "cancelled", "quorum_met", "expected", "present")
+
+
+def apply_pending(session, changes: Changes, tz) -> None:
+    """The batch's meetings and activities into the copy and the tallies."""
+    if changes.meetings:
+        _apply_meetings(session, changes, tz)
+    if changes.activities:
+        _apply_activities(session, changes, tz)
+    changes.meetings.clear()
+    changes.activities.clear()
+
+
+def _apply_meetings(session, changes: Changes, tz) -> None:
+    pending = changes.meetings
+    copy = MeetingCopy.__table__
+    stored = {}
+    for chunk in _chunks(list(pending)):
+        query = select(copy.c.meeting_id, copy.c.revision, copy.c.branch_id, copy.c.type,
+                       copy.c.held_on, copy.c.year, copy.c.logged, copy.c.cancelled
+                       ).where(copy.c.meeting_id.in_(chunk))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()  # two instances apply one meeting in turn
+        stored.update({row.meeting_id: row for row in session.execute(query)})
+    newer = {mid: data for mid, data in pending.items()
+             if mid not in stored or stored[mid].revision < data["revision"]}
+    if not newer:
         return
-    if current is not None:
-        old_rows = session.scalars(select(AttendanceCopy).where(
-            AttendanceCopy.meeting_id == current.meeting_id)).all()
-        if counted(current):
-            _tally_meeting(changes, current, [(r.member_id, r.status, r.expected)
-                                              for r in old_rows], -1)
-        changes.branches[current.year].add(current.branch_id)
-        session.execute(delete(AttendanceCopy).where(
-            AttendanceCopy.meeting_id == current.meeting_id))
-    else:
-        current = MeetingCopy(meeting_id=data["meeting_id"])
-        session.add(current)
-    held_on = local_day(data["held_at"], tz)
-    rows = data.get("attendance") or []
-    host = [r for r in rows if r.get("expected")]
-    current.revision = data["revision"]
-    current.branch_id = data["branch_id"]
-    current.group_id = data.get("group_id")
-    current.type = data["type"]
-    current.held_at = instant(data["held_at"])
-    current.held_on = held_on
-    current.year = held_on.year
-    current.logged = data.get("status") == "logged"
-    current.cancelled = bool(data.get("cancelled"))
-    current.quorum_met = data.get("quorum_met")
-    current.expected = len(host)
-    current.present = sum(1 for r in host if r["status"] == "present")
-    session.flush()
-    if rows:
-        session.execute(AttendanceCopy.__table__.insert(), [
-            {"meeting_id": current.meeting_id, "member_id": r["member_id"],
-             "status": r["status"], "remote": bool(r.get("remote")),
-             "expected": bool(r.get("expected"))} for r in rows])
-    if counted(current):
-        _tally_meeting(changes, current, [(r["member_id"], r["status"], bool(r.get("expected")))
-                                          for r in rows], +1)
-    changes.branches[current.year].add(current.branch_id)
+    replaced = [mid for mid in newer if mid in stored]
+    for chunk in _chunks(replaced):
+        old_rows = defaultdict(list)
+        for meeting_id, member_id, status, expected in session.execute(
+                select(AttendanceCopy.meeting_id, AttendanceCopy.member_id,
+                       AttendanceCopy.status, AttendanceCopy.expected)
+                .where(AttendanceCopy.meeting_id.in_(chunk))):
+            old_rows[meeting_id].append((member_id, status, expected))
+        for meeting_id in chunk:
+            old = stored[meeting_id]
+            if old.logged and not old.cancelled:
+                _tally(changes, old.type, old.held_on, old.year, old_rows[meeting_id], -1)
+            changes.branches[old.year].add(old.branch_id)
+        session.execute(delete(AttendanceCopy).where(AttendanceCopy.meeting_id.in_(chunk)))
+    meetings, attendance = [], []
+    for meeting_id, data in newer.items():
+        held_on = local_day(data["held_at"], tz)
+        rows = data.get("attendance") or []
+        host = [r for r in rows if r.get("expected")]
+        logged = data.get("status") == "logged"
+        cancelled = bool(data.get("cancelled"))
+        meetings.append({
+            "meeting_id": meeting_id, "revision": data["revision"],
+            "branch_id": data["branch_id"], "group_id": data.get("group_id"),
+            "type": data["type"], "held_at": instant(data["held_at"]), "held_on": held_on,
+            "year": held_on.year, "logged": logged, "cancelled": cancelled,
+            "quorum_met": data.get("quorum_met"), "expected": len(host),
+            "present": sum(1 for r in host if r["status"] == "present")})
+        attendance += [{"meeting_id": meeting_id, "member_id": r["member_id"],
+                        "status": r["status"], "remote": bool(r.get("remote")),
+                        "expected": bool(r.get("expected"))} for r in rows]
+        if logged and not cancelled:
+            _tally(changes, data["type"], held_on, held_on.year,
+                   [(r["member_id"], r["status"], bool(r.get("expected"))) for r in rows], +1)
+        changes.branches[held_on.year].add(data["branch_id"])
+    session.execute(replacing_upsert(copy, session.get_bind().dialect.name, ("meeting_id",)),
+                    meetings)
+    if attendance:
+        session.execute(AttendanceCopy.__table__.insert(), attendance)
 
 
-def _tally_meeting(changes: Changes, meeting: MeetingCopy, rows, sign: int) -> None:
-    bucket = f"meeting:{meeting.type}"
-    month = meeting.held_on.strftime("%Y-%m")
+def _tally(changes: Changes, meeting_type: str, held_on: date, year: int, rows,
+           sign: int) -> None:
+    bucket = f"meeting:{meeting_type}"
+    month = held_on.strftime("%Y-%m")
     for member_id, status, expected in rows:
-        changes.tally[(member_id, meeting.year, bucket, status)] += sign
+        changes.tally[(member_id, year, bucket, status)] += sign
         counts = changes.months[(member_id, month)]
         counts[0] += sign if expected else 0
         counts[1] += sign if status == "present" else 0
         counts[2] += sign if expected and status == "leave" else 0
-        changes.members[meeting.year].add(member_id)
+        changes.members[year].add(member_id)
         changes.risk_members.add(member_id)
 
 
-def apply_activity(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> None:
-    data = envelope.data
-    if uow.session.get(ActivityCopy, data["activity_id"]) is not None:
-        return  # activities are never amended: the first copy is the copy
-    held_on = local_day(data["held_at"], tz)
-    uow.session.add(ActivityCopy(activity_id=data["activity_id"], member_id=data["member_id"],
-                                 branch_id=data.get("branch_id"), kind=data["kind"],
-                                 held_on=held_on, year=held_on.year))
-    changes.tally[(data["member_id"], held_on.year, f"activity:{data['kind']}", "done")] += 1
-    if data["kind"] == "heart_talk":  # a heart talk makes a month attended (SPEC §3)
-        changes.months[(data["member_id"], held_on.strftime("%Y-%m"))][1] += 1
-        changes.risk_members.add(data["member_id"])
-    changes.members[held_on.year].add(data["member_id"])
+def _apply_activities(session, changes: Changes, tz) -> None:
+    """Activities are never amended: the first copy is the copy."""
+    pending = changes.activities
+    known = set()
+    for chunk in _chunks(list(pending)):
+        known.update(session.scalars(select(ActivityCopy.activity_id).where(
+            ActivityCopy.activity_id.in_(chunk))))
+    rows = []
+    for activity_id, data in pending.items():
+        if activity_id in known:
+            continue
+        held_on = local_day(data["held_at"], tz)
+        rows.append({"activity_id": activity_id, "member_id": data["member_id"],
+                     "branch_id": data.get("branch_id"), "kind": data["kind"],
+                     "held_on": held_on, "year": held_on.year})
+        changes.tally[(data["member_id"], held_on.year, f"activity:{data['kind']}", "done")] += 1
+        if data["kind"] == "heart_talk":  # a heart talk makes a month attended (SPEC §3)
+            changes.months[(data["member_id"], held_on.strftime("%Y-%m"))][1] += 1
+            changes.risk_members.add(data["member_id"])
+        changes.members[held_on.year].add(data["member_id"])
+    if rows:
+        session.execute(ActivityCopy.__table__.insert(), rows)
+
+
+def _chunks(items, size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 MEETINGS_HANDLERS = {
-    "meeting_logged": apply_meeting,
-    "meeting_amended": apply_meeting,
-    "meeting_cancelled": apply_meeting,
-    "activity_logged": apply_activity,
+    "meeting_logged": take_meeting,
+    "meeting_amended": take_meeting,
+    "meeting_cancelled": take_meeting,
+    "activity_logged": take_activity,
 }

@@ -9,7 +9,9 @@ a timer draining those marks (registry.drain); a timer running the daily job onc
 from __future__ import annotations
 
 import logging
+import time
 
+from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy import func, select
 
@@ -28,6 +30,34 @@ from .models import MeetingCopy, MemberScore, MemberState, backbone
 log = logging.getLogger(__name__)
 
 
+class DrainPace(DependencyProvider):
+    """When the next drain may run. Under a burst a drain waits as long as the last one took,
+    so the consumers keep half the process and each drain covers more events (a member is
+    rescored once per drain, whatever the number of meetings about them); streaks, which only
+    raise alerts, are drained every few seconds."""
+
+    RISK_SECONDS = 3.0
+
+    def setup(self):
+        self.next_at = 0.0
+        self.risks_at = 0.0
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def risks_due(self) -> bool:
+        return time.monotonic() >= self.risks_at
+
+    def drained(self, seconds: float, risks: bool) -> None:
+        now = time.monotonic()
+        self.next_at = now + seconds
+        if risks:
+            self.risks_at = now + self.RISK_SECONDS
+
+
 class ScoringService:
     name = "scoring"
 
@@ -35,6 +65,7 @@ class ScoringService:
     auth = Auth()
     clock = ClockProvider()
     rules = RulesProvider()
+    pace = DrainPace()
 
     def _args(self, schema, **args) -> dict:
         loaded = load(schema, args)
@@ -165,7 +196,7 @@ class ScoringService:
                 if uow.first_time(envelope):
                     handlers[envelope.event_type](uow, envelope, self.clock.tz, changes)
                     uow.session.flush()  # later events of the same batch see this one
-            registry.mark_dirty(uow.session, changes)
+            registry.mark_dirty(uow.session, changes, self.clock.tz)
             uow.commit()
 
     @timer(interval=0.2)
@@ -173,6 +204,11 @@ class ScoringService:
         """What the consumers marked stale, recomputed in bulk a moment later (so a burst of
         events about one member recomputes them once): scores, branch figures, streaks and
         at-risk alerts, with one scores_changed per year."""
+        if not self.pace.due():
+            return
+        started = time.monotonic()
+        risks = self.pace.risks_due()
         with self.store() as uow:
-            if registry.drain(uow, self.rules, self.clock.today()):
+            if registry.drain(uow, self.rules, self.clock.today(), risks=risks):
                 uow.commit()
+        self.pace.drained(time.monotonic() - started, risks)

@@ -17,6 +17,19 @@ from tests.members.conftest import small_county
 TZ = ZoneInfo("Asia/Shanghai")
 
 
+class Unpaced:
+    """Drains whenever asked (the service paces its timer-driven drains)."""
+
+    def due(self):
+        return True
+
+    def risks_due(self):
+        return True
+
+    def drained(self, seconds, risks):
+        pass
+
+
 class MovableClock(Clock):
     """The injectable clock, moved by the test through a year."""
 
@@ -42,7 +55,7 @@ def scoring_worker(scoring_store, scoring_clock):
 
     def make(role="county_admin", org_id=None):
         return worker_factory(ScoringService, store=scoring_store, auth=auth_as(role, org_id),
-                              clock=scoring_clock, rules=load_rules())
+                              clock=scoring_clock, rules=load_rules(), pace=Unpaced())
     return make
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import yaml
@@ -88,6 +88,19 @@ class Rules:
     def activity_points(self, kind: str) -> ItemPoints:
         rule = self.raw["points"]["activities"].get(kind) or {"points": 0, "cap": 0}
         return ItemPoints(int(rule["points"]), int(rule["cap"]))
+
+    @cached_property
+    def point_table(self) -> dict[str, tuple[int, int | None]]:
+        """Cap bucket (`meeting:<type>`, `activity:<kind>`, `absence`, `leave`) → (points,
+        yearly cap on positive points or None), computed once: scoring reads it per line."""
+        table: dict[str, tuple[int, int | None]] = {
+            f"meeting:{t}": (r.points, r.cap) for t in MEETING_TYPES
+            for r in [self.attendance_points(t)]}
+        table.update({f"activity:{k}": (r.points, r.cap) for k in ACTIVITY_KINDS
+                      for r in [self.activity_points(k)]})
+        table["absence"] = (self.absence_points, None)
+        table["leave"] = (self.leave_points, None)
+        return table
 
     @property
     def absence_points(self) -> int:
