@@ -28,7 +28,9 @@ import requests
 from kombu import Connection
 
 from .common.system import System, load_system
-from .common.topology import PEER_PERMISSIONS, declare_topology, service_permissions
+from .common.topology import (
+    PEER_PERMISSIONS, declare_topology, rpc_topic_permissions, service_permissions,
+)
 
 WAIT_SECONDS = 60.0
 
@@ -46,10 +48,16 @@ class ManagementApi:
                                f"{response.status_code} {response.text.strip()[:300]}")
         return response
 
-    def account(self, user: str, password: str, vhost: str, permissions: dict) -> None:
+    def account(self, user: str, password: str, vhost: str, permissions: dict,
+                topic: dict | None = None) -> None:
+        """A user with `permissions` on `vhost`, and `topic` permissions on one topic
+        exchange (routing keys it may bind and publish with)."""
         self.call("PUT", f"users/{quote(user, safe='')}", json={"password": password, "tags": ""})
         self.call("PUT", f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
                   json=permissions)
+        if topic is not None:
+            self.call("PUT", f"topic-permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+                      json=topic)
 
 
 def provision(api: ManagementApi, admin_uri: str, system: System, passwords: dict[str, str],
@@ -59,7 +67,8 @@ def provision(api: ManagementApi, admin_uri: str, system: System, passwords: dic
     made = []
     for service in system.names:
         user = f"orglife-{service}"
-        api.account(user, passwords[service], vhost, service_permissions(system, service))
+        api.account(user, passwords[service], vhost, service_permissions(system, service),
+                    rpc_topic_permissions(service))
         made.append(user)
     if peer_password:
         api.account("peer-intake", peer_password, vhost, PEER_PERMISSIONS)

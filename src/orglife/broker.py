@@ -574,21 +574,22 @@ class PrivateBroker:
             raise RuntimeError(f"cannot delete vhost {name!r}: {response.status_code} {response.text}")
 
     def add_user(self, name: str, password: str, vhost: str,
-                 permissions: dict | None = None) -> None:
+                 permissions: dict | None = None, topic: dict | None = None) -> None:
         """Create or update a user with `permissions` on `vhost` (default: full)."""
         from orglife.accounts import ManagementApi
         ManagementApi(self.management_url, *self._admin_auth).account(
-            name, password, vhost, permissions or FULL_PERMISSIONS)
+            name, password, vhost, permissions or FULL_PERMISSIONS, topic)
 
     def service_account(self, service: str, vhost: str = "/", system=None) -> str:
         """The AMQP URI of `service`'s own account (SPEC §7): it may publish only to its own
         exchange (and the parking exchange) and read only its own queues, as derived from the
         system declaration (orglife/common/topology.py `service_permissions`)."""
         from orglife.common.system import load_system
-        from orglife.common.topology import service_permissions
+        from orglife.common.topology import rpc_topic_permissions, service_permissions
         user = f"orglife-{service}"
         self.add_user(user, self._password(user), vhost,
-                      service_permissions(load_system(system), service))
+                      service_permissions(load_system(system), service),
+                      rpc_topic_permissions(service))
         return self._uri(user, self._password(user), vhost)
 
     def peer_account(self, name: str, vhost: str = "/") -> str:

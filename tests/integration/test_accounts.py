@@ -64,26 +64,6 @@ def test_a_peer_account_may_only_publish_to_intake(rabbit, accounts_vhost):
             conn.channel().queue_declare("peer-own-queue")
 
 
-def test_a_service_starts_with_its_own_account_alone(rabbit, accounts_vhost, container_factory,
-                                                     tmp_path):
-    """Everything a service does at start and in its flow is within its account's rights."""
-    from nameko.standalone.rpc import ClusterRpcProxy
-
-    from services.members.service import MembersService
-    from tests.conftest import bearer, migrated_sqlite, service_config
-    from tests.members.conftest import small_county
-    uri = rabbit.service_account("members", accounts_vhost)
-    container = container_factory(MembersService, service_config(
-        "members", uri, migrated_sqlite(tmp_path, "members"), tmp_path))
-    container.start()
-    admin = rabbit.amqp_uri.rstrip("/") + "/" + accounts_vhost
-    with ClusterRpcProxy({"AMQP_URI": admin}, context_data={"authorization": bearer()},
-                         timeout=30) as cluster:
-        small_county(cluster.members)
-        assert cluster.members.health()["ok"] is True
-    container.stop()
-
-
 def test_secrets_are_created_private_whatever_the_umask(tmp_path):
     from orglife.common.config import load_settings, write_private
     old = os.umask(0)
@@ -96,3 +76,44 @@ def test_secrets_are_created_private_whatever_the_umask(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert (tmp_path / "home" / "secret").read_text() == settings.secret
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_service_account_cannot_read_rpc_traffic_or_touch_shared_and_foreign_exchanges(
+        rabbit, accounts_vhost):
+    members = rabbit.service_account("members", accounts_vhost)
+    with Connection(members) as conn:
+        channel = conn.channel()
+        channel.queue_declare("rpc-members", durable=True, passive=True)
+        channel.queue_bind("rpc-members", "nameko-rpc", "members.get_member")  # its own
+    for attempt in (
+            lambda ch: ch.queue_bind("rpc-members", "nameko-rpc", "#"),  # everyone's calls
+            lambda ch: ch.queue_bind("rpc-members", "nameko-rpc", "meetings.log_meeting"),
+            lambda ch: ch.exchange_delete("nameko-rpc"),
+            lambda ch: ch.exchange_delete("orglife.parked.meetings"),
+            lambda ch: ch.queue_bind("meetings.events--members.parked",
+                                     "orglife.parked.meetings", "members.events--meetings"),
+            lambda ch: ch.basic_publish(__import__("amqp").Message(b"{}"),
+                                        exchange="nameko-rpc", routing_key="meetings.cancel")):
+        with pytest.raises(AccessRefused):
+            with Connection(members) as conn:
+                channel = conn.channel()
+                attempt(channel)
+                channel.basic_qos(0, 1, False)  # a round trip: a refused publish shows here
+
+
+@pytest.mark.parametrize("service", ["members", "meetings", "scoring"])
+def test_every_service_runs_on_its_own_account(rabbit, accounts_vhost, container_factory,
+                                               tmp_path, service):
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from orglife.system import SYSTEM
+    from tests.conftest import bearer, migrated_sqlite, service_config
+    uri = rabbit.service_account(service, accounts_vhost)
+    container = container_factory(SYSTEM.service(service).load_class(), service_config(
+        service, uri, migrated_sqlite(tmp_path, service), tmp_path))
+    container.start()
+    admin = rabbit.amqp_uri.rstrip("/") + "/" + accounts_vhost
+    with ClusterRpcProxy({"AMQP_URI": admin}, context_data={"authorization": bearer()},
+                         timeout=30) as cluster:
+        assert getattr(cluster, service).health()["ok"] is True
+    container.stop()

@@ -183,6 +183,11 @@ def test_bad_messages_are_parked_with_their_reason_and_the_service_goes_on(
     ]
     for body, content_type, key, _ in cases:
         publish_raw(vhost_uri, "members.events", key, body, content_type=content_type)
+    for junk in (5, [1, 2], "x" * 10_000):  # a peer's header junk: ignored, never fatal
+        publish_raw(vhost_uri, "members.events", "member_registered",
+                    Envelope.new("members", "member_registered",
+                                 {"member_id": f"h{len(str(junk))}", "name": "头"}).to_json(),
+                    headers={"nameko.call_id_stack": junk})
     publish_raw(vhost_uri, "members.events", "member_registered", good.to_json())
     parked = parked_messages(vhost_uri, LEDGER_SUB.parking_queue_name, len(cases))
     reasons = sorted(m.headers["x-parked-reason"] for m in parked)
@@ -191,6 +196,8 @@ def test_bad_messages_are_parked_with_their_reason_and_the_service_goes_on(
     assert ATTEMPTS[exploding.event_id] == 3
     assert all(m.headers["x-parked-queue"] == LEDGER_SUB.queue_name for m in parked)
     wait_for(lambda: ("ok1" in [m for _, m in applied_rows(ledger_db[1])]), message="good one")
+    wait_for(lambda: {"h1", "h6", "h10000"} <= {m for _, m in applied_rows(ledger_db[1])},
+             message="the events with junk headers applied")
     # the service is still consuming after all of that
     later = Envelope.new("members", "member_updated", {"member_id": "ok2", "name": "仍在"})
     publish_raw(vhost_uri, "members.events", "member_updated", later.to_json())
@@ -331,3 +338,54 @@ def test_a_parked_message_is_replayed_once_its_cause_is_fixed(container_factory,
     assert [m for _, m in applied_rows(ledger_db[1])] == ["p1"]  # once
     with pytest.raises(parking.ParkingError, match="no consumer queue"):
         parking.replay(vhost_uri, TOPOLOGY, "nosuch.events--x")
+
+
+def test_each_consumer_keeps_its_own_prefetch(members, rabbit, vhost_uri):
+    """RabbitMQ applies a channel's last basic.qos to all its consumers: sharing one channel,
+    every subscriber had the RPC's 10 and batches of 400 could never fill."""
+    from urllib.parse import quote
+    vhost = vhost_uri.rsplit("/", 1)[1]
+
+    def prefetch():
+        consumers = rabbit._api("GET", f"consumers/{quote(vhost, safe='')}").json()
+        return {c["queue"]["name"]: c["prefetch_count"] for c in consumers}
+    counts = wait_for(lambda: (p := prefetch()) and len(p) >= 2 and p, timeout=20,
+                      message="the consumers listed")
+    assert counts["meetings.events--members"] == 800  # two batches of 400
+    assert counts["rpc-members"] == 10
+
+
+class FlakyLedgerService:
+    """A batching consumer whose handler times out, always, on one member's event."""
+
+    name = "batchledger"
+    store = Store(ledger_backbone, relay=False)
+
+    @subscribe("members", {"member_registered": record}, batch_size=10, batch_wait=0.1)
+    def on_members_events(self, envelopes):
+        with self.store() as uow:
+            for envelope in envelopes:
+                if envelope.data.get("name") == "TIMEOUT":
+                    raise TimeoutError("looks temporary, but only ever for this message")
+                if uow.first_time(envelope):
+                    record(uow, envelope)
+            uow.commit()
+
+
+def test_a_message_failing_temporarily_alone_is_parked_and_the_rest_go_through(
+        container_factory, vhost_uri, tmp_path, ledger_db, monkeypatch):
+    from orglife.common import messaging
+    monkeypatch.setattr(messaging, "TEMPORARY_BUDGET", 3)
+    config = service_config("batchledger", vhost_uri, ledger_db[0], tmp_path,
+                            system=BATCH_TOPOLOGY)
+    container_factory(FlakyLedgerService, config).start()
+    envelopes = [Envelope.new("members", "member_registered",
+                              {"member_id": f"f{n}", "name": "TIMEOUT" if n == 4 else "好"})
+                 for n in range(10)]
+    for envelope in envelopes:
+        publish_raw(vhost_uri, "members.events", "member_registered", envelope.to_json())
+    wait_for(lambda: len(applied_rows(ledger_db[1])) == 9, timeout=30,
+             message="the nine others applied")
+    [parked] = parked_messages(vhost_uri, BATCH_SUB.parking_queue_name, 1)
+    assert "while other messages succeeded" in parked.headers["x-parked-reason"]
+    assert "TimeoutError" in parked.headers["x-parked-reason"]

@@ -137,9 +137,9 @@ def test_up_status_commands_down(stacks, tmp_path, vhost_uri):
     stack = stacks(tmp_path / "home", vhost_uri)
     stack.up()
     pids = stack.pids()
-    assert set(pids) == {"members-1", "meetings-1"}
+    assert set(pids) == {f"{name}-1" for name in SERVICES}
     assert all("orglife.runner" in cmd for cmd in service_processes(pids.values()))
-    assert len(service_processes(pids.values())) == 2
+    assert len(service_processes(pids.values())) == len(SERVICES)
     assert (tmp_path / "home" / "db" / "members.db").exists()  # migrated SQLite per service
     refused = stack("up", "--detach", expect=3)  # a second `up` would orphan the first
     assert "already runs" in refused.stderr and stack.pids() == pids
@@ -208,8 +208,8 @@ def test_two_homes_side_by_side(stacks, tmp_path, vhost_uri, second_vhost_uri, p
         assert "orglife is up" in out
     one.seen_pids |= set(one.pids().values())
     two.seen_pids |= set(two.pids().values())
-    assert set(one.pids()) == {"members-1", "members-2", "meetings-1"}
-    assert set(two.pids()) == {"members-1", "meetings-1"}
+    assert set(one.pids()) == {f"{name}-1" for name in SERVICES} | {"members-2"}
+    assert set(two.pids()) == {f"{name}-1" for name in SERVICES}
     assert not set(one.pids().values()) & set(two.pids().values())
 
     assert_answering(one.json("status"), instances={"members": 2})
@@ -229,7 +229,7 @@ def test_two_homes_side_by_side(stacks, tmp_path, vhost_uri, second_vhost_uri, p
         assert time.monotonic() < deadline, "the relay process did not publish"
         time.sleep(0.5)
     relays = [p for p in psutil_children(two.pids()) if "--relay-only" in " ".join(p.cmdline())]
-    assert len(relays) == 2, relays  # one per service
+    assert len(relays) == len(SERVICES), relays  # one per service
 
     # stopping one leaves the other running
     one_pids, two_pids = one.pids(), two.pids()

@@ -11,14 +11,16 @@ kills the consumer thread. `subscribe` replaces it:
   once with the reason;
 - a handler that fails for a temporary reason (database restarting, connection lost, lock
   timeout: orglife/common/failures.py) is waited out: consuming pauses with a growing backoff
-  and the message is tried again, without counting an attempt, however long that takes;
+  and the message is tried again, without counting an attempt, however long that takes while
+  every message fails alike; a message that keeps failing "temporarily" while others succeed
+  (TEMPORARY_BUDGET times) fails for a reason of its own and is parked;
 - a handler that fails otherwise is retried a few times (with a short backoff), then the
   message is parked with the error; only then is it acked;
 - with `batch_size` > 1 the method receives a list of envelopes, collected for at most
   `batch_wait` seconds, and handles them in one worker and one transaction (one commit per
   batch instead of one per message). If a batch fails for a temporary reason it is retried
-  whole after the pause; otherwise each of its messages is handled again alone, so one bad
-  message cannot hold back the others.
+  whole once after the pause; if it fails again, or for any other reason, each of its messages
+  is handled again alone, so one bad message cannot hold back the others.
 
 Parking publishes the message to the parking exchange with the reason in its headers; if even
 that fails, the message is rejected without requeue and the broker dead-letters it. Acks and
@@ -30,11 +32,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 
 import eventlet
-from kombu import Connection, Producer
+from kombu import Connection, Consumer, Producer
 from nameko.containers import WorkerContext
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import Entrypoint
@@ -43,9 +46,13 @@ from nameko.messaging import HeaderDecoder, QueueConsumer
 from .envelope import Envelope
 from .failures import is_temporary
 from .system import check_handlers
-from .topology import PARKING_EXCHANGE, consumer_queue, declare_subscription, system_of
+from .topology import PARKING_PREFIX, consumer_queue, declare_subscription, system_of
 
 log = logging.getLogger(__name__)
+
+# A message failing "temporarily" this many times while other messages of its queue succeed is
+# parked: the cause is the message, not the database or the broker.
+TEMPORARY_BUDGET = 20
 
 JSON_CONTENT_TYPES = {None, "", "application/json", "text/json"}
 
@@ -60,8 +67,12 @@ class RawQueueConsumer(QueueConsumer):
     the broker redelivers the message."""
 
     def get_consumers(self, consumer_cls, channel):
+        """One channel per consumer: RabbitMQ applies a channel's latest basic.qos to every
+        consumer on it, so consumers sharing the default channel (RPC and subscribers) all
+        ended up with the RPC's prefetch of 10 and batches of 200 never filled."""
         for provider in self._providers:
-            consumer = consumer_cls(
+            consumer = Consumer(
+                channel.connection.channel(),
                 queues=[provider.queue],
                 on_message=partial(self.handle_raw_message, provider),
             )
@@ -119,6 +130,8 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         # Temporary failures pause consuming until this monotonic instant (see `_pause`).
         self._paused_until = 0.0
         self._pause_seconds = 0.0
+        self._successes = 0  # handlings that succeeded: is a failure this message's own?
+        self._timers: set = set()
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         # A batch can only fill if the broker may hand over that many unacked messages.
@@ -145,12 +158,28 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
 
     def stop(self):
         self.queue_consumer.unregister_provider(self)
+        self._cancel_timers()
         if self._parking_connection is not None:
             self._parking_connection.release()
 
     def kill(self):
+        self._cancel_timers()
         if self._parking_connection is not None:
             self._parking_connection.release()
+
+    def _later(self, delay: float, function, *args) -> None:
+        """A retry after `delay`, cancelled if the container stops first (its unacked
+        message goes back to the broker with the connection)."""
+        def run():
+            self._timers.discard(timer)
+            function(*args)
+        timer = eventlet.spawn_after(delay, run)
+        self._timers.add(timer)
+
+    def _cancel_timers(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
+        self._timers.clear()
 
     # -- receiving ------------------------------------------------------------------------
     def handle_message(self, message):
@@ -164,7 +193,7 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
                       else f"cannot be read: {type(exc).__name__}: {exc}")
             return
         if self.batch_size == 1:
-            self._spawn(envelope, message, attempt=1)
+            self._spawn(envelope, message, Tries())
             return
         self._buffer.append((envelope, message))
         if len(self._buffer) >= self.batch_size:
@@ -180,35 +209,55 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         if batch:
             self._spawn_batch(batch)
 
-    def _spawn_batch(self, batch):
+    def _spawn_batch(self, batch, retried: bool = False):
         wait = self._paused_until - time.monotonic()
         if wait > 0:
-            eventlet.spawn_after(wait, self._spawn_batch, batch)
+            self._later(wait, self._spawn_batch, batch, retried)
             return
+        batch = [(envelope, message) for envelope, message in batch if message.channel.connection]
+        if not batch:
+            return  # their channel is gone: the broker redelivers them to the new one
         try:
             self.container.spawn_worker(
                 self, ([envelope for envelope, _ in batch],), {},
-                context_data=self.unpack_message_headers(batch[0][1]),
-                handle_result=partial(self.handle_batch_result, batch),
+                context_data=self.context_of(batch[0][1]),
+                handle_result=partial(self.handle_batch_result, batch, retried),
             )
         except ContainerBeingKilled:
             for _, message in batch:
                 self.queue_consumer.requeue_message(message)
 
-    def handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
+    def handle_batch_result(self, batch, retried, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
-            self._resume()
+            self._succeeded(len(batch))
             for _, message in batch:
                 self.queue_consumer.ack_message(message)
-        elif is_temporary(exc_info[1]):
+        elif is_temporary(exc_info[1]) and not retried:
             self._pause(exc_info[1], f"a batch of {len(batch)}")
-            self._spawn_batch(batch)
+            self._spawn_batch(batch, retried=True)  # once more whole, after the pause
         else:
+            # Failing again (or for good): one by one, so a message whose failure is its own
+            # is found and parked while the others go through.
             log.warning("%s failed on a batch of %d (%r); handling them one by one",
                         self.method_name, len(batch), exc_info[1])
+            temporary = is_temporary(exc_info[1])
             for envelope, message in batch:
-                self._spawn(envelope, message, attempt=1)
+                self._spawn(envelope, message, Tries(temporary=int(temporary),
+                                                     successes_at=self._successes))
         return result, exc_info
+
+    def context_of(self, message) -> dict:
+        """What a worker is told about the message's context: nameko's call id stack, when
+        it is well formed, and nothing else. A peer's `nameko.call_id_stack: 5` made nameko
+        raise outside the handler and kill the container, again at each redelivery."""
+        try:
+            stack = self.unpack_message_headers(message).get("call_id_stack")
+        except Exception:  # noqa: BLE001 - headers of any shape
+            return {}
+        if isinstance(stack, list) and len(stack) <= 100 and all(
+                isinstance(item, str) and len(item) <= 300 for item in stack):
+            return {"call_id_stack": stack}
+        return {}
 
     def parse(self, message) -> Envelope:
         if message.content_type not in JSON_CONTENT_TYPES:
@@ -227,44 +276,58 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
 
     # -- temporary failures -----------------------------------------------------------------
     def _pause(self, exc: BaseException, what: str) -> None:
-        """Hold every new handling back for a growing while (0.5 s doubling to 30 s)."""
-        self._pause_seconds = min(max(self._pause_seconds * 2, 0.5), 30.0)
-        self._paused_until = max(self._paused_until, time.monotonic() + self._pause_seconds)
+        """Hold every new handling back for a growing while (0.5 s doubling to 30 s), growing
+        once per round of failures, not once per message failing in the same round."""
+        now = time.monotonic()
+        if now >= self._paused_until:
+            self._pause_seconds = min(max(self._pause_seconds * 2, 0.5), 30.0)
+            self._paused_until = now + self._pause_seconds
         log.warning("%s: temporary failure on %s (%s: %s); pausing %.1fs and trying again",
                     self.method_name, what, type(exc).__name__, exc, self._pause_seconds)
 
-    def _resume(self) -> None:
+    def _succeeded(self, count: int = 1) -> None:
         self._pause_seconds = 0.0
+        self._successes += count
 
-    def _spawn(self, envelope: Envelope, message, attempt: int):
+    def _spawn(self, envelope: Envelope, message, tries: "Tries"):
         wait = self._paused_until - time.monotonic()
         if wait > 0:
-            eventlet.spawn_after(wait, self._spawn, envelope, message, attempt)
+            self._later(wait, self._spawn, envelope, message, tries)
             return
+        if not message.channel.connection:
+            return  # its channel is gone: the broker redelivers it to the new one
         try:
             self.container.spawn_worker(
                 self, ([envelope] if self.batch_size > 1 else envelope,), {},
-                context_data=self.unpack_message_headers(message),
-                handle_result=partial(self.handle_result, envelope, message, attempt),
+                context_data=self.context_of(message),
+                handle_result=partial(self.handle_result, envelope, message, tries),
             )
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
 
-    def handle_result(self, envelope, message, attempt, worker_ctx: WorkerContext,
+    def handle_result(self, envelope, message, tries: "Tries", worker_ctx: WorkerContext,
                       result=None, exc_info=None):
+        what = f"{envelope.event_type} {envelope.event_id}"
         if exc_info is None:
-            self._resume()
+            self._succeeded()
             self.queue_consumer.ack_message(message)
         elif is_temporary(exc_info[1]):
-            self._pause(exc_info[1], f"{envelope.event_type} {envelope.event_id}")
-            self._spawn(envelope, message, attempt)  # not an attempt: the cause was not it
-        elif attempt < self.max_attempts:
-            log.warning("%s failed on %s %s (attempt %d): %r", self.method_name,
-                        envelope.event_type, envelope.event_id, attempt, exc_info[1])
-            eventlet.spawn_after(self.retry_delay * attempt,
-                                 self._spawn, envelope, message, attempt + 1)
+            tries = tries.failed_temporarily(self._successes)
+            if tries.temporary >= TEMPORARY_BUDGET and self._successes > tries.successes_at:
+                # Others went through meanwhile: the "temporary" cause is this message's own.
+                self.park(message, f"handler {self.method_name} failed {tries.temporary} times "
+                                   f"while other messages succeeded: "
+                                   f"{type(exc_info[1]).__name__}: {exc_info[1]}")
+            else:
+                self._pause(exc_info[1], what)
+                self._spawn(envelope, message, tries)  # not an attempt while all fail alike
+        elif tries.attempt < self.max_attempts:
+            log.warning("%s failed on %s (attempt %d): %r", self.method_name, what,
+                        tries.attempt, exc_info[1])
+            self._later(self.retry_delay * tries.attempt, self._spawn, envelope, message,
+                        tries.failed())
         else:
-            self.park(message, f"handler {self.method_name} failed {attempt} times: "
+            self.park(message, f"handler {self.method_name} failed {tries.attempt} times: "
                                f"{type(exc_info[1]).__name__}: {exc_info[1]}")
         return result, exc_info
 
@@ -291,7 +354,8 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
                         self.amqp_uri, transport_options={"confirm_publish": True})
                 producer = Producer(self._parking_connection.default_channel)
                 producer.publish(
-                    bytes(body), exchange=PARKING_EXCHANGE, routing_key=self.queue.name,
+                    bytes(body), exchange=PARKING_PREFIX + self.subscription.consumer,
+                    routing_key=self.queue.name,
                     headers=headers, delivery_mode=2,
                     content_type=message.content_type or "application/octet-stream",
                     content_encoding="binary",
@@ -304,6 +368,23 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
         else:
             self.queue_consumer.ack_message(message)
         self.parked += 1
+
+
+@dataclass(frozen=True)
+class Tries:
+    """How a message has fared: attempts that failed for good reasons of its own, and
+    temporary failures (with the successes counted when the first one happened)."""
+
+    attempt: int = 1
+    temporary: int = 0
+    successes_at: int = 0
+
+    def failed(self) -> "Tries":
+        return Tries(self.attempt + 1, self.temporary, self.successes_at)
+
+    def failed_temporarily(self, successes: int) -> "Tries":
+        return Tries(self.attempt, self.temporary + 1,
+                     successes if self.temporary == 0 else self.successes_at)
 
 
 subscribe = EventSubscriber.decorator

@@ -96,6 +96,19 @@ class OrglifeRpcConsumer(RpcConsumer):
 
     queue_consumer = RawQueueConsumer()
 
+    def setup(self):
+        """The RPC queue declared (or, with a service's own account, found and bound) here:
+        the RPC exchange is shared, so the service's account may not declare it, and kombu
+        must not try when it consumes."""
+        super().setup()
+        if not self.queue.no_declare:
+            from kombu import Connection
+
+            from .topology import declare_rpc_queue
+            with Connection(self.container.config[AMQP_URI_CONFIG_KEY]) as conn:
+                if not declare_rpc_queue(conn, self.container.service_name):
+                    self.queue.no_declare = True
+
     def handle_message(self, message):  # called by RawQueueConsumer, in a managed thread
         try:
             try:

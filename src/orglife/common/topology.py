@@ -11,11 +11,13 @@ from kombu import Exchange, Queue
 
 from .system import Subscription, System, load_system
 
-# Where parked (dead-lettered) messages go; each consumer queue has its own parking queue.
-PARKING_EXCHANGE = "orglife.parked"
+# Where parked (dead-lettered) messages go: an exchange per consumer service, so that no
+# service's account may touch another's parked messages; a parking queue per consumer queue.
+PARKING_PREFIX = "orglife.parked."
+RPC_EXCHANGE = "nameko-rpc"  # nameko's default
 
-__all__ = ["PARKING_EXCHANGE", "Subscription", "consumer_queue", "declare_topology",
-           "event_exchange", "parking_exchange", "parking_queue", "system_of"]
+__all__ = ["Subscription", "consumer_queue", "declare_topology", "event_exchange",
+           "parking_exchange", "parking_queue", "system_of"]
 
 
 def system_of(config: dict) -> System:
@@ -30,8 +32,8 @@ def event_exchange(source: str) -> Exchange:
                     delivery_mode=2)
 
 
-def parking_exchange() -> Exchange:
-    return Exchange(PARKING_EXCHANGE, type="direct", durable=True, delivery_mode=2)
+def parking_exchange(consumer: str) -> Exchange:
+    return Exchange(PARKING_PREFIX + consumer, type="direct", durable=True, delivery_mode=2)
 
 
 def consumer_queue(sub: Subscription) -> Queue:
@@ -40,15 +42,26 @@ def consumer_queue(sub: Subscription) -> Queue:
         sub.queue_name,
         durable=True,
         queue_arguments={
-            "x-dead-letter-exchange": PARKING_EXCHANGE,
+            "x-dead-letter-exchange": PARKING_PREFIX + sub.consumer,
             "x-dead-letter-routing-key": sub.queue_name,
         },
     )
 
 
 def parking_queue(sub: Subscription) -> Queue:
-    return Queue(sub.parking_queue_name, exchange=parking_exchange(),
+    return Queue(sub.parking_queue_name, exchange=parking_exchange(sub.consumer),
                  routing_key=sub.queue_name, durable=True)
+
+
+def rpc_exchange() -> Exchange:
+    """The same declaration nameko's `get_rpc_exchange` makes."""
+    return Exchange(RPC_EXCHANGE, type="topic", durable=True)
+
+
+def rpc_queue(service: str) -> Queue:
+    """nameko's RPC queue of a service, bound for every method of it."""
+    return Queue(f"rpc-{service}", exchange=rpc_exchange(), routing_key=f"{service}.*",
+                 durable=True)
 
 
 def _declare_or_find(connection, declare, find) -> None:
@@ -70,12 +83,29 @@ def declare_subscription(connection, system: System, sub: Subscription) -> None:
     _declare_or_find(connection, lambda ch: exchange(ch).declare(),
                      lambda ch: exchange(ch).declare(passive=True))
     channel = connection.channel()
-    parking_exchange()(channel).declare()
+    parking_exchange(sub.consumer)(channel).declare()
     queue = consumer_queue(sub)(channel)
     queue.declare()
     for event_type in sub.event_types:
         queue.bind_to(exchange=exchange.name, routing_key=event_type)
     parking_queue(sub)(channel).declare()
+
+
+def declare_rpc_queue(connection, service: str) -> bool:
+    """A service's RPC queue and its binding; the RPC exchange itself is everyone's, so a
+    service's own account may not declare it (nor delete it) and finds it instead. Returns
+    whether the exchange was declared here (False: consumers must not declare it again)."""
+    from amqp.exceptions import AccessRefused
+    try:
+        rpc_queue(service)(connection.channel()).declare()
+        return True
+    except AccessRefused:
+        channel = connection.channel()
+        rpc_exchange()(channel).declare(passive=True)  # amqp NotFound when it is missing
+        queue = rpc_queue(service)(channel)
+        queue.queue_declare()
+        queue.queue_bind()
+        return False
 
 
 def declare_publisher(connection, system: System, source: str) -> None:
@@ -104,7 +134,12 @@ def declare_topology(channel, system: System | None = None,
     subs = system.subscriptions if subscriptions is None else subscriptions
     for source in system.exchanges:
         event_exchange(source)(channel).declare()
-    parking_exchange()(channel).declare()
+    rpc_exchange()(channel).declare()
+    if subscriptions is None:  # the whole system: every service's RPC queue too
+        for service in system.names:
+            rpc_queue(service)(channel).declare()
+    for sub in subs:
+        parking_exchange(sub.consumer)(channel).declare()
     for sub in subs:
         queue = consumer_queue(sub)(channel)
         queue.declare()
@@ -124,18 +159,29 @@ def _anchored(names) -> str:
 
 
 def service_permissions(system: System, service: str) -> dict:
-    """What a service's own account may do: declare and read its RPC queue and its consumer
-    and parking queues, bind them to the exchanges they read, publish to its own exchange,
-    the parking exchange and nameko's RPC exchange (replies). Nothing of another service's.
-    (RabbitMQ: declaring needs configure, binding write on the queue and read on the exchange,
-    publishing write on the exchange, consuming read on the queue.)"""
+    """What a service's own account may do (RabbitMQ: declaring needs configure, binding
+    write on the queue and read on the exchange, publishing write on the exchange, consuming
+    read on the queue): declare, bind and read its own RPC, consumer and parking queues and
+    its own parking exchange; publish to its own events exchange, its own parking exchange
+    and nameko's RPC exchange. Nothing of another service's, and nothing shared to configure
+    (so nothing shared to delete). `topic` narrows the shared RPC exchange by routing key:
+    bind only its own methods, publish only replies (`rpc_topic_permissions`)."""
     declared = system.service(service)
     subs = [sub for sub in system.subscriptions if sub.consumer == service]
     own_queues = [f"rpc-{service}"] + [q for sub in subs
                                        for q in (sub.queue_name, sub.parking_queue_name)]
+    parking = PARKING_PREFIX + service
     return {
-        "configure": _anchored(own_queues + ["nameko-rpc", declared.exchange, PARKING_EXCHANGE]),
-        "write": _anchored(own_queues + ["nameko-rpc", declared.exchange, PARKING_EXCHANGE]),
-        "read": _anchored(own_queues + ["nameko-rpc", PARKING_EXCHANGE]
+        "configure": _anchored(own_queues + [declared.exchange, parking]),
+        "write": _anchored(own_queues + [RPC_EXCHANGE, declared.exchange, parking]),
+        "read": _anchored(own_queues + [RPC_EXCHANGE, parking]
                           + [f"{sub.source}.events" for sub in subs]),
     }
+
+
+def rpc_topic_permissions(service: str) -> dict:
+    """On nameko's RPC exchange: bind only `<service>.*` (its own requests, not everyone's
+    with their tokens) and publish only replies (routed by the caller's reply queue id)."""
+    import re
+    return {"exchange": RPC_EXCHANGE, "read": rf"^{re.escape(service)}\.",
+            "write": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
