@@ -52,6 +52,10 @@ class LocalStore:
     def read(self):
         return self()
 
+    def change(self, use_case):
+        from orglife.common.store import StoreHandle
+        return StoreHandle.change(self, use_case)
+
     def outbox_backlog(self):
         from sqlalchemy import func, select
         with self.engine.connect() as conn:

@@ -52,7 +52,7 @@ class MeetingsService:
     @rpc
     def health(self):
         """Liveness, outbox backlog and waiting intake for `orglife status` (no token)."""
-        with self.store() as uow:
+        with self.store.read() as uow:
             waiting = uow.session.scalar(select(func.count()).select_from(PendingIntake))
             known = uow.session.scalar(select(func.count(distinct(MemberCopy.member_id))))
         return {"service": self.name, "ok": True, "outbox_backlog": self.store.outbox_backlog(),
@@ -94,14 +94,14 @@ class MeetingsService:
     @authorized(*READERS)
     def get_meeting(self, meeting_id):
         meeting_id = id_argument("meeting_id", meeting_id)
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.get_meeting(uow, self.auth.principal, self.rules, meeting_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_meetings(self, filters=None):
         payload = self._load(schemas.MeetingFilters(), filters or {})
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.list_meetings(uow, self.auth.principal, self.rules, payload,
                                           self.clock.tz)
 
@@ -117,14 +117,14 @@ class MeetingsService:
     @authorized(*READERS)
     def get_activity(self, activity_id):
         activity_id = id_argument("activity_id", activity_id)
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.get_activity(uow, self.auth.principal, activity_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_activities(self, filters=None):
         payload = self._load(schemas.ActivityFilters(), filters or {})
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.list_activities(uow, self.auth.principal, payload, self.clock.tz)
 
     # -- intake -------------------------------------------------------------------------------
@@ -133,14 +133,14 @@ class MeetingsService:
     def get_intake(self, event_id):
         """What became of a peer's report, found by the `event_id` of its envelope."""
         event_id = id_argument("event_id", event_id)
-        with self.store() as uow:
+        with self.store.read() as uow:
             return intake.get_intake(uow, self.auth.principal, event_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_rejected_intake(self, filters=None):
         payload = self._load(schemas.RejectedFilters(), filters or {})
-        with self.store() as uow:
+        with self.store.read() as uow:
             return intake.list_rejected_intake(uow, self.auth.principal, payload)
 
     # -- events -------------------------------------------------------------------------------

@@ -129,6 +129,12 @@ def identity_matches(row: dict, people) -> list:
     return [p for p in people if p.name == row["name"] and p.branch_id == row["branch_id"]]
 
 
+def namesakes(row: dict, stored) -> list:
+    """Stored members with the row's name in its branch whom its identity did not match: the
+    same person with a phone added or changed since, or another person of that name."""
+    return [p for p in stored if p.name == row["name"] and p.branch_id == row["branch_id"]]
+
+
 # What a member created by an import has where its row says nothing (SPEC §4, Import). An
 # existing member keeps what it has instead: an absent column or an empty cell changes nothing.
 NEW_MEMBER_DEFAULTS = {

@@ -356,7 +356,7 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], load
     # call creates (a later row naming one of them again is a duplicate).
     by_name: dict[str, list] = {}
     for person in _people_named(session, {item["name"] for item in valid
-                                          if not item.get("member_id")}):
+                                          if not item.get("member_id")}, principal):
         by_name.setdefault(person.name, []).append(person)
     errors: list[dict] = []
     accepted: list[ImportRow] = []
@@ -387,6 +387,14 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], load
                 member["member_id"] = matches[0].member_id
                 row.matched = True
             else:
+                namesakes = domain.namesakes(member, [
+                    p for p in by_name.get(member["name"], []) if not isinstance(p, ImportRow)])
+                if namesakes:
+                    # The same name in the same branch, with another phone or none: the same
+                    # person whose phone the sheet now has, or a namesake. Not a guess to make.
+                    errors.extend(_row_errors(number, {"member_id": [_namesake(member,
+                                                                               namesakes)]}))
+                    continue
                 member["member_id"] = domain.generated_member_id(member)
                 row.generated = True
         if row.current is None and not row.matched:
@@ -494,6 +502,13 @@ def _placed(index: OrgIndex, item: dict) -> tuple[dict, dict]:
     return member, errors
 
 
+def _namesake(member: dict, namesakes: list) -> str:
+    ids = ", ".join(sorted(m.member_id for m in namesakes)[:5])
+    return (f"{member['name']} is already in branch {member['branch_id']} ({ids}) with "
+            "another phone or none: give the member_id (编号) to update that member, or a "
+            "new member_id to add a namesake")
+
+
 def _ambiguous(member: dict, matches: list) -> str:
     ids = ", ".join(sorted(m.member_id for m in matches)[:5])
     by = "name and phone" if member.get("phone") else "name and branch"
@@ -540,14 +555,17 @@ def _lock_members(session, member_ids: list[str]) -> None:
                         .execution_options(populate_existing=True)).all()
 
 
-def _people_named(session, names) -> list:
-    """Who bears one of `names` (any branch, any status): what identity_matches reads."""
+def _people_named(session, names, principal: Principal) -> list:
+    """Who bears one of `names` (any branch, any status) within the caller's scope: what
+    identity_matches reads. A scoped admin's sheet is matched against its own subtree only,
+    so an error can never name (or confirm) a member outside it."""
     names = sorted(names)
     found = []
     for start in range(0, len(names), 500):
-        found += session.execute(select(Member.member_id, Member.name, Member.phone,
-                                        Member.branch_id)
-                                 .where(Member.name.in_(names[start:start + 500]))).all()
+        query = select(Member.member_id, Member.name, Member.phone, Member.branch_id).join(
+            Organization, Organization.org_id == Member.branch_id).where(
+            Member.name.in_(names[start:start + 500]))
+        found += session.execute(principal.limit(query, Organization.path)).all()
     return found
 
 

@@ -40,22 +40,21 @@ class MembersService:
     @authorized(*ADMINS)
     def register_organization(self, org):
         payload = load(schemas.OrganizationSchema(), org)
-        with self.store() as uow:
-            return registry.register_organization(uow, self.auth.principal, payload,
-                                                  self.clock.now())
+        return self.store.change(lambda uow: registry.register_organization(
+            uow, self.auth.principal, payload, self.clock.now()))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def get_organization(self, org_id):
         org_id = id_argument("org_id", org_id)
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.get_organization(uow, self.auth.principal, org_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_organizations(self, filters=None):
         payload = load(schemas.OrganizationFilters(), filters or {})
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.list_organizations(uow, self.auth.principal, payload)
 
     # -- members ------------------------------------------------------------------------------
@@ -63,8 +62,8 @@ class MembersService:
     @authorized(*ADMINS)
     def register_member(self, member):
         payload = load(schemas.NewMemberSchema(), member)
-        with self.store() as uow:
-            return registry.register_member(uow, self.auth.principal, payload, self.clock.today())
+        return self.store.change(lambda uow: registry.register_member(
+            uow, self.auth.principal, payload, self.clock.today()))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS, sensitive_arguments=("rows",))
     @authorized(*ADMINS)
@@ -81,22 +80,21 @@ class MembersService:
                 loaded.append(load(schema, row))
             except ValidationError as exc:
                 loaded.append(exc)
-        with self.store() as uow:
-            return registry.import_members(uow, self.auth.principal, rows, loaded,
-                                           self.clock.today())
+        return self.store.change(lambda uow: registry.import_members(
+            uow, self.auth.principal, rows, loaded, self.clock.today()))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def get_member(self, member_id):
         member_id = id_argument("member_id", member_id)
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.get_member(uow, self.auth.principal, member_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_members(self, filters=None):
         payload = load(schemas.MemberFilters(), filters or {})
-        with self.store() as uow:
+        with self.store.read() as uow:
             return registry.list_members(uow, self.auth.principal, payload)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS, sensitive_arguments=CHANGED_CONTACTS)

@@ -319,9 +319,12 @@ class PrivateBroker:
 
     # files the server reads
     def _write_config(self, state: dict) -> None:
+        from orglife.common.config import write_private
         for folder in (self.root, self.mnesia_dir, self.log_dir, self.erlang_home):
             folder.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(
+        # The node's data, accounts, config (the admin password) and cookie: the owner's only.
+        self.root.chmod(0o700)
+        write_private(self.config_file, (
             "# written by orglife on every start; edit orglife/broker.py instead\n"
             f"listeners.tcp.default = 127.0.0.1:{state['amqp']}\n"
             f"management.tcp.ip = 127.0.0.1\n"
@@ -334,14 +337,13 @@ class PrivateBroker:
             "default_permissions.configure = .*\n"
             "default_permissions.read = .*\n"
             "default_permissions.write = .*\n"
-        )
+        ))
         self.plugins_file.write_text("[rabbitmq_management].\n")
         # an empty env file of our own, so /etc/rabbitmq/rabbitmq-env.conf is not read
         self.env_file.write_text("# intentionally empty: orglife passes everything by environment\n")
         cookie = self.erlang_home / ".erlang.cookie"
         if not cookie.exists():
-            cookie.write_text(secrets.token_hex(20))
-            cookie.chmod(0o400)
+            write_private(cookie, secrets.token_hex(20))  # 0600 from its creation
 
     def _environment(self, state: dict) -> dict:
         env = {k: v for k, v in os.environ.items()

@@ -75,8 +75,11 @@ def replay(amqp_uri: str, system: System, queue: str) -> int:
     moved = 0
     with Connection(amqp_uri) as conn:
         channel = conn.channel()
+        _, waiting, _ = channel.queue_declare(f"{name}.parked", passive=True)
         channel.confirm_select()
-        while True:
+        # Those parked now, no more: a message whose cause is not fixed is parked again
+        # meanwhile, and must not go round while this runs.
+        while moved < waiting:
             message = channel.basic_get(f"{name}.parked", no_ack=False)
             if message is None:
                 return moved
@@ -90,6 +93,7 @@ def replay(amqp_uri: str, system: System, queue: str) -> int:
                                           exchange="", routing_key=name)
             channel.basic_ack(message.delivery_tag)
             moved += 1
+        return moved
 
 
 def _preview(body, limit: int = 300) -> str:

@@ -137,7 +137,21 @@ def beat(path: Path, runner: ServiceRunner) -> None:
         eventlet.sleep(HEARTBEAT_SECONDS)
 
 
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies (a kill -9 of the service must not
+    leave its relay behind, holding the outbox's lease)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the lease still dies with the process
+        pass
+
+
 def run_relay(service, settings, system, stop) -> None:
+    die_with_parent()
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        return
     from orglife.common.db import make_engine
     from orglife.common.outbox import OutboxRelay
     backbone = importlib.import_module(f"{service.package}.models").backbone

@@ -110,8 +110,10 @@ def start_services(settings: Settings, amqp_uri: str, scale: dict[str, int] | No
 def service_environment(settings: Settings, amqp_uri: str, service: str) -> dict:
     """The environment of one service's processes: its own broker account and nothing of the
     others' (SPEC §7), never the admin account."""
+    own_db = f"ORGLIFE_{service.upper()}_DB_URL"
     env = {key: value for key, value in os.environ.items()
-           if not (key.startswith("ORGLIFE_") and key.endswith("AMQP_URI"))}
+           if not (key.startswith("ORGLIFE_") and key.endswith(("AMQP_URI", "DB_URL")))
+           or key == own_db}
     env.update(ORGLIFE_SECRET=settings.secret, ORGLIFE_HOME=str(settings.home))
     own = settings.service_amqp_uris.get(service)
     if own is None and not settings.amqp_uri:  # our private node: an account per service

@@ -137,3 +137,28 @@ def test_a_rules_file_contradicting_the_time_zone_or_with_an_unknown_section_is_
 def test_nested_validation_messages_name_each_field():
     assert flatten_messages({"attendance": {2: {"status": ["bad"]}}, "held_at": ["x"]}) == {
         "attendance.2.status": ["bad"], "held_at": ["x"]}
+
+
+# -- settling messages over a lost connection ------------------------------------------------------
+class LostConnectionMessage:
+    """A message whose ack meets a reset socket, as after a broker kill (it used to kill the
+    worker thread and with it the container)."""
+
+    class channel:
+        connection = object()
+
+    def ack(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    requeue = ack
+
+    def reject(self, requeue=False):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_acks_and_rejects_over_a_lost_connection_never_raise(caplog):
+    from orglife.common.messaging import RawQueueConsumer
+    consumer = RawQueueConsumer()
+    for settle in (consumer.ack_message, consumer.requeue_message, consumer.reject_message):
+        settle(LostConnectionMessage())
+    assert "the broker will redeliver it" in caplog.text

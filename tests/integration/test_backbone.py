@@ -330,6 +330,10 @@ def test_a_parked_message_is_replayed_once_its_cause_is_fixed(container_factory,
         "handler on_members_event failed 3 times: RuntimeError: a bug in this consumer": 1}
     assert row["first"][0]["routing_key"] == "member_registered"
     assert parking.summary(vhost_uri, TOPOLOGY, LEDGER_SUB.parking_queue_name)[0]["parked"] == 1
+    # replayed before the fix: parked again, and replay stops at what was parked when it began
+    assert parking.replay(vhost_uri, TOPOLOGY, LEDGER_SUB.queue_name) == 1
+    wait_for(lambda: parking.summary(vhost_uri, TOPOLOGY, LEDGER_SUB.queue_name)[0]["parked"]
+             == 1, message="parked again")
     BROKEN["on"] = False  # the fix is deployed
     assert parking.replay(vhost_uri, TOPOLOGY, LEDGER_SUB.queue_name) == 1
     wait_for(lambda: applied_rows(ledger_db[1]), message="handled after the replay")

@@ -52,3 +52,47 @@ def test_events_committed_while_the_broker_is_down_are_published_when_it_is_back
         if relay is not None:
             relay.stop()
         broker.stop()
+
+
+HOLD_LEASE = """
+import sys, time
+sys.path[:0] = sys.argv[2:]
+from orglife.common.db import make_engine
+from orglife.common.outbox import relay_lease
+lease = relay_lease(make_engine(sys.argv[1]), "members")
+assert lease.hold()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_relay_lease_is_taken_over_within_a_second_of_its_holder_being_killed(
+        database, tmp_path, request):
+    """The lease dies with its holder (an flock, a session advisory lock): after a kill -9 a
+    successor publishes at once, not after a minute."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from orglife.common.outbox import relay_lease
+    from tests.conftest import REPO
+    url = (f"sqlite:///{tmp_path / 'members.db'}" if database == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    make_engine(url).dispose()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, url, str(REPO / "src"),
+                               str(REPO)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        successor = relay_lease(make_engine(url), "members")
+        assert successor.hold() is False  # one publisher at a time
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        killed = time.monotonic()
+        while not successor.hold():
+            assert time.monotonic() - killed < 1.0, "the lease outlived its holder"
+            time.sleep(0.02)
+        successor.release()
+    finally:
+        holder.kill()

@@ -83,3 +83,26 @@ def test_on_postgresql_a_meeting_and_an_activity_may_share_an_id(members_on_pg):
     worker.on_meetings_events([activity_logged("x1"), meeting_logged("x1", ["m1"])])
     items = worker.get_member("m1")["participation"]["items"]
     assert sorted((i["kind"], i["ref"]) for i in items) == [("activity", "x1"), ("meeting", "x1")]
+
+
+def test_two_instances_registering_one_member_at_once_both_answer(pg_url, clock):
+    """The second insert of one key waits for the first and fails on its unique key: it runs
+    again, finds the member and answers as a repeat does, never with a database error."""
+    upgrade("members", pg_url)
+    stores = [LocalStore(pg_url, "members", backbone) for _ in range(2)]
+    workers = [worker_factory(MembersService, store=store, auth=auth_as(), clock=clock)
+               for store in stores]
+    small_county(workers[0])
+    member = {"member_id": "twin", "name": "张伟", "branch_id": "b1"}
+    holder = stores[0].engine.connect()  # hold the first insert open until both are in flight
+    transaction = holder.begin()
+    holder.execute(text("INSERT INTO members (member_id, name, branch_id, status, mobile, "
+                        "committee_member, no_vote, version) VALUES "
+                        "('twin', '张伟', 'b1', 'formal', false, false, false, 1)"))
+    racing = eventlet.spawn(workers[1].register_member, member)
+    eventlet.sleep(0.5)
+    transaction.commit()
+    holder.close()
+    assert racing.wait()["member_id"] == "twin"  # the stored one, as a repeat is answered
+    for store in stores:
+        store.engine.dispose()

@@ -95,7 +95,9 @@ def test_node_answers_amqp_and_management(nodes):
     assert not amqp_reachable(node.amqp_uri.replace(password, "wrong"))
     # No guest on our node (SPEC §7): its admin account is made with the node, 0600 secret.
     assert not amqp_reachable(node.amqp_uri.replace(f"{user}:{password}", "guest:guest"))
-    assert node.accounts_file.stat().st_mode & 0o077 == 0
+    for private in (node.accounts_file, node.config_file, node.root,
+                    node.erlang_home / ".erlang.cookie"):  # the admin password, the cookie
+        assert private.stat().st_mode & 0o077 == 0, private
     overview = requests.get(f"{node.management_url}/api/overview", auth=node._admin_auth,
                             timeout=5).json()
     assert overview["node"] == node.node_name

@@ -394,14 +394,17 @@ def instance(report, service, number=1):
 
 
 def test_a_dead_container_exits_its_process_and_is_started_again(stacks, tmp_path, vhost_uri):
-    """tests/toy/doomed.py: a thread of the container raises 3 s after the first start. The
-    process does not linger without its container: it exits, its supervisor starts it again,
-    and status shows the instance down, then up with one restart."""
+    """tests/toy/doomed.py: a thread of the container raises 3 s after each of its first two
+    starts. The process does not linger without its container: it exits, its supervisor
+    starts it again, and status shows the instance down, then up after two restarts."""
     stack = stacks(tmp_path / "home", vhost_uri, ORGLIFE_SYSTEM="tests.toy:DOOMED")
     stack.up()
     first = instance(stack.json("status"), "doomed")
     assert first["up"] is True and first["restarts"] == 0
-    report = wait_status(stack, lambda r: instance(r, "doomed")["restarts"] == 1
+    down = wait_status(stack, lambda r: not instance(r, "doomed")["up"],
+                       message="doomed shown down")
+    assert instance(down, "doomed")["supervisor"] is True  # the process is gone, not the supervisor
+    report = wait_status(stack, lambda r: instance(r, "doomed")["restarts"] == 2
                          and instance(r, "doomed")["up"], message="doomed restarted")
     again = instance(report, "doomed")
     assert again["pid"] != first["pid"]

@@ -91,6 +91,31 @@ def test_without_a_phone_identity_is_name_and_branch(admin):
     assert admin.get_member(first)["committee_member"] is True
 
 
+def test_a_phone_added_or_changed_since_is_not_a_new_member(admin):
+    """王芳 was imported without a phone; a later sheet gives her one. Same name, same branch,
+    no identity match: the same person or a namesake, which the row must say (no duplicate)."""
+    [first] = admin.import_members([{"name": "王芳", "branch": "b1"}])["created"]
+    result = admin.import_members([{"name": "王芳", "branch": "b1", "phone": "13900139000"}])
+    [error] = result["errors"]
+    assert error["field"] == "member_id" and first in error["message"]
+    assert result["created"] == [] and admin.list_members({"q": "王芳"})["total"] == 1
+    assert admin.import_members([{"member_id": first, "name": "王芳", "branch": "b1",
+                                  "phone": "13900139000"}])["updated"] == [first]
+    namesake = admin.import_members([{"member_id": "wf-new", "name": "王芳", "branch": "b1"}])
+    assert namesake["created"] == ["wf-new"]  # a second 王芳, on purpose
+
+
+def test_a_scoped_import_never_names_members_outside_its_scope(admin, members_worker):
+    admin.register_member({"member_id": "secret-1", "name": "张伟", "branch_id": "b2",
+                           "phone": PHONE})
+    admin.register_member({"member_id": "secret-2", "name": "张伟", "branch_id": "b2",
+                           "phone": PHONE})
+    township = members_worker("township_admin", "t1")
+    result = township.import_members([{"name": "张伟", "branch": "b1", "phone": PHONE}])
+    assert result["errors"] == [] and len(result["created"]) == 1  # t1's own 张伟
+    assert "secret" not in str(result)
+
+
 def test_an_ambiguous_match_is_an_error_naming_the_row(admin, members_store):
     for member_id in ("wf-1", "wf-2"):
         admin.register_member({"member_id": member_id, "name": "王芳", "branch_id": "b1"})

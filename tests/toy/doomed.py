@@ -1,5 +1,5 @@
-"""A service whose container dies a few seconds after its first start (a thread of it raises),
-to show that the process then exits and its supervisor starts it again."""
+"""A service whose container dies a few seconds after each of its first two starts (a thread of
+it raises), to show that the process then exits and its supervisor starts it again."""
 import os
 from pathlib import Path
 
@@ -9,12 +9,14 @@ from nameko.rpc import rpc
 
 
 class Doom(DependencyProvider):
-    """Kills the container from a managed thread, once per marker file."""
+    """Kills the container from a managed thread, on the first two starts (counted in a
+    file of the home)."""
 
     def start(self):
-        marker = Path(os.environ["ORGLIFE_HOME"]) / "doomed-once"
-        if not marker.exists():
-            marker.write_text("died once\n")
+        marker = Path(os.environ["ORGLIFE_HOME"]) / "doomed-starts"
+        starts = int(marker.read_text() or 0) + 1 if marker.exists() else 1
+        marker.write_text(str(starts))
+        if starts <= 2:
             self.container.spawn_managed_thread(self.die)
 
     @staticmethod

@@ -135,6 +135,10 @@ def make_engine(url: str, **kwargs) -> Engine:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
         kwargs.setdefault("pool_pre_ping", True)
+        # A peer that vanished (a partitioned host) is noticed in about 25 s, not the OS's
+        # two hours: the relay's lease is a session lock and must not outlive its holder.
+        kwargs.setdefault("connect_args", {"keepalives": 1, "keepalives_idle": 10,
+                                           "keepalives_interval": 5, "keepalives_count": 3})
     return create_engine(url, **kwargs)
 
 

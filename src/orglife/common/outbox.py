@@ -101,8 +101,10 @@ class AdvisoryLease:
             self._connection = None
 
 
-def relay_lease(engine: Engine):
-    return FileLease(engine) if engine.dialect.name == "sqlite" else AdvisoryLease(engine)
+def relay_lease(engine: Engine, source: str):
+    if engine.dialect.name == "sqlite":
+        return FileLease(engine)
+    return AdvisoryLease(engine, f"outbox:{source}")  # one per service even in a shared database
 
 
 @contextmanager
@@ -169,7 +171,7 @@ class OutboxRelay:
         self.amqp_uri = amqp_uri
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.lease = relay_lease(engine)
+        self.lease = relay_lease(engine, source)
         self._reader = engine.execution_options(sqlite_begin="DEFERRED")  # no write lock
         self.confirm_timeout = confirm_timeout
         self.system = load_system(system)

@@ -66,5 +66,21 @@ class StoreHandle:
         """A unit of work for reading only: on SQLite it does not take the write lock."""
         return self._provider.unit_of_work(read_only=True)
 
+    def change(self, use_case):
+        """Run `use_case(uow)` in a unit of work; when a concurrent writer (another instance)
+        inserted the same key first, run it once more: it then finds that row and answers as
+        a repeat does (idempotent) or with its Conflict, never with a database error."""
+        from sqlalchemy.exc import IntegrityError
+
+        from .errors import Conflict
+        for attempt in (1, 2):
+            try:
+                with self() as uow:
+                    return use_case(uow)
+            except IntegrityError:
+                if attempt == 2:
+                    raise Conflict("changed by another writer at the same time; try again") \
+                        from None
+
     def outbox_backlog(self) -> int:
         return self._provider.relay.backlog()
