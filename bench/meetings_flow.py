@@ -56,16 +56,19 @@ def count_rows(db_path, table: str) -> int:
 
 
 def watch_participation(db_path, expected: int, timeout: float, publisher,
-                        rejected_db, interval: float = 0.05):
+                        rejected_db, parked=lambda: 0, interval: float = 0.05):
     """First time each meeting shows in members' participation records (members' own table of
     applied meeting revisions), polled read-only from its SQLite file, until every report is
     accounted for: in the records, or rejected by meetings."""
     seen: dict[str, float] = {}
     last_rowid = 0
     deadline = time.monotonic() + timeout
-    rejected = 0
-    while len(seen) + rejected < expected and time.monotonic() < deadline:
+    rejected = parked_now = 0
+    checked = 0.0
+    while len(seen) + rejected + parked_now < expected and time.monotonic() < deadline:
         rejected = count_rows(rejected_db, "rejected_intake")
+        if time.monotonic() - checked > 2:  # a parked report is accounted for too
+            parked_now, checked = parked(), time.monotonic()
         if publisher.poll() not in (None, 0):
             raise SystemExit(f"the publisher failed (exit {publisher.returncode})")
         try:
@@ -116,7 +119,7 @@ def main():
                                       bench.amqp_uri, str(reports_file), str(times_file),
                                       "--rate", str(args.rate)])
         seen = watch_participation(bench.work / "members.db", len(reports), args.timeout,
-                                   publisher, bench.work / "meetings.db")
+                                   publisher, bench.work / "meetings.db", bench.parked)
         publisher.wait()
         published = json.loads(times_file.read_text())
         latencies = sorted(seen[m] - published[m] for m in seen if m in published)
@@ -137,7 +140,7 @@ def main():
             "nameko_event_dispatcher_per_s": reference,
             "rejected_intake": rejected,
             "parked": bench.parked(),
-            "lost": len(reports) - len(seen) - rejected,
+            "lost": len(reports) - len(seen) - rejected - bench.parked(),
         }
         print_figures(f"meetings_flow (publisher rate: {args.rate or 'burst'})", figures)
     finally:
