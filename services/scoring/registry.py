@@ -46,6 +46,25 @@ def _upsert(session, table, keys: tuple[str, ...], rows: list[dict]) -> None:
         session.execute(replacing_upsert(table, session.get_bind().dialect.name, keys), rows)
 
 
+def _stream(session, query, size: int = 5000):
+    """The rows of a large query as plain tuples, fetched `size` at a time from the driver's
+    own cursor (SQLAlchemy's row objects cost more than the work done with them here)."""
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect,
+                             compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if connection.dialect.paramstyle == "qmark":
+            cursor.execute(str(compiled), [params[name] for name in compiled.positiontup])
+        else:
+            cursor.execute(str(compiled), params)
+        while rows := cursor.fetchmany(size):
+            yield from rows
+    finally:
+        cursor.close()
+
+
 def _chunks(items, size: int = 500):
     items = list(items)
     for start in range(0, len(items), size):
@@ -75,7 +94,7 @@ def _marking(dialect_name: str):
 
 
 def drain(uow: UnitOfWork, rules: Rules, today: date, risks: bool = True,
-          limit: int = 50_000) -> dict:
+          limit: int = 20_000) -> dict:
     """Recompute everything marked stale since the last drain, in bulk; one `scores_changed`
     per year. Under a burst, many batches' marks are drained at once (a member touched by
     forty meetings is scored once). Streaks only when `risks` (the service drains those less
@@ -119,8 +138,12 @@ def _grouped(marks) -> dict:
 
 # -- member scores ------------------------------------------------------------------------------
 def recompute_members(session, rules: Rules, year: int, member_ids: list[str]) -> None:
-    if not member_ids:
-        return
+    """Scores from the tallies, 2,000 members at a time (memory stays flat for a county)."""
+    for chunk in _chunks(member_ids, 2000):
+        _recompute_members(session, rules, year, chunk)
+
+
+def _recompute_members(session, rules: Rules, year: int, member_ids: list[str]) -> None:
     tallies: dict[str, dict] = defaultdict(dict)
     states: dict[str, tuple] = {}
     for chunk in _chunks(member_ids):
@@ -143,6 +166,44 @@ def recompute_members(session, rules: Rules, year: int, member_ids: list[str]) -
                      "recommendation": score.recommendation, "branch_path": path,
                      "rules_version": rules.version})
     _upsert(session, MemberScore.__table__, ("member_id", "year"), rows)
+
+
+def recompute_all_members(session, rules: Rules, year: int) -> list[str]:
+    """Every member's score of a year (recalculate): the tallies streamed in member order
+    in one query, the scores written 2,000 at a time. Returns the members scored."""
+    states = {member_id: (status, path) for member_id, status, path in session.execute(
+        select(MemberState.member_id, MemberState.status, OrgCopy.path)
+        .outerjoin(OrgCopy, OrgCopy.org_id == MemberState.branch_id))}
+    scored: list[str] = []
+    rows: list[dict] = []
+
+    def score(member_id: str, tally: dict) -> None:
+        status, path = states.get(member_id, ("formal", None))
+        result = domain.score_from_tally(rules, tally, status)
+        rows.append({"member_id": member_id, "year": year, "score": result.score,
+                     "raw": result.raw, "grade": result.grade,
+                     "recommendation": result.recommendation, "branch_path": path,
+                     "rules_version": rules.version})
+        scored.append(member_id)
+        if len(rows) >= 2000:
+            _upsert(session, MemberScore.__table__, ("member_id", "year"), rows)
+            rows.clear()
+    current, tally = None, {}
+    for member_id, bucket, status, count in _stream(session, (
+            select(MemberTally.member_id, MemberTally.bucket, MemberTally.status,
+                   MemberTally.count).where(MemberTally.year == year)
+            .order_by(MemberTally.member_id))):
+        if member_id != current:
+            if current is not None:
+                score(current, tally)
+            current, tally = member_id, {}
+        tally[(bucket, status)] = count
+    if current is not None:
+        score(current, tally)
+    for member_id in sorted(set(states) - set(scored)):  # no line this year: the base
+        score(member_id, {})
+    _upsert(session, MemberScore.__table__, ("member_id", "year"), rows)
+    return sorted(scored)
 
 
 def member_lines(session, member_id: str, year: int) -> list[domain.Participation]:
@@ -315,6 +376,49 @@ def recompute_risks(uow: UnitOfWork, rules: Rules, member_ids: list[str], as_of:
         _upsert(session, MemberRisk.__table__, ("member_id",), rows)
 
 
+def recompute_all_risks(uow: UnitOfWork, rules: Rules, as_of: date) -> None:
+    """Every member's streak (the daily run, recalculate): months streamed in member order
+    in one query; only members with a streak are kept."""
+    session = uow.session
+    states = {row.member_id: row for row in session.execute(
+        select(MemberState.member_id, MemberState.name, MemberState.branch_id,
+               MemberState.status, MemberState.joined_on, OrgCopy.path)
+        .outerjoin(OrgCopy, OrgCopy.org_id == MemberState.branch_id)
+        .where(MemberState.status.in_(ACTIVE_STATUSES)))}
+    raised = set(session.scalars(select(Alert.key).where(Alert.kind == "member_at_risk")))
+    session.execute(delete(MemberRisk))
+    rows: list[dict] = []
+
+    def judge(member_id: str, months: dict) -> None:
+        state = states.get(member_id)
+        if state is None:
+            return
+        record = risk_of(rules, member_id, state.name, state.branch_id, state.status,
+                         state.joined_on, months, as_of)
+        if record is None:
+            return
+        rows.append({"member_id": member_id, "branch_id": state.branch_id,
+                     "branch_path": state.path or "", "months": record["months"],
+                     "level": record["level"], "missed": record["missed"], "as_of": as_of})
+        for level in domain.levels_reached(rules, record["months"]):
+            if risk_key(record, level) not in raised:
+                raise_member_at_risk(uow, record, level, state.path, as_of)
+    current, months = None, {}
+    for member_id, month, expected, attended, leave in _stream(session, (
+            select(MemberMonth.member_id, MemberMonth.month, MemberMonth.expected,
+                   MemberMonth.attended, MemberMonth.leave)
+            .order_by(MemberMonth.member_id))):
+        if member_id != current:
+            if current is not None:
+                judge(current, months)
+            current, months = member_id, {}
+        months[month] = (expected, attended, leave)
+    if current is not None:
+        judge(current, months)
+    for chunk in _chunks(rows, 2000):
+        _upsert(session, MemberRisk.__table__, ("member_id",), chunk)
+
+
 def missed_meetings(session, member_id: str, months: list[str]) -> list[dict]:
     """Per missed month, the meetings the member was expected at and missed."""
     wanted = set(months)
@@ -403,9 +507,9 @@ def daily(uow: UnitOfWork, rules: Rules, today: date) -> dict:
             raised["branch_silent"] += raise_alert(
                 uow, f"silent|{branch_id}|{since.isoformat()}|{step}", "branch_silent", data,
                 branch_id, None, branch.org.path, today)
-    members = session.scalars(select(MemberState.member_id).where(
-        MemberState.status.in_(ACTIVE_STATUSES))).all()
-    recompute_risks(uow, rules, list(members), today)
+    members = session.scalar(select(func.count()).select_from(MemberState).where(
+        MemberState.status.in_(ACTIVE_STATUSES)))
+    recompute_all_risks(uow, rules, today)
     raised["member_at_risk"] = session.scalar(select(func.count()).select_from(Alert).where(
         Alert.kind == "member_at_risk")) - before
     run = session.get(DailyRun, 1)
@@ -413,7 +517,7 @@ def daily(uow: UnitOfWork, rules: Rules, today: date) -> dict:
         session.add(DailyRun(id=1, day=today))
     else:
         run.day = today
-    return {"day": today.isoformat(), "branches": len(branch_ids), "members": len(members),
+    return {"day": today.isoformat(), "branches": len(branch_ids), "members": members,
             "raised": raised}
 
 
@@ -430,13 +534,10 @@ def recalculate(uow: UnitOfWork, rules: Rules, year: int, today: date) -> dict:
     session = uow.session
     rebuild_year(session, year)
     session.execute(delete(MemberScore).where(MemberScore.year == year))
-    members = sorted(set(session.scalars(select(MemberTally.member_id).where(
-        MemberTally.year == year)).all()) | set(session.scalars(
-            select(MemberState.member_id)).all()))
-    recompute_members(session, rules, year, members)
+    members = recompute_all_members(session, rules, year)
     branches = session.scalars(select(OrgCopy.org_id).where(OrgCopy.kind == "branch")).all()
     recompute_branches(session, rules, year, list(branches), year_end(year, today))
-    recompute_risks(uow, rules, members, today)
+    recompute_all_risks(uow, rules, today)
     uow.emit("scores_changed", {"year": year, "member_ids": members,
                                 "branch_ids": list(branches)})
     return {"year": year, "members": len(members), "branches": len(branches),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select
+from sqlalchemy import and_, case, delete, func, insert, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import ActivityCopy, AttendanceCopy, MeetingCopy, MemberMonth, MemberTally
@@ -62,24 +62,27 @@ def rebuild_year(session, year: int) -> None:
                literal("done"), func.count())
         .where(ActivityCopy.year == year)
         .group_by(ActivityCopy.member_id, ActivityCopy.kind)))
-    month = func.strftime("%Y-%m", MeetingCopy.held_on) \
-        if session.get_bind().dialect.name == "sqlite" \
-        else func.to_char(MeetingCopy.held_on, "YYYY-MM")
-    expected = func.sum(case((AttendanceCopy.expected.is_(True), 1), else_=0))
-    attended = func.sum(case((AttendanceCopy.status == "present", 1), else_=0))
-    leave = func.sum(case((and_(AttendanceCopy.expected.is_(True),
-                                AttendanceCopy.status == "leave"), 1), else_=0))
-    rows = session.execute(
-        select(AttendanceCopy.member_id, month, expected, attended, leave)
-        .join(MeetingCopy, MeetingCopy.meeting_id == AttendanceCopy.meeting_id)
-        .where(counted).group_by(AttendanceCopy.member_id, month)).all()
-    talk_month = func.strftime("%Y-%m", ActivityCopy.held_on) \
-        if session.get_bind().dialect.name == "sqlite" \
-        else func.to_char(ActivityCopy.held_on, "YYYY-MM")
-    talks = session.execute(
-        select(ActivityCopy.member_id, talk_month, func.count())
-        .where(ActivityCopy.year == year, ActivityCopy.kind == "heart_talk")
-        .group_by(ActivityCopy.member_id, talk_month)).all()
-    add_counts(session, MemberMonth.__table__, ("member_id", "month"),
-               ("expected", "attended", "leave"),
-               [tuple(row) for row in rows] + [(m, month, 0, n, 0) for m, month, n in talks])
+    sqlite_db = session.get_bind().dialect.name == "sqlite"
+
+    def month_of(day):
+        return func.strftime("%Y-%m", day) if sqlite_db else func.to_char(day, "YYYY-MM")
+    # Each attendance line and each heart talk as (member, month, expected, attended, leave),
+    # summed per member and month in the database: nothing of it passes through Python.
+    lines = union_all(
+        select(AttendanceCopy.member_id.label("member_id"),
+               month_of(MeetingCopy.held_on).label("month"),
+               case((AttendanceCopy.expected.is_(True), 1), else_=0).label("expected"),
+               case((AttendanceCopy.status == "present", 1), else_=0).label("attended"),
+               case((and_(AttendanceCopy.expected.is_(True), AttendanceCopy.status == "leave"),
+                     1), else_=0).label("leave"))
+        .join(MeetingCopy, MeetingCopy.meeting_id == AttendanceCopy.meeting_id).where(counted),
+        select(ActivityCopy.member_id, month_of(ActivityCopy.held_on), literal(0), literal(1),
+               literal(0))
+        .where(ActivityCopy.year == year, ActivityCopy.kind == "heart_talk")).subquery()
+    session.execute(insert(MemberMonth).from_select(
+        ["member_id", "month", "expected", "attended", "leave"],
+        select(lines.c.member_id, lines.c.month, func.sum(lines.c.expected),
+               func.sum(lines.c.attended), func.sum(lines.c.leave))
+        .group_by(lines.c.member_id, lines.c.month)
+        # a month of nothing but visits marked absent holds no count: no row, as incrementally
+        .having(func.sum(lines.c.expected) + func.sum(lines.c.attended) > 0)))
