@@ -1,0 +1,603 @@
+"""Notification channels: one small interface over e-mail, SMS, work-chat robots and in-app.
+
+The notifications service decides *whether* and *when* to send (quiet hours, attempts, backoff,
+the fallback order, the `unknown` state: SPEC §3-§4). A channel only hands one message to one
+endpoint and reads the endpoint's verdict, so every channel answers in the same four ways:
+
+- `send()` returns a short receipt: the endpoint accepted the message (delivered).
+- `TemporaryFailure(detail, retry_after)`: nothing was delivered and trying later may work
+  (connection refused, connect timeout, HTTP 5xx or 429, a robot's rate-limit errcode, our own
+  per-robot rate limit). `retry_after` is the endpoint's own hint in seconds, or None (use the
+  service's backoff schedule).
+- `PermanentFailure(detail)`: nothing was delivered and this channel will never take this message
+  to this address (bad address, HTTP 4xx, a robot's keyword/signature check): move on to the
+  recipient's next channel.
+- `DeliveryUnknown(detail)`: the request left and no verdict came back (read timeout, connection
+  dropped after sending, 504 from a proxy). The endpoint may have accepted it: record the send as
+  `unknown` and never repeat it on your own (an admin may `resend`).
+
+All three derive from `ChannelFailure`, which carries `may_have_been_delivered` (True only for
+`DeliveryUnknown`) and `retryable` (True only for `TemporaryFailure`).
+
+Privacy (SPEC §7): details and log lines name the channel, the stage and the status, never the
+address. Text an endpoint sends back is redacted before it is quoted, and no exception is chained
+to a library error (`from None`): those quote addresses (smtplib) and robot URLs, whose
+`access_token` lets anyone post to the group.
+
+The module uses plain `smtplib` and `requests`: both are cooperative once eventlet has
+monkey-patched the process (KNOWN-TRAPS), and both work unpatched in a CLI or a test.
+"""
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import logging
+import re
+import smtplib
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+log = logging.getLogger("orglife.notifications.channels")
+
+DEFAULT_SENDER = "orglife@localhost"
+CONNECT_TIMEOUT = 5.0  # seconds to reach an endpoint: nothing has left before this passes
+READ_TIMEOUT = 15.0  # seconds to wait for a verdict once the request has left
+
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+class ChannelFailure(Exception):
+    """A send that did not end with the endpoint's acceptance. `detail` is safe to log and store."""
+
+    may_have_been_delivered = False
+    retryable = False
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class TemporaryFailure(ChannelFailure):
+    """Not delivered; the same send may succeed later on this channel.
+
+    `attempted` is False when the channel refused before trying (our own per-robot rate limit):
+    the service may choose not to count such a refusal as one of its attempts.
+    """
+
+    retryable = True
+
+    def __init__(self, detail: str, retry_after: float | None = None, attempted: bool = True):
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.attempted = attempted
+
+
+class PermanentFailure(ChannelFailure):
+    """Not delivered; retrying on this channel cannot help (fall back to the next channel)."""
+
+
+class DeliveryUnknown(ChannelFailure):
+    """The request left but no verdict came back: it may have been delivered. Never auto-repeat."""
+
+    may_have_been_delivered = True
+
+
+class Channel:
+    """What the notifications service sees of every channel."""
+
+    name: str = ""
+
+    def send(self, address: str, subject: str, body: str) -> str:
+        """Deliver one message; return a receipt or raise a `ChannelFailure` subclass."""
+        raise NotImplementedError
+
+
+# --- redaction -----------------------------------------------------------------------------------
+
+_EMAIL_LIKE = re.compile(r"[^\s<>\"'()\[\],;:]+@[^\s<>\"'()\[\],;:]+")
+_DIGIT_RUN = re.compile(r"\+?\d[\d\s\-]{5,}\d")  # phone numbers, ID numbers (7+ digits)
+_URL_QUERY = re.compile(r"(https?://[^\s?#]+)[?#][^\s]*")
+
+
+def redact(text: object, limit: int = 120) -> str:
+    """Endpoint text made safe to log: addresses, long digit runs and URL queries masked."""
+    value = " ".join(str(text).split())
+    value = _URL_QUERY.sub(r"\1?…", value)
+    value = _EMAIL_LIKE.sub("<address>", value)
+    value = _DIGIT_RUN.sub("<number>", value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def one_text(subject: str, body: str) -> str:
+    """Channels without a subject line (SMS, robots) carry the subject as the first line."""
+    subject, body = (subject or "").strip(), (body or "").strip()
+    return f"{subject}\n{body}" if subject and body else subject or body
+
+
+# --- e-mail --------------------------------------------------------------------------------------
+
+class EmailChannel(Channel):
+    """SMTP submission to ORGLIFE_SMTP_URL (`smtp://host:port`), UTF-8 subject and body.
+
+    The dialog is driven step by step (EHLO, MAIL, RCPT, DATA) rather than with `sendmail`, so a
+    failure can be placed: before DATA nothing can have been delivered (temporary or permanent by
+    the reply code); once the message content is on its way, a timeout or a dropped connection
+    leaves the outcome unknown.
+    """
+
+    name = "email"
+
+    def __init__(self, smtp_url: str, sender: str = DEFAULT_SENDER, timeout: float = READ_TIMEOUT,
+                 helo_name: str | None = None):
+        parts = urlsplit(smtp_url)
+        if parts.scheme != "smtp" or not parts.hostname:
+            raise ValueError("ORGLIFE_SMTP_URL must look like smtp://host:port")
+        self.host = parts.hostname
+        self.port = parts.port or 25
+        self.sender = sender
+        self.timeout = timeout
+        # socket.getfqdn() (smtplib's default) asks DNS and can hang a host without one.
+        self.helo_name = helo_name or socket.gethostname() or "localhost"
+
+    def send(self, address: str, subject: str, body: str) -> str:
+        if not _looks_like_email(address):
+            raise _logged(PermanentFailure("email: not a valid e-mail address"))
+        raw, message_id = self._compose(address, subject, body)
+        smtp = self._connect()
+        stage = "envelope"
+        try:
+            code, reply = smtp.ehlo()
+            if not 200 <= code < 300:
+                code, reply = smtp.helo()
+                _check_reply(code, reply, "greeting refused")
+            _check_reply(*smtp.mail(self.sender), "sender refused")
+            _check_reply(*smtp.rcpt(address), "recipient refused")
+            stage = "content"
+            code, reply = smtp.data(raw)
+            _check_reply(code, reply, "message refused")
+        except smtplib.SMTPResponseException as exc:  # the server said no: nothing delivered
+            raise _logged(_failure_for_code(exc.smtp_code, f"email: {stage} refused",
+                                            exc.smtp_error)) from None
+        except ChannelFailure as exc:
+            raise _logged(exc) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            smtp.close()  # no QUIT on a broken or silent connection: it would wait again
+            if stage == "content":
+                raise _logged(DeliveryUnknown(
+                    f"email: connection lost while sending the message ({type(exc).__name__})"
+                )) from None
+            raise _logged(TemporaryFailure(
+                f"email: connection lost before the message was sent ({type(exc).__name__})"
+            )) from None
+        finally:
+            _quit_quietly(smtp)
+        receipt = f"email: accepted (SMTP {code}) as {message_id}"
+        log.info("%s", receipt)
+        return receipt
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            return smtplib.SMTP(self.host, self.port, local_hostname=self.helo_name,
+                                timeout=self.timeout)
+        except smtplib.SMTPResponseException as exc:  # a 4xx/5xx greeting
+            raise _logged(_failure_for_code(exc.smtp_code, "email: server refused the connection",
+                                            exc.smtp_error)) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _logged(TemporaryFailure(
+                f"email: cannot reach the SMTP server ({type(exc).__name__})")) from None
+
+    def _compose(self, address: str, subject: str, body: str) -> tuple[bytes, str]:
+        message = EmailMessage()
+        domain = self.sender.rpartition("@")[2] or "localhost"
+        message_id = email.utils.make_msgid(domain=domain)
+        message["From"] = self.sender
+        message["To"] = address
+        message["Subject"] = " ".join((subject or "").split())  # no header injection via CR/LF
+        message["Date"] = email.utils.formatdate(localtime=True)
+        message["Message-ID"] = message_id
+        # base64: any server takes it, 8BITMIME or not, and Chinese text survives intact.
+        message.set_content(body or "", charset="utf-8", cte="base64")
+        return message.as_bytes(policy=email.policy.SMTP), message_id
+
+
+def _looks_like_email(address: str) -> bool:
+    if not isinstance(address, str) or not address.isascii():
+        return False
+    local, at, domain = address.partition("@")
+    return bool(at and local and "." in domain.strip(".") and "@" not in domain
+                and not any(ch.isspace() or ch in "<>,;\"" for ch in address))
+
+
+def _check_reply(code: int, reply: bytes, what: str) -> None:
+    if not 200 <= code < 400:
+        raise _failure_for_code(code, f"email: {what}", reply)
+
+
+def _failure_for_code(code: int, what: str, reply: bytes | str | None) -> ChannelFailure:
+    """SMTP reply codes: 4xx means try again later, 5xx means never (RFC 5321 §4.2.1)."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else (reply or "")
+    detail = f"{what} (SMTP {code}: {redact(text, 80)})"
+    return TemporaryFailure(detail) if 400 <= code < 500 else PermanentFailure(detail)
+
+
+def _quit_quietly(smtp: smtplib.SMTP) -> None:
+    """QUIT after the verdict is known: its own failure changes nothing about the message."""
+    try:
+        smtp.quit()
+    except Exception:  # noqa: BLE001 - the outcome is already decided
+        pass
+    finally:
+        smtp.close()
+
+
+# --- HTTP endpoints ------------------------------------------------------------------------------
+
+class JsonPoster:
+    """POSTs one JSON body and turns transport trouble into the right outcome.
+
+    A fresh connection per send (no pooled keep-alive), so a failure is never a stale pooled
+    socket and "could the request have left?" has a plain answer: it could not if the
+    connection was never made.
+    """
+
+    def __init__(self, label: str, connect_timeout: float = CONNECT_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT):
+        self.label = label
+        self.timeout = (connect_timeout, read_timeout)
+
+    def post(self, url: str, payload: dict) -> requests.Response:
+        try:
+            return requests.post(url, json=payload, timeout=self.timeout, allow_redirects=False)
+        except requests.exceptions.ConnectTimeout:
+            raise TemporaryFailure(f"{self.label}: connect timeout") from None
+        except requests.exceptions.ReadTimeout:
+            raise DeliveryUnknown(f"{self.label}: no answer within {self.timeout[1]:g} s "
+                                  f"after sending") from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema):
+            raise PermanentFailure(f"{self.label}: not a usable endpoint URL") from None
+        except requests.exceptions.ConnectionError as exc:
+            if _never_connected(exc):
+                raise TemporaryFailure(f"{self.label}: cannot connect "
+                                       f"({_root_name(exc)})") from None
+            raise DeliveryUnknown(f"{self.label}: connection lost after sending "
+                                  f"({_root_name(exc)})") from None
+        except requests.exceptions.RequestException as exc:
+            raise DeliveryUnknown(f"{self.label}: {type(exc).__name__} after sending") from None
+
+    def check_status(self, response: requests.Response) -> None:
+        """Raise unless the answer is 2xx. 504 is a proxy's read timeout: outcome unknown."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        detail = f"{self.label}: HTTP {status}"
+        if status == 429:
+            raise TemporaryFailure(detail, retry_after=_retry_after(response))
+        if status == 504:
+            raise DeliveryUnknown(detail + " (gateway timeout: the request may have gone through)")
+        if status >= 500:
+            raise TemporaryFailure(detail, retry_after=_retry_after(response))
+        raise PermanentFailure(detail)
+
+
+def _exception_chain(exc: BaseException):
+    """The exception and everything it wraps (urllib3 nests the cause in args and `.reason`)."""
+    seen, todo = set(), [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        todo.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
+
+
+def _never_connected(exc: BaseException) -> bool:
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    return any(isinstance(e, (NewConnectionError, ConnectTimeoutError, ConnectionRefusedError,
+                              socket.gaierror)) for e in _exception_chain(exc))
+
+
+def _root_name(exc: BaseException) -> str:
+    """The innermost cause's class name (e.g. RemoteDisconnected): says what broke, no URL."""
+    current = exc
+    for _ in range(10):
+        inner = next((arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)),
+                     None) or getattr(current, "reason", None) or current.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        current = inner
+    return type(current).__name__
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class SmsChannel(Channel):
+    """An SMS gateway over HTTP: POST `{"phone", "text"}` to ORGLIFE_SMS_URL; 2xx = delivered."""
+
+    name = "sms"
+
+    def __init__(self, url: str, connect_timeout: float = CONNECT_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT):
+        self.url = url
+        self.http = JsonPoster("sms", connect_timeout, read_timeout)
+
+    def send(self, address: str, subject: str, body: str) -> str:
+        phone = _normalized_phone(address)
+        if phone is None:
+            raise _logged(PermanentFailure("sms: not a valid phone number"))
+        try:
+            response = self.http.post(self.url, {"phone": phone, "text": one_text(subject, body)})
+            self.http.check_status(response)
+        except ChannelFailure as exc:
+            raise _logged(exc) from None
+        receipt = f"sms: accepted (HTTP {response.status_code})"
+        log.info("%s", receipt)
+        return receipt
+
+
+def _normalized_phone(address: str) -> str | None:
+    if not isinstance(address, str):
+        return None
+    phone = re.sub(r"[\s\-()]", "", address)
+    return phone if re.fullmatch(r"\+?\d{5,20}", phone) else None
+
+
+# --- work-chat robots ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RobotFlavour:
+    """One vendor's robot dialect: request shape, where the verdict is, and its limits."""
+
+    name: str
+    hosts: tuple[str, ...]
+    limits: tuple[tuple[int, float], ...]  # (messages, seconds): all must hold
+    rate_limit_codes: Mapping[int, float]  # verdict code → seconds the robot is blocked
+    temporary_codes: frozenset[int] = frozenset({-1})  # "system busy"
+    max_text_bytes: int | None = None
+    feishu_shape: bool = False
+
+    def payload(self, text: str) -> dict:
+        if self.max_text_bytes is not None:
+            text = _cut_utf8(text, self.max_text_bytes)
+        if self.feishu_shape:
+            return {"msg_type": "text", "content": {"text": text}}
+        return {"msgtype": "text", "text": {"content": text}}
+
+    def verdict(self, answer: dict) -> tuple[int | None, str]:
+        """(code, message) from a 200 answer; code None when the answer has no verdict."""
+        if self.feishu_shape:
+            code = answer.get("code", answer.get("StatusCode"))
+            message = answer.get("msg", answer.get("StatusMessage", ""))
+        else:
+            code, message = answer.get("errcode"), answer.get("errmsg", "")
+        try:
+            return (None if code is None else int(code)), str(message or "")
+        except (TypeError, ValueError):
+            return None, str(message or "")
+
+
+DINGTALK = RobotFlavour(
+    "dingtalk", ("oapi.dingtalk.com",), limits=((20, 60.0),),
+    rate_limit_codes={130101: 600.0})  # over 20 a minute: blocked for 10 minutes
+WECOM = RobotFlavour(
+    "wecom", ("qyapi.weixin.qq.com",), limits=((20, 60.0),),
+    rate_limit_codes={45009: 60.0, 45033: 60.0}, max_text_bytes=2048)
+FEISHU = RobotFlavour(
+    "feishu", ("open.feishu.cn", "open.larksuite.com"), limits=((100, 60.0), (5, 1.0)),
+    rate_limit_codes={11232: 60.0, 99991400: 60.0}, feishu_shape=True)
+FLAVOURS = {f.name: f for f in (DINGTALK, WECOM, FEISHU)}
+_FLAVOUR_ALIASES = {"lark": "feishu", "wework": "wecom", "wechat_work": "wecom", "ding": "dingtalk"}
+
+
+def robot_flavour(url: str) -> RobotFlavour:
+    """The vendor host decides; otherwise a `flavour=` query parameter; otherwise DingTalk."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    for flavour in FLAVOURS.values():
+        if any(host == h or host.endswith("." + h) for h in flavour.hosts):
+            return flavour
+    named = (parse_qs(parts.query).get("flavour") or [""])[0].strip().lower()
+    if not named:
+        return DINGTALK
+    named = _FLAVOUR_ALIASES.get(named, named)
+    if named not in FLAVOURS:
+        raise ValueError(f"unknown robot flavour {named!r} (dingtalk, wecom or feishu)")
+    return FLAVOURS[named]
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: limit - len("…".encode())].decode("utf-8", "ignore") + "…"
+
+
+class SlidingWindowLimiter:
+    """At most N sends in ANY window of S seconds, per key (a robot URL), in this process.
+
+    Why not a refilling token bucket: one refilled at 20 a minute with a burst of 20 lets 40
+    through in some 60-second windows, and DingTalk blocks a robot for 10 minutes past 20 a
+    minute. Here each slot comes back exactly S seconds after it was used. `block` keeps every
+    send off a robot the vendor has blocked, `release` returns the slot of a send that never
+    left. Thread-safe (a green lock once monkey-patched); no I/O under the lock.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._sent: dict[str, deque] = {}
+        self._blocked_until: dict[str, float] = {}
+
+    def acquire(self, key: str, limits: tuple[tuple[int, float], ...]) -> float:
+        """Take a slot and return 0.0, or take nothing and return the seconds until one frees."""
+        with self._lock:
+            now = self.clock()
+            wait = self._blocked_until.get(key, 0.0) - now
+            sent = self._sent.setdefault(key, deque())
+            longest = max(seconds for _, seconds in limits)
+            while sent and sent[0] <= now - longest:
+                sent.popleft()
+            for count, seconds in limits:
+                recent = [t for t in sent if t > now - seconds]
+                if len(recent) >= count:
+                    wait = max(wait, recent[-count] + seconds - now)
+            if wait > 0:
+                return wait
+            sent.append(now)
+            return 0.0
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            sent = self._sent.get(key)
+            if sent:
+                sent.pop()
+
+    def block(self, key: str, seconds: float) -> None:
+        with self._lock:
+            until = self.clock() + seconds
+            self._blocked_until[key] = max(self._blocked_until.get(key, 0.0), until)
+
+
+_PROCESS_LIMITER = SlidingWindowLimiter()  # shared by every RobotChannel of this process
+
+
+class RobotChannel(Channel):
+    """Work-chat group robots (DingTalk, WeCom, Feishu); the address is the robot's URL.
+
+    A robot answers HTTP 200 even when it refuses a message: the verdict is the body's
+    `errcode` / `code`, which must be 0 (KNOWN-TRAPS). Known rate-limit codes are temporary
+    (and block the robot locally for as long as the vendor does), "system busy" (-1) is
+    temporary, every other code (keyword or signature check 310000, bad token, content too
+    long...) is permanent. The vendors' per-robot limits are kept before sending.
+    """
+
+    name = "robot"
+
+    def __init__(self, default_url: str | None = None, limiter: SlidingWindowLimiter | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
+        self.default_url = default_url or None
+        self.limiter = limiter or _PROCESS_LIMITER
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        if self.default_url:
+            robot_flavour(self.default_url)  # a bad ORGLIFE_WEBHOOK_URL fails at start-up
+
+    def send(self, address: str | None, subject: str, body: str) -> str:
+        url = address or self.default_url
+        try:
+            return self._send(url, one_text(subject, body))
+        except ChannelFailure as exc:
+            raise _logged(exc) from None
+
+    def _send(self, url: str | None, text: str) -> str:
+        if not url:
+            raise PermanentFailure("robot: no robot URL (organization robot_url or "
+                                   "ORGLIFE_WEBHOOK_URL)")
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise PermanentFailure("robot: not an http(s) robot URL")
+        try:
+            flavour = robot_flavour(url)
+        except ValueError as exc:
+            raise PermanentFailure(f"robot: {exc}") from None
+        label = f"robot {flavour.name}"
+        wait = self.limiter.acquire(url, flavour.limits)
+        if wait > 0:
+            raise TemporaryFailure(f"{label}: rate limit reached, not sent",
+                                   retry_after=round(wait, 3), attempted=False)
+        http = JsonPoster(label, self.connect_timeout, self.read_timeout)
+        try:
+            response = http.post(url, flavour.payload(text))
+        except TemporaryFailure:
+            self.limiter.release(url)  # never reached the robot: the slot is still free
+            raise
+        if response.status_code == 429:
+            self.limiter.block(url, _retry_after(response) or 60.0)
+        http.check_status(response)
+        return self._read_verdict(url, flavour, label, response)
+
+    def _read_verdict(self, url: str, flavour: RobotFlavour, label: str,
+                      response: requests.Response) -> str:
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise DeliveryUnknown(f"{label}: HTTP {response.status_code} without a JSON verdict")
+        code, message = flavour.verdict(answer)
+        if code is None:
+            raise DeliveryUnknown(f"{label}: HTTP {response.status_code} without an error code")
+        detail = f"{label}: errcode {code} ({redact(message, 80)})"
+        if code == 0:
+            log.info("%s: accepted", label)
+            return f"{label}: accepted (errcode 0)"
+        if code in flavour.rate_limit_codes:
+            blocked = flavour.rate_limit_codes[code]
+            self.limiter.block(url, blocked)
+            raise TemporaryFailure(detail, retry_after=blocked)
+        if code in flavour.temporary_codes:
+            raise TemporaryFailure(detail)
+        raise PermanentFailure(detail)
+
+
+# --- in-app --------------------------------------------------------------------------------------
+
+class InAppChannel(Channel):
+    """The notification is already stored and listed (`list_notifications`): nothing to send.
+    It is the last fallback, so it must never fail."""
+
+    name = "in_app"
+
+    def send(self, address: str, subject: str, body: str) -> str:
+        return "in_app: stored"
+
+
+# --- wiring --------------------------------------------------------------------------------------
+
+def channels_from_config(config: Mapping) -> dict[str, Channel]:
+    """The channels this deployment can use, by name.
+
+    `email` and `sms` exist only when their endpoint is configured. `robot` always exists: its
+    endpoints are the organizations' own `robot_url`s, with ORGLIFE_WEBHOOK_URL only as the
+    default robot; with neither, a robot send is a PermanentFailure. `in_app` always exists.
+    """
+    channels: dict[str, Channel] = {}
+    if config.get("ORGLIFE_SMTP_URL"):
+        channels["email"] = EmailChannel(config["ORGLIFE_SMTP_URL"],
+                                         sender=config.get("ORGLIFE_MAIL_FROM") or DEFAULT_SENDER)
+    if config.get("ORGLIFE_SMS_URL"):
+        channels["sms"] = SmsChannel(config["ORGLIFE_SMS_URL"])
+    channels["robot"] = RobotChannel(config.get("ORGLIFE_WEBHOOK_URL") or None)
+    channels["in_app"] = InAppChannel()
+    return channels
+
+
+def _logged(failure: ChannelFailure) -> ChannelFailure:
+    """Log a failure once, at the level its kind deserves (details are address-free)."""
+    level = logging.INFO if isinstance(failure, TemporaryFailure) else logging.WARNING
+    kind = {TemporaryFailure: "temporary", PermanentFailure: "permanent",
+            DeliveryUnknown: "unknown"}.get(type(failure), "failure")
+    log.log(level, "%s [%s]", failure.detail, kind)
+    return failure
