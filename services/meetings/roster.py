@@ -26,7 +26,10 @@ def path_ids(path: str) -> list[str]:
 
 
 def apply_organization(uow: UnitOfWork, envelope: Envelope, tz) -> None:
-    """The organization at its highest version."""
+    """The organization at its highest version: organization_registered and
+    organization_updated carry the whole record, so whichever arrives last, an older version
+    changes nothing (a rename or a new category reaches the copy; kind and parent never
+    change)."""
     data = envelope.data
     session = uow.session
     current = session.get(OrgCopy, data["org_id"])
@@ -86,6 +89,7 @@ def member_data(envelope: Envelope) -> dict:
 # members' events → what each does to the copy.
 HANDLERS = {
     "organization_registered": apply_organization,
+    "organization_updated": apply_organization,
     "member_registered": apply_member,
     "member_updated": apply_member,
     "member_transferred": apply_member,

@@ -10,14 +10,21 @@ import uuid
 from datetime import date
 
 from orglife.common.clock import iso
-from orglife.common.vocabulary import ARCHIVED_STATUSES, ORG_PARENT_KINDS
+from orglife.common.vocabulary import ACTIVE_STATUSES, ARCHIVED_STATUSES, ORG_PARENT_KINDS
 
 MOBILE_PHONE = re.compile(r"^1[3-9]\d{9}$")
 MEMBER_FIELDS = (
     "member_id", "name", "branch_id", "group_id", "status", "mobile", "mobile_location",
     "committee_member", "no_vote", "phone", "email", "joined_on", "version",
 )
-ORG_FIELDS = ("org_id", "name", "kind", "parent_id", "category", "version")
+ORG_FIELDS = ("org_id", "name", "kind", "parent_id", "category", "secretary_id", "robot_url",
+              "version")
+# What update_organization may change (SPEC §4); kind and parent never change. A branch
+# secretary sets only its own branch's secretary and robot: names and categories are the
+# admins' (they decide how branches are counted and ranked).
+ORG_CHANGEABLE = ("name", "category", "secretary_id", "robot_url")
+ORG_ADMIN_ONLY = ("name", "category")
+CATEGORIZED_KINDS = ("branch", "general_branch")  # as check_organization accepts them
 # Namespace for ids generated from a new member's identity (see generated_member_id).
 MEMBER_ID_NAMESPACE = uuid.UUID("6f1d2c1e-4b7a-4f7e-9a57-0c8f4e1b2a90")
 
@@ -67,9 +74,45 @@ def check_organization(org: dict, parent) -> dict:
                   f"a {org['kind']} belongs to a {' or '.join(allowed)}, not a {parent.kind}")
     if org["kind"] == "branch" and not org.get("category"):
         add_error(errors, "category", "a branch needs a category")
-    if org["kind"] not in ("branch", "general_branch") and org.get("category"):
+    if org["kind"] not in CATEGORIZED_KINDS and org.get("category"):
         add_error(errors, "category", "only branches have a category")
     return errors
+
+
+def check_organization_changes(org, changes: dict) -> dict:
+    """The changed fields of a stored organization (`org`), beyond what the schema checks."""
+    errors: dict = {}
+    if "category" in changes:
+        if org.kind not in CATEGORIZED_KINDS:
+            if changes["category"] is not None:
+                add_error(errors, "category", f"only branches have a category, not a {org.kind}")
+        elif org.kind == "branch" and changes["category"] is None:
+            add_error(errors, "category", "a branch needs a category")
+    return errors
+
+
+def secretary_error(org, secretary_id: str, member, member_path) -> str | None:
+    """Why `member` cannot be the secretary of `org`, or None (SPEC §4): an active member
+    within the organization: of the branch itself for a branch, of the group for a group, and
+    for a county, township or general branch any active member of a branch under it (the
+    officer who receives its alerts). `member` is the stored member, or None when unknown (or
+    outside the caller's scope: not confirmed to exist); `member_path` the org ids from the
+    county down to the member's branch."""
+    if member is None:
+        return f"unknown member {secretary_id!r}"
+    if member.status not in ACTIVE_STATUSES:
+        return f"member {secretary_id!r} is {member.status}, not an active member"
+    if org.kind == "branch":
+        if member.branch_id != org.org_id:
+            return (f"member {secretary_id!r} is in branch {member.branch_id!r}: a branch's "
+                    f"secretary is one of its own members")
+    elif org.kind == "group":
+        if member.group_id != org.org_id:
+            return f"member {secretary_id!r} is not in group {org.org_id!r}"
+    elif org.org_id not in member_path:
+        return (f"member {secretary_id!r} is in branch {member.branch_id!r}, which is not "
+                f"under {org.kind} {org.org_id!r}")
+    return None
 
 
 def check_member(member: dict, branch, group, today: date) -> dict:

@@ -30,6 +30,11 @@ class Organization(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     # When it joined orglife: alerts look forward from here (SPEC §3).
     registered_at: Mapped[object | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A member: the branch's secretary, or for a township or county the officer who receives
+    # its alerts (kept by update_organization; not a foreign key: a member stays a member).
+    secretary_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The organization's work-chat group robot (DingTalk, WeCom or Feishu webhook).
+    robot_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class Member(Base):

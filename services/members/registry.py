@@ -32,8 +32,11 @@ def _load_org(session, org_id: str | None) -> Organization | None:
     return session.get(Organization, org_id) if org_id else None
 
 
-def _visible_org(uow: UnitOfWork, principal: Principal, org_id: str) -> Organization:
-    org = _load_org(uow.session, org_id)
+def _visible_org(uow: UnitOfWork, principal: Principal, org_id: str,
+                 for_update: bool = False) -> Organization:
+    # A change locks the row (as _visible_member does): two instances changing one
+    # organization give versions N+1 and N+2, never two different N+1.
+    org = uow.session.get(Organization, org_id, with_for_update=for_update) if org_id else None
     if org is None:
         raise NotFound(f"organization {org_id!r} not found")
     principal.check_scope(domain.path_ids(org.path), f"organization {org_id!r}")
@@ -58,10 +61,15 @@ def register_organization(uow: UnitOfWork, principal: Principal, org: dict,
         if domain.changed_fields(current, {**org, "org_id": org_id}):
             raise Conflict(f"organization {org_id!r} exists with different fields")
         return current
+    if org.get("secretary_id") is not None:
+        # Its secretary is one of its members, and a new organization has none yet.
+        raise ValidationError.field(
+            "secretary_id", "a new organization has no members yet: set its secretary with "
+            "update_organization once they are registered")
     record = Organization(
         org_id=org_id, name=org["name"], kind=org["kind"], parent_id=org.get("parent_id"),
         category=org.get("category"), path=domain.org_path(parent.path if parent else None, org_id),
-        version=1, registered_at=now,
+        version=1, registered_at=now, secretary_id=None, robot_url=org.get("robot_url"),
     )
     session.add(record)
     session.flush()
@@ -69,6 +77,54 @@ def register_organization(uow: UnitOfWork, principal: Principal, org: dict,
     uow.emit("organization_registered", data)
     uow.commit()
     return data
+
+
+def update_organization(uow: UnitOfWork, principal: Principal, changes: dict) -> dict:
+    """Change an organization's name, category, secretary or robot (SPEC §4).
+
+    Scope: a county admin any organization, a township admin those of its subtree, a branch
+    secretary its own branch (and its groups), and that only for `secretary_id` and
+    `robot_url`: names and categories are the admins'. Only the fields that differ from what
+    is stored are checked and changed; nothing changed is no new version and no event.
+    """
+    session = uow.session
+    org = _visible_org(uow, principal, changes["org_id"], for_update=True)
+    if principal.role == "branch_secretary":
+        refused = [name for name in domain.ORG_ADMIN_ONLY if name in changes]
+        if refused:
+            raise Forbidden(f"a branch secretary sets its branch's secretary_id and robot_url; "
+                            f"{' and '.join(refused)} are changed by a township or county admin")
+    wanted = {name: changes[name] for name in domain.ORG_CHANGEABLE
+              if name in changes and getattr(org, name) != changes[name]}
+    if not wanted:
+        return domain.organization_dict(org)
+    errors = domain.check_organization_changes(org, wanted)
+    if wanted.get("secretary_id") is not None:
+        error = _secretary_error(session, principal, org, wanted["secretary_id"])
+        if error:
+            domain.add_error(errors, "secretary_id", error)
+    if errors:
+        raise ValidationError(errors)
+    for name, value in wanted.items():
+        setattr(org, name, value)
+    org.version += 1
+    session.flush()
+    data = domain.organization_dict(org)
+    uow.emit("organization_updated", data)
+    uow.commit()
+    return data
+
+
+def _secretary_error(session, principal: Principal, org: Organization,
+                     secretary_id: str) -> str | None:
+    member = session.get(Member, secretary_id)
+    path: list[str] = []
+    if member is not None:
+        branch = session.get(Organization, member.branch_id)
+        path = domain.path_ids(branch.path) if branch is not None else []
+        if not principal.covers(path):
+            member, path = None, []  # outside the caller's scope: not confirmed to exist
+    return domain.secretary_error(org, secretary_id, member, path)
 
 
 def get_organization(uow: UnitOfWork, principal: Principal, org_id: str) -> dict:

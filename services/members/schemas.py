@@ -12,6 +12,31 @@ from orglife.common.vocabulary import (
 from .domain import normalize_phone
 
 
+NOT_BLANK = validate.Regexp(r"\s*\S", error="must not be blank")
+
+
+def RobotUrl(**kwargs):
+    """An organization's work-chat group robot: the webhook of a DingTalk, WeCom or Feishu
+    group (any http(s) URL: a county may run its own gateway, by IP or host name)."""
+    return fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True,
+                      validate=validate.Length(max=500),
+                      error_messages={"invalid": "must be an http(s) URL (the group robot's "
+                                                 "webhook)"}, **kwargs)
+
+
+class Unchangeable(fields.Field):
+    """A field that may not be given at all (whatever its value, null included)."""
+
+    def __init__(self, message: str, **kwargs):
+        super().__init__(**kwargs)
+        self.message = message
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if value is marshmallow.missing:
+            return value
+        raise marshmallow.ValidationError(self.message)
+
+
 class OrganizationSchema(StrictSchema):
     org_id = fields.String(validate=ID)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -19,10 +44,33 @@ class OrganizationSchema(StrictSchema):
     parent_id = fields.String(load_default=None, allow_none=True, validate=ID)
     category = fields.String(load_default=None, allow_none=True,
                              validate=validate.OneOf(BRANCH_CATEGORIES))
+    # Optional, and without defaults: a repeated registration that leaves them out is still
+    # the same organization after update_organization set them.
+    secretary_id = fields.String(allow_none=True, validate=ID)
+    robot_url = RobotUrl()
 
     @post_load
     def strip(self, data, **kwargs):
         data["name"] = data["name"].strip()
+        return data
+
+
+class OrganizationChangesSchema(StrictSchema):
+    """update_organization: `org_id` and the fields to change (null clears secretary_id and
+    robot_url); kind and parent never change."""
+
+    org_id = fields.String(required=True, validate=ID)
+    name = fields.String(validate=[validate.Length(min=1, max=200), NOT_BLANK])
+    category = fields.String(allow_none=True, validate=validate.OneOf(BRANCH_CATEGORIES))
+    secretary_id = fields.String(allow_none=True, validate=ID)
+    robot_url = RobotUrl()
+    kind = Unchangeable("an organization's kind never changes")
+    parent_id = Unchangeable("an organization never moves: its parent never changes")
+
+    @post_load
+    def strip(self, data, **kwargs):
+        if "name" in data:
+            data["name"] = data["name"].strip()
         return data
 
 

@@ -21,6 +21,9 @@ MAX_IMPORT_ROWS = 5000
 # call arguments (SPEC §7); an import's rows are redacted whole.
 MEMBER_CONTACTS = ("member.phone", "member.email")
 CHANGED_CONTACTS = ("changes.phone", "changes.email")
+# A group robot's webhook carries its access token: never logged either.
+ORG_ROBOT = ("org.robot_url",)
+CHANGED_ROBOT = ("changes.robot_url",)
 
 
 class MembersService:
@@ -36,12 +39,19 @@ class MembersService:
         return {"service": self.name, "ok": True, "outbox_backlog": self.store.outbox_backlog()}
 
     # -- organizations ------------------------------------------------------------------------
-    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @rpc(expected_exceptions=EXPECTED_ERRORS, sensitive_arguments=ORG_ROBOT)
     @authorized(*ADMINS)
     def register_organization(self, org):
         payload = load(schemas.OrganizationSchema(), org)
         return self.store.change(lambda uow: registry.register_organization(
             uow, self.auth.principal, payload, self.clock.now()))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS, sensitive_arguments=CHANGED_ROBOT)
+    @authorized(*ADMINS)
+    def update_organization(self, changes):
+        payload = load(schemas.OrganizationChangesSchema(), changes)
+        with self.store() as uow:
+            return registry.update_organization(uow, self.auth.principal, payload)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)

@@ -18,8 +18,8 @@ from sqlalchemy import delete, select
 from orglife.common.db import UnitOfWork
 from orglife.common.envelope import Envelope
 
-from .models import ActivityCopy, AttendanceCopy, MeetingCopy, MemberMonth, MemberState, \
-    MemberTally, OrgCopy
+from .models import ActivityCopy, AttendanceCopy, BranchStat, MeetingCopy, MemberMonth, \
+    MemberState, MemberTally, OrgCopy
 from .tallies import add_counts, replacing_upsert
 
 
@@ -57,6 +57,8 @@ def local_day(text: str, tz) -> date:
 
 # -- members' events -----------------------------------------------------------------------------
 def apply_organization(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> None:
+    """organization_registered and organization_updated: the whole organization, the highest
+    version wins (an older one arriving late changes nothing)."""
     data = envelope.data
     current = uow.session.get(OrgCopy, data["org_id"])
     if current is not None and current.version >= data["version"]:
@@ -75,6 +77,12 @@ def apply_organization(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes
     year = envelope_year(envelope, tz)
     if data["kind"] == "branch":
         changes.branches[year].add(data["org_id"])
+        if current is not None:
+            # A rename or a new category (organization_updated): the figures stored for
+            # other years carry the old ones too (rankings and unevenness read the copy).
+            for stored_year in uow.session.scalars(select(BranchStat.year).where(
+                    BranchStat.branch_id == data["org_id"])):
+                changes.branches[stored_year].add(data["org_id"])
     elif data["kind"] == "group" and data.get("parent_id"):
         changes.branches[year].add(data["parent_id"])  # a new group owes group meetings
 
@@ -122,6 +130,7 @@ def envelope_year(envelope: Envelope, tz) -> int:
 
 MEMBERS_HANDLERS = {
     "organization_registered": apply_organization,
+    "organization_updated": apply_organization,
     "member_registered": apply_member,
     "member_updated": apply_member,
     "member_transferred": apply_member,

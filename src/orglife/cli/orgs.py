@@ -1,4 +1,5 @@
-"""`orglife org add|list|show`: the organization tree (county, townships, branches, groups)."""
+"""`orglife org add|list|show|update`: the organization tree (county, townships, branches,
+groups), each with its secretary and work-chat group robot."""
 from __future__ import annotations
 
 from typing import Optional
@@ -6,7 +7,7 @@ from typing import Optional
 import typer
 
 from orglife.cli.common import (
-    Column, JsonOpt, coded, given, print_json, rpc, show_items, show_record,
+    Column, JsonOpt, coded, fail, given, print_json, rpc, show_items, show_record,
 )
 
 app = typer.Typer(name="org", no_args_is_help=True,
@@ -50,7 +51,64 @@ def org_list(kind: Optional[str] = None, parent: Optional[str] = None,
 
 @app.command("show")
 def org_show(org_id: str, as_json: bool = JsonOpt):
-    """One organization, with its child and member counts."""
+    """One organization, with its secretary, its robot, and its child and member counts."""
     with rpc("members") as members:
         org = members.get_organization(org_id)
-    print_json(org) if as_json else show_org(org)
+        secretary = None if as_json else _secretary(members, org)
+    if as_json:
+        return print_json(org)
+    show_org({**org, "secretary_id": secretary})
+
+
+def _secretary(members, org: dict) -> str | None:
+    """The secretary as a table shows it, `m1 张伟`; the bare id when the caller may not see
+    the member (one transferred out of the caller's township since, say)."""
+    from orglife.common.errors import OrglifeError
+    from nameko.exceptions import RemoteError
+    member_id = org.get("secretary_id")
+    if not member_id:
+        return None
+    try:
+        return f"{member_id} {members.get_member(member_id)['name']}"
+    except (OrglifeError, RemoteError):
+        return member_id
+
+
+@app.command("update")
+def org_update(org_id: str,
+               name: Optional[str] = typer.Option(None, "--name"),
+               category: Optional[str] = typer.Option(None, "--category", help="for branches"),
+               secretary: Optional[str] = typer.Option(
+                   None, "--secretary", metavar="MEMBER",
+                   help="member id: the branch's secretary, or for a township or county the "
+                        "officer who receives its alerts"),
+               robot: Optional[str] = typer.Option(
+                   None, "--robot", metavar="URL",
+                   help="the work-chat group robot's webhook (DingTalk, WeCom, Feishu)"),
+               clear_secretary: bool = typer.Option(False, "--clear-secretary",
+                                                    help="no secretary any more"),
+               clear_robot: bool = typer.Option(False, "--clear-robot", help="no robot any more"),
+               as_json: bool = JsonOpt):
+    """Change an organization's name, category, secretary or robot (only those given).
+
+    Kind and parent never change. Names and categories: township or county admins only.
+    """
+    if secretary is not None and clear_secretary:
+        fail("give --secretary MEMBER or --clear-secretary, not both", 2)
+    if robot is not None and clear_robot:
+        fail("give --robot URL or --clear-robot, not both", 2)
+    changes = {"org_id": org_id, **given(name=name, category=category, secretary_id=secretary,
+                                         robot_url=robot)}
+    if clear_secretary:
+        changes["secretary_id"] = None
+    if clear_robot:
+        changes["robot_url"] = None
+    if len(changes) == 1:
+        fail("nothing to change: give --name, --category, --secretary, --robot, "
+             "--clear-secretary or --clear-robot", 2)
+    with rpc("members") as members:
+        org = members.update_organization(changes)
+        secretary_shown = None if as_json else _secretary(members, org)
+    if as_json:
+        return print_json(org)
+    show_org({**org, "secretary_id": secretary_shown})
