@@ -17,3 +17,4 @@ SQL
 create_service_database members "$MEMBERS_DB_PASSWORD"
 create_service_database meetings "$MEETINGS_DB_PASSWORD"
 create_service_database scoring "$SCORING_DB_PASSWORD"
+create_service_database notifications "$NOTIFICATIONS_DB_PASSWORD"

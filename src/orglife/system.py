@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from orglife.common.system import Event, Peer, Service, System
 
-MEMBER_EVENTS = ("organization_registered", "member_registered", "member_updated",
-                 "member_transferred")
+MEMBER_EVENTS = ("organization_registered", "organization_updated", "member_registered",
+                 "member_updated", "member_transferred")
 MEETING_EVENTS = ("meeting_logged", "meeting_amended", "meeting_cancelled", "activity_logged")
 
 SYSTEM = System(
@@ -21,6 +21,9 @@ SYSTEM = System(
             "members", "MembersService",
             publishes=[
                 Event("organization_registered"),
+                # the whole organization, as organization_registered (a rename, a category,
+                # a secretary or a robot changed); the highest version wins
+                Event("organization_updated"),
                 Event("member_registered"),
                 Event("member_updated"),
                 # v2: flat data (member_id at the top level, SPEC §4); v1 nested it in "member"
@@ -49,8 +52,24 @@ SYSTEM = System(
                 Event("member_at_risk"),
                 Event("branch_silent"),
                 Event("branch_overdue"),
+                # a slot of the current period still unmet days before the period ends (事前提醒)
+                Event("branch_due_soon"),
+                # a closed year's grades, one event per branch (the year-end notice)
+                Event("year_graded"),
             ],
             subscribes={"members": MEMBER_EVENTS, "meetings": MEETING_EVENTS},
+        ),
+        Service(
+            "notifications", "NotificationsService",
+            publishes=[
+                Event("notification_delivered"),
+                Event("notification_failed"),
+            ],
+            subscribes={"members": MEMBER_EVENTS,
+                        "meetings": ("meeting_scheduled", "meeting_logged", "meeting_amended",
+                                     "meeting_cancelled"),
+                        "scoring": ("branch_overdue", "branch_silent", "branch_due_soon",
+                                    "member_at_risk", "year_graded")},
         ),
     ],
     # Other systems (a check-in app, an HR system) report meetings and activities here.

@@ -11,16 +11,19 @@ from tests.toy import SYSTEM as TOY_SYSTEM
 
 
 def test_the_declaration_gives_queues_versions_and_classes():
-    assert SYSTEM.names == ("members", "meetings", "scoring")
+    assert SYSTEM.names == ("members", "meetings", "scoring", "notifications")
     queues = {sub.queue_name: sub.event_types for sub in SYSTEM.subscriptions}
-    assert queues["members.events--meetings"] == ("organization_registered", "member_registered",
+    assert queues["members.events--meetings"] == ("organization_registered",
+                                                  "organization_updated", "member_registered",
                                                   "member_updated", "member_transferred")
+    assert queues["members.events--scoring"] == queues["members.events--meetings"]
     assert queues["intake.events--meetings"] == ("meeting_reported", "activity_reported")
     assert "meetings.events--members" in queues
     assert SYSTEM.versions("members", "member_transferred") == {1, 2}
     assert SYSTEM.event("members", "member_transferred").version == 2
     assert SYSTEM.versions("members", "no_such_event") == frozenset()
-    assert set(SYSTEM.exchanges) == {"members", "meetings", "scoring", "intake"}
+    assert set(SYSTEM.exchanges) == {"members", "meetings", "scoring", "notifications",
+                                    "intake"}
     assert SYSTEM.subscription("scoring", "meetings").queue_name == "meetings.events--scoring"
     for service in SYSTEM.services:
         assert service.load_class().name == service.name
@@ -48,6 +51,17 @@ def test_a_dispatch_table_must_match_the_subscription():
         check_handlers(SYSTEM, "members", "meetings",
                        ["meeting_logged", "meeting_amended", "meeting_cancelled",
                         "activity_logged", "meeting_scheduled"])
+
+
+def test_members_publish_organization_updated_and_its_copies_apply_it():
+    from services.meetings import roster
+    from services.scoring import replica
+    assert SYSTEM.event("members", "organization_updated").version == 1
+    assert roster.HANDLERS["organization_updated"] is roster.apply_organization
+    assert replica.MEMBERS_HANDLERS["organization_updated"] is replica.apply_organization
+    with pytest.raises(DeclarationError, match="no handler for organization_updated"):
+        check_handlers(SYSTEM, "meetings", "members",
+                       {k: v for k, v in roster.HANDLERS.items() if k != "organization_updated"})
 
 
 def test_the_services_dispatch_tables_match_the_declaration():

@@ -31,6 +31,8 @@ class Settings:
     smtp_url: str | None = None
     sms_url: str | None = None
     webhook_url: str | None = None
+    mail_from: str | None = None  # ORGLIFE_MAIL_FROM: the From of notification e-mails
+    templates: str | None = None  # ORGLIFE_TEMPLATES: a county's own notification templates
     token: str | None = None
     now: str | None = None  # fixed "now" (ISO 8601) for demos, tests and benchmarks
     relay_mode: str = "inline"  # inline: a greenthread of the service; process: a process of its own
@@ -56,6 +58,8 @@ class Settings:
             "ORGLIFE_SMTP_URL": self.smtp_url,
             "ORGLIFE_SMS_URL": self.sms_url,
             "ORGLIFE_WEBHOOK_URL": self.webhook_url,
+            "ORGLIFE_MAIL_FROM": self.mail_from,
+            "ORGLIFE_TEMPLATES": self.templates,
             "ORGLIFE_RELAY": self.relay_mode,
             "ORGLIFE_SYSTEM": self.system,
             # nameko's own default heartbeat (60 s) is fine; prefetch follows max_workers.
@@ -105,6 +109,8 @@ def load_settings(env: dict | None = None) -> Settings:
         smtp_url=env.get("ORGLIFE_SMTP_URL"),
         sms_url=env.get("ORGLIFE_SMS_URL"),
         webhook_url=env.get("ORGLIFE_WEBHOOK_URL"),
+        mail_from=env.get("ORGLIFE_MAIL_FROM") or None,
+        templates=env.get("ORGLIFE_TEMPLATES") or None,
         token=env.get("ORGLIFE_TOKEN"),
         now=env.get("ORGLIFE_NOW"),
         relay_mode=_relay_mode(env.get("ORGLIFE_RELAY") or "inline"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import time
 from decimal import Decimal
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -153,6 +154,46 @@ class Rules:
     def unevenness_threshold(self) -> float:
         return float(self.raw.get("unevenness_threshold", 0.6))
 
+    # -- notifications ---------------------------------------------------------------------------
+    @property
+    def notifications(self) -> dict:
+        return self.raw.get("notifications") or {}
+
+    @property
+    def meeting_reminder_hours(self) -> float:
+        return float(self.notifications.get("meeting_reminder_hours", 24))
+
+    @property
+    def quiet_hours(self) -> tuple[time, time] | None:
+        """(start, end) in county time, e.g. 22:00 and 07:00; None: no quiet hours."""
+        return parse_quiet_hours(self.notifications.get("quiet_hours", "22:00-07:00"))
+
+    def urgent(self, kind: str, level: str | None = None) -> bool:
+        marks = set(self.notifications.get("urgent", ["branch_overdue",
+                                                       "member_at_risk:review"]))
+        return kind in marks or (level is not None and f"{kind}:{level}" in marks)
+
+    @property
+    def absence_followup_delay_seconds(self) -> float:
+        return 60.0 * float(self.notifications.get("absence_followup_delay_minutes", 10))
+
+    @property
+    def reply_within_days(self) -> int:
+        return int(self.notifications.get("reply_within_days", 7))
+
+    @property
+    def followups_within_days(self) -> int:
+        return int(self.notifications.get("followups_within_days", 14))
+
+    @property
+    def attempts_per_channel(self) -> int:
+        return int(self.notifications.get("attempts_per_channel", 5))
+
+    @property
+    def backoff_seconds(self) -> tuple[float, ...]:
+        return tuple(60.0 * float(m) for m in self.notifications.get("backoff_minutes",
+                                                                     [1, 5, 30, 120]))
+
     # -- members at risk -----------------------------------------------------------------------
     @property
     def at_risk_levels(self) -> tuple[tuple[int, str], ...]:
@@ -179,7 +220,7 @@ class Rules:
 SECTIONS = ("version", "required_meetings", "expected_attendees", "quorum",
             "intake_wait_seconds", "points", "grades", "probationary_recommendation",
             "branch_score", "lights", "due_soon_days", "silent_branch_days",
-            "unevenness_threshold", "at_risk_levels")
+            "unevenness_threshold", "at_risk_levels", "notifications")
 
 
 def validate(raw: dict, tz: str | None = None) -> Rules:
@@ -216,7 +257,33 @@ def validate(raw: dict, tz: str | None = None) -> Rules:
         if rule.get("of") not in QUORUM_BASES or not 0 <= float(rule.get("more_than", -1)) < 1:
             raise RulesError(f"rules.quorum.{meeting_type}: more_than in [0, 1) of {QUORUM_BASES}")
     _check_points(raw)
+    _check_notifications(raw.get("notifications") or {})
     return Rules(raw)
+
+
+def _check_notifications(section: dict) -> None:
+    parse_quiet_hours(section.get("quiet_hours", "22:00-07:00"))
+    try:
+        if int(section.get("attempts_per_channel", 5)) < 1:
+            raise RulesError("rules.notifications.attempts_per_channel: at least 1")
+        float(section.get("meeting_reminder_hours", 24))
+        float(section.get("absence_followup_delay_minutes", 10))
+        int(section.get("followups_within_days", 14))
+        int(section.get("reply_within_days", 7))
+        [float(m) for m in section.get("backoff_minutes", [1, 5, 30, 120])]
+    except (TypeError, ValueError):
+        raise RulesError("rules.notifications: a number is not a number") from None
+
+
+def parse_quiet_hours(text) -> tuple[time, time] | None:
+    """"22:00-07:00" → (22:00, 07:00); None or "" → None; anything else → RulesError."""
+    if not text:
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in str(text).split("-"))
+    except ValueError:
+        raise RulesError(f"quiet hours {text!r}: HH:MM-HH:MM, e.g. 22:00-07:00") from None
+    return start, end
 
 
 def _check_points(raw: dict) -> None:

@@ -28,7 +28,8 @@ ATTENDANCE_STATUSES = ("present", "leave", "absent")
 # `group` is a 党小组 (org kind) or a 党小组会 (meeting type), `review` a recommendation
 # (重新审查) or an at-risk level (提请审议). `label(code, domain)` names the domain.
 # Domains: org_kind, category, member_status, meeting_type, activity_kind, attendance (SPEC §2);
-# grade, recommendation, light, risk_level (SPEC §3: scores, lights and at-risk alerts).
+# grade, recommendation, light, risk_level (SPEC §3: scores, lights and at-risk alerts);
+# notification_kind, channel, notification_status (SPEC §4 notifications).
 LABELS: dict[str, dict[str, str]] = {
     "org_kind": {
         "county": "县委", "township": "乡镇党委", "general_branch": "党总支", "branch": "党支部",
@@ -58,6 +59,16 @@ LABELS: dict[str, dict[str, str]] = {
     "recommendation": {"confirm": "按期转正", "extend": "延长预备期", "review": "重新审查"},
     "light": {"red": "红灯", "yellow": "黄灯", "green": "绿灯"},
     "risk_level": {"notice": "提醒", "alert": "预警", "review": "提请审议"},
+    "notification_kind": {
+        "meeting_reminder": "会前提醒", "absence_followup": "缺席跟进", "absence_digest": "缺席汇总",
+        "due_soon": "事前提醒", "branch_overdue": "逾期未开", "branch_silent": "长期未活动",
+        "member_at_risk": "党员预警", "grade_notice": "年度评定",
+    },
+    "channel": {"email": "邮件", "sms": "短信", "robot": "工作群机器人", "in_app": "站内"},
+    "notification_status": {
+        "pending": "待发", "sending": "发送中", "delivered": "已送达", "failed": "失败",
+        "unknown": "结果不明", "withdrawn": "已撤回",
+    },
 }
 
 

@@ -1,0 +1,150 @@
+"""What each event does to notifications: the copy of members and organizations it keeps
+(contacts, secretaries, robots), and the notifications it plans, withdraws or refreshes.
+
+The dispatch tables `MEMBERS_HANDLERS`, `MEETINGS_HANDLERS` and `SCORING_HANDLERS` are the
+consumers' (checked against orglife/system.py). Every handler tolerates duplicates and
+reordering: the copy keeps the highest version, meetings the highest revision, and a
+notification exists once per (kind, recipient, cause) (registry.store).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from orglife.common.db import UnitOfWork
+from orglife.common.envelope import Envelope
+
+from . import domain, registry
+from .models import ContactCopy, MeetingSeen, OrgCopy
+from .registry import Planning
+
+FOLLOW_UP_KINDS = ("absence_followup", "absence_digest")
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- members' events: the copy ---------------------------------------------------------------------
+def apply_organization(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
+    data = envelope.data
+    current = uow.session.get(OrgCopy, data["org_id"], with_for_update=True)
+    if current is not None and current.version >= data["version"]:
+        return
+    values = dict(org_id=data["org_id"], name=data["name"], kind=data["kind"],
+                  parent_id=data.get("parent_id"),
+                  path="/" + "/".join(data.get("path") or [data["org_id"]]) + "/",
+                  secretary_id=data.get("secretary_id"), robot_url=data.get("robot_url"),
+                  version=data["version"])
+    if current is None:
+        uow.session.add(OrgCopy(**values))
+    else:
+        for key, value in values.items():
+            setattr(current, key, value)
+    planning.directory.forget()
+
+
+def member_data(envelope: Envelope) -> dict:
+    """Flat in every event; nested under "member" in member_transferred's schema version 1."""
+    if envelope.event_type == "member_transferred" and envelope.schema_version == 1:
+        return envelope.data["member"]
+    return envelope.data
+
+
+def apply_member(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
+    data = member_data(envelope)
+    current = uow.session.get(ContactCopy, data["member_id"], with_for_update=True)
+    if current is not None and current.version >= data["version"]:
+        return
+    values = dict(member_id=data["member_id"], name=data.get("name") or "",
+                  branch_id=data["branch_id"], status=data["status"],
+                  phone=data.get("phone") or None, email=data.get("email") or None,
+                  version=data["version"])
+    if current is None:
+        uow.session.add(ContactCopy(**values))
+    else:
+        for key, value in values.items():
+            setattr(current, key, value)
+    planning.directory.forget()
+
+
+# -- meetings' events: reminders, follow-ups, digests -----------------------------------------------
+def _newer(uow: UnitOfWork, meeting: dict) -> bool:
+    """Record the meeting's revision; False when a newer one was already handled."""
+    seen = uow.session.get(MeetingSeen, meeting["meeting_id"], with_for_update=True)
+    if seen is not None and seen.revision >= meeting["revision"]:
+        return False
+    if seen is None:
+        uow.session.add(MeetingSeen(meeting_id=meeting["meeting_id"],
+                                    revision=meeting["revision"]))
+    else:
+        seen.revision = meeting["revision"]
+    uow.session.flush()
+    return True
+
+
+def on_meeting(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
+    meeting = envelope.data
+    if not _newer(uow, meeting):
+        return
+    session, meeting_id = uow.session, meeting["meeting_id"]
+    held_at = instant(meeting["held_at"])
+    if meeting.get("cancelled"):
+        reminded = registry.reached(session, meeting_id, "meeting_reminder",
+                                    f"meeting:{meeting_id}@")
+        registry.withdraw(session, meeting_id, ("meeting_reminder",) + FOLLOW_UP_KINDS)
+        registry.store(session, planning, domain.plan_cancellation_notices(
+            planning.directory, meeting, held_at, sorted(set(reminded))))
+        return
+    if meeting.get("status") == "scheduled":
+        drafts = domain.plan_reminders(planning.rules, planning.directory, meeting, held_at,
+                                       planning.now)
+        # A moved meeting is a new cause; someone no longer expected hears nothing more.
+        registry.withdraw(session, meeting_id, ("meeting_reminder",),
+                          keep={(d.recipient_id, d.cause) for d in drafts})
+        registry.store(session, planning, drafts, refresh=True)
+        return
+    # Held: reminders are moot; follow-ups match the attendance as it now stands.
+    registry.withdraw(session, meeting_id, ("meeting_reminder",))
+    absent = set(domain.absentees(meeting))
+    registry.withdraw(session, meeting_id, ("absence_followup",), keep_about=absent)
+    if not absent:
+        registry.withdraw(session, meeting_id, ("absence_digest",))
+    registry.store(session, planning, domain.plan_followups(
+        planning.rules, planning.directory, meeting, held_at, planning.now), refresh=True)
+
+
+# -- scoring's events: alerts -------------------------------------------------------------------------
+def _planned(planner):
+    def handle(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
+        registry.store(uow.session, planning,
+                       planner(planning.rules, planning.directory, envelope.data))
+    handle.__name__ = f"on_{planner.__name__.removeprefix('plan_')}"
+    handle.__doc__ = planner.__doc__
+    return handle
+
+
+def on_grades(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
+    registry.store(uow.session, planning, domain.plan_grades(planning.directory, envelope.data))
+
+
+MEMBERS_HANDLERS = {
+    "organization_registered": apply_organization,
+    "organization_updated": apply_organization,
+    "member_registered": apply_member,
+    "member_updated": apply_member,
+    "member_transferred": apply_member,
+}
+MEETINGS_HANDLERS = {
+    "meeting_scheduled": on_meeting,
+    "meeting_logged": on_meeting,
+    "meeting_amended": on_meeting,
+    "meeting_cancelled": on_meeting,
+}
+# Changed figures message nobody (scores_changed is not consumed); alerts come as events.
+SCORING_HANDLERS = {
+    "branch_overdue": _planned(domain.plan_overdue),
+    "branch_silent": _planned(domain.plan_silent),
+    "branch_due_soon": _planned(domain.plan_due_soon),
+    "member_at_risk": _planned(domain.plan_at_risk),
+    "year_graded": on_grades,
+}

@@ -1,0 +1,453 @@
+"""notifications' use cases: storing what the planners drafted (exactly once per kind,
+recipient and cause), withdrawing what no longer applies, the sender's steps (lease what is
+due, mark one row `sending`, record the channel's verdict), and the reads.
+
+The rules of who hears what are in domain.py; the words in templates/ (texts.py); the
+channels in channels.py. Addresses are read from the copy at the moment of sending and never
+stored on a notification, logged or put in an event.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from orglife.common.auth import Principal
+from orglife.common.clock import as_utc, iso
+from orglife.common.db import UnitOfWork, under
+from orglife.common.errors import Conflict, NotFound, ValidationError
+from orglife.common.rules import Rules, parse_quiet_hours, RulesError
+from orglife.common.vocabulary import ACTIVE_STATUSES
+
+from . import domain
+from .channels import ChannelFailure, DeliveryUnknown, PermanentFailure, TemporaryFailure, redact
+from .models import ContactCopy, Notification, OrgCopy, Preference
+from .texts import Texts
+
+DEFAULT_QUIET = "default"  # the row follows the rules file's quiet hours
+SENDING_TIMEOUT = timedelta(minutes=2)  # longer than any channel's timeouts (channels.py)
+
+
+def path_ids(path: str | None) -> list[str]:
+    return [part for part in (path or "").split("/") if part]
+
+
+# -- the copy, as the planners see it ------------------------------------------------------------
+class SessionDirectory:
+    """domain.Directory over notifications' own tables, remembering what it read (a batch
+    asks for the same secretary many times)."""
+
+    def __init__(self, session, default_robot: bool):
+        self.session = session
+        self._default_robot = default_robot
+        self._contacts: dict = {}
+        self._orgs: dict = {}
+        self._preferences: dict = {}
+
+    def contact(self, member_id: str) -> domain.Contact | None:
+        if member_id not in self._contacts:
+            row = self.session.get(ContactCopy, member_id)
+            self._contacts[member_id] = None if row is None else domain.Contact(
+                row.member_id, row.name, row.branch_id, row.status, row.phone, row.email)
+        found = self._contacts[member_id]
+        return found if found is not None and found.status in ACTIVE_STATUSES else None
+
+    def org(self, org_id: str) -> domain.Org | None:
+        if org_id not in self._orgs:
+            row = self.session.get(OrgCopy, org_id)
+            self._orgs[org_id] = None if row is None else domain.Org(
+                row.org_id, row.name, row.kind, row.parent_id, row.secretary_id, row.robot_url)
+        return self._orgs[org_id]
+
+    def org_path(self, org_id: str | None) -> str | None:
+        row = self.session.get(OrgCopy, org_id) if org_id else None
+        return row.path if row is not None else None
+
+    def preference(self, member_id: str) -> domain.Preference:
+        if member_id not in self._preferences:
+            row = self.session.get(Preference, member_id)
+            self._preferences[member_id] = domain.Preference() if row is None else \
+                domain.Preference(tuple(row.channels) if row.channels else None,
+                                  parse_quiet_hours(row.quiet_hours), quiet_set=True)
+        return self._preferences[member_id]
+
+    def default_robot(self) -> bool:
+        return self._default_robot
+
+    def forget(self) -> None:
+        self._contacts.clear()
+        self._orgs.clear()
+        self._preferences.clear()
+
+
+@dataclass
+class Planning:
+    """What a batch of events needs to turn drafts into stored notifications."""
+
+    rules: Rules
+    texts: Texts
+    tz: object
+    now: datetime
+    directory: SessionDirectory
+    event_id: str | None = None
+
+
+# -- storing drafts ---------------------------------------------------------------------------------
+def quiet_text(window) -> str:
+    return "" if window is None else f"{window[0]:%H:%M}-{window[1]:%H:%M}"
+
+
+def window_of(rules: Rules, stored: str | None):
+    if stored is None or stored == DEFAULT_QUIET:
+        return rules.quiet_hours
+    return parse_quiet_hours(stored)
+
+
+def _branch_path(planning: Planning, draft: domain.Draft) -> str | None:
+    """The branch a notification is about decides who may read it (township and branch
+    scopes), whoever receives it."""
+    for key in ("branch",):
+        org = draft.context.get(key)
+        if org is not None:
+            return planning.directory.org_path(org.org_id)
+    if draft.recipient_type == "organization":
+        return planning.directory.org_path(draft.recipient_id)
+    contact = planning.directory.contact(draft.recipient_id)
+    return planning.directory.org_path(contact.branch_id) if contact else None
+
+
+def row_of(planning: Planning, draft: domain.Draft) -> dict:
+    subject, body = planning.texts.render(draft.template, draft.context)
+    window = (planning.rules.quiet_hours if draft.quiet_hours is domain.DEFAULT
+              else draft.quiet_hours)
+    planned = max(draft.not_before or planning.now, planning.now)
+    at = domain.send_after(planned, planning.now, draft.urgent, window, planning.tz)
+    return {
+        "notification_id": "nt-" + uuid.uuid4().hex[:20], "kind": draft.kind,
+        "recipient_id": draft.recipient_id, "recipient_type": draft.recipient_type,
+        "cause": draft.cause[:200], "ref": draft.ref, "about_id": draft.about_id,
+        "branch_path": _branch_path(planning, draft), "channels": list(draft.channels),
+        "channel_index": 0, "channel": draft.channels[0], "urgent": draft.urgent,
+        "quiet_hours": (DEFAULT_QUIET if draft.quiet_hours is domain.DEFAULT
+                        else quiet_text(draft.quiet_hours)),
+        "subject": subject, "body": body, "status": "pending", "attempts": 0,
+        "planned_at": planned, "not_before": at, "next_attempt_at": at,
+        "created_at": planning.now,
+        "history": [], "cause_event_id": planning.event_id,
+    }
+
+
+@lru_cache(maxsize=4)
+def _once(dialect_name: str):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(Notification).on_conflict_do_nothing(
+        index_elements=["kind", "recipient_id", "cause"])
+
+
+def store(session, planning: Planning, drafts: list[domain.Draft],
+          refresh: bool = False) -> int:
+    """Store the drafts, one notification per (kind, recipient, cause) whatever happened
+    before; with `refresh`, one already stored and still pending takes the new words (an
+    amended meeting's digest lists the absentees as they now are). Returns how many are new."""
+    if not drafts:
+        return 0
+    rows = [row_of(planning, draft) for draft in drafts]
+    inserted = session.connection().execute(_once(session.get_bind().dialect.name), rows).rowcount
+    if refresh:
+        for row in rows:
+            session.execute(update(Notification).where(
+                Notification.kind == row["kind"], Notification.recipient_id == row["recipient_id"],
+                Notification.cause == row["cause"], Notification.status == "pending",
+                Notification.notification_id != row["notification_id"])
+                .values(subject=row["subject"], body=row["body"]))
+    return max(inserted, 0)
+
+
+def withdraw(session, ref: str, kinds: tuple[str, ...], *, keep_about: set[str] | None = None,
+             keep: set[tuple[str, str]] | None = None) -> int:
+    """Pending notifications about `ref` of these kinds that no longer apply become
+    `withdrawn` (those already sending or sent are past recall). `keep_about`: members still
+    concerned (their follow-ups stay); `keep`: the (recipient, cause) pairs still wanted (a
+    scheduled meeting's current reminders)."""
+    query = update(Notification).where(Notification.ref == ref, Notification.kind.in_(kinds),
+                                       Notification.status == "pending")
+    if keep_about is not None:
+        query = query.where(or_(Notification.about_id.is_(None),
+                                Notification.about_id.not_in(keep_about)))
+    if keep is not None:
+        stale = [notification_id for notification_id, recipient, cause in session.execute(
+            select(Notification.notification_id, Notification.recipient_id, Notification.cause)
+            .where(Notification.ref == ref, Notification.kind.in_(kinds),
+                   Notification.status == "pending"))
+            if (recipient, cause) not in keep]
+        if not stale:
+            return 0
+        query = query.where(Notification.notification_id.in_(stale))
+    return session.execute(query.values(status="withdrawn", lease_owner=None,
+                                        lease_until=None)).rowcount
+
+
+def reached(session, ref: str, kind: str, cause_prefix: str) -> list[str]:
+    """Members a notification of this kind about `ref` went out to (or may have)."""
+    return list(session.scalars(select(Notification.recipient_id).where(
+        Notification.ref == ref, Notification.kind == kind,
+        Notification.recipient_type == "member",
+        Notification.cause.like(cause_prefix.replace("%", r"\%").replace("_", r"\_") + "%",
+                                escape="\\"),
+        Notification.about_id.is_(None),
+        Notification.status.in_(("delivered", "sending", "unknown")))).all())
+
+
+# -- sending -------------------------------------------------------------------------------------------
+def lease_due(session, rules: Rules, tz, owner: str, now: datetime, limit: int,
+              lease: timedelta) -> list[str]:
+    """Up to `limit` due notifications leased to this sender (another instance skips them);
+    a non-urgent one found inside its recipient's quiet hours is moved past them instead."""
+    query = (select(Notification.notification_id, Notification.urgent, Notification.quiet_hours)
+             .where(Notification.status == "pending", Notification.next_attempt_at <= now,
+                    or_(Notification.lease_until.is_(None), Notification.lease_until < now))
+             .order_by(Notification.urgent.desc(), Notification.next_attempt_at)
+             .limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    leased = []
+    for notification_id, urgent, quiet in session.execute(query).all():
+        later = None if urgent else domain.quiet_until(now, window_of(rules, quiet), tz)
+        if later is not None:
+            session.execute(update(Notification).where(
+                Notification.notification_id == notification_id)
+                .values(next_attempt_at=later))
+        else:
+            leased.append(notification_id)
+    if leased:
+        session.execute(update(Notification).where(Notification.notification_id.in_(leased))
+                        .values(lease_owner=owner, lease_until=now + lease))
+    return leased
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One send, as the channel needs it: never stored, never logged."""
+
+    notification_id: str
+    channel: str
+    address: str | None
+    subject: str
+    body: str
+
+
+def begin_send(session, notification_id: str, owner: str, now: datetime) -> Outgoing | None:
+    """Mark a leased row `sending` just before the channel is called, with the address as
+    the copy holds it now. None when the row was withdrawn or taken meanwhile."""
+    row = session.get(Notification, notification_id, with_for_update=True)
+    if row is None or row.status != "pending" or row.lease_owner != owner:
+        return None
+    row.status = "sending"
+    row.sending_since = now
+    return Outgoing(row.notification_id, row.channel, address_of(session, row), row.subject,
+                    row.body)
+
+
+def address_of(session, row: Notification) -> str | None:
+    if row.channel == "in_app":
+        return None
+    if row.recipient_type == "organization":
+        org = session.get(OrgCopy, row.recipient_id)
+        return org.robot_url if org is not None else None
+    contact = session.get(ContactCopy, row.recipient_id)
+    if contact is None:
+        return None
+    return {"email": contact.email, "sms": contact.phone}.get(row.channel)
+
+
+def _event(row: Notification) -> dict:
+    return {"notification_id": row.notification_id, "recipient_id": row.recipient_id,
+            "kind": row.kind, "channel": row.channel, "cause": row.cause}
+
+
+def finish_send(uow: UnitOfWork, rules: Rules, notification_id: str, now: datetime,
+                receipt: str | None = None, failure: ChannelFailure | None = None) -> str:
+    """Record what the channel answered; returns the row's new status."""
+    row = uow.session.get(Notification, notification_id, with_for_update=True)
+    if row is None or row.status != "sending":
+        return row.status if row is not None else "missing"
+    row.lease_owner = row.lease_until = None
+    row.sending_since = None
+    entry = {"channel": row.channel, "at": iso(now)}
+    if failure is None:
+        row.status = "delivered"
+        row.delivered_at = now
+        row.attempts += 1
+        row.history = [*row.history, {**entry, "outcome": "delivered"}]
+        uow.emit("notification_delivered", {**_event(row), "delivered_at": iso(now)})
+        return row.status
+    detail = redact(failure.detail)
+    row.last_error = detail
+    row.history = [*row.history, {**entry, "outcome": type(failure).__name__,
+                                  "detail": detail}]
+    if isinstance(failure, DeliveryUnknown):
+        row.status = "unknown"
+        row.attempts += 1
+        return row.status
+    if isinstance(failure, TemporaryFailure) and not failure.attempted:
+        # Our own rate limit held it back: nothing was tried, so no attempt is spent.
+        row.status = "pending"
+        row.next_attempt_at = now + timedelta(seconds=failure.retry_after or 1.0)
+        return row.status
+    row.attempts += 1
+    if isinstance(failure, TemporaryFailure) and row.attempts < rules.attempts_per_channel:
+        pause = max(domain.backoff(rules, row.attempts), failure.retry_after or 0)
+        row.status = "pending"
+        row.next_attempt_at = now + timedelta(seconds=pause)
+        return row.status
+    return next_channel(uow, row, now, detail)
+
+
+def next_channel(uow: UnitOfWork, row: Notification, now: datetime, reason: str) -> str:
+    """This channel is done with (its attempts spent, or it refused for good): say so, and
+    move to the recipient's next channel; after the last one the notification has failed."""
+    final = row.channel_index + 1 >= len(row.channels)
+    uow.emit("notification_failed", {**_event(row), "reason": reason, "attempts": row.attempts,
+                                     "final": final,
+                                     "next_channel": None if final
+                                     else row.channels[row.channel_index + 1]})
+    if final:
+        row.status = "failed"
+        return row.status
+    row.channel_index += 1
+    row.channel = row.channels[row.channel_index]
+    row.attempts = 0
+    row.status = "pending"
+    row.next_attempt_at = now
+    return row.status
+
+
+def sweep_stale(session, now: datetime) -> int:
+    """Rows left `sending` by a sender that died between calling the channel and recording its
+    answer: the channel may have taken them, so they are `unknown` (an admin may resend)."""
+    return session.execute(update(Notification).where(
+        Notification.status == "sending", Notification.sending_since < now - SENDING_TIMEOUT)
+        .values(status="unknown", lease_owner=None, lease_until=None, sending_since=None,
+                last_error="the sender stopped while sending; it may have been delivered")
+    ).rowcount
+
+
+# -- reads and admin changes -------------------------------------------------------------------------
+def notification_dict(row: Notification) -> dict:
+    return {
+        "notification_id": row.notification_id, "recipient_id": row.recipient_id,
+        "recipient_type": row.recipient_type, "kind": row.kind, "channel": row.channel,
+        "channels": list(row.channels), "subject": row.subject, "body": row.body,
+        "status": row.status, "attempts": row.attempts, "urgent": bool(row.urgent),
+        "not_before": iso(as_utc(row.not_before)), "created_at": iso(as_utc(row.created_at)),
+        "delivered_at": iso(as_utc(row.delivered_at)) if row.delivered_at else None,
+        "next_attempt_at": (iso(as_utc(row.next_attempt_at)) if row.status == "pending"
+                            else None),
+        "cause": row.cause, "ref": row.ref, "about_id": row.about_id,
+        "last_error": row.last_error, "history": list(row.history or []),
+    }
+
+
+def list_notifications(uow: UnitOfWork, principal: Principal, filters: dict) -> dict:
+    session = uow.session
+    query = principal.limit(select(Notification), Notification.branch_path)
+    if "org_id" in filters:
+        org = session.get(OrgCopy, filters["org_id"])
+        if org is None:
+            raise NotFound(f"organization {filters['org_id']!r} not found")
+        principal.check_scope(path_ids(org.path), f"organization {org.org_id!r}")
+        query = query.where(under(Notification.branch_path, org.org_id))
+    for key in ("recipient_id", "kind", "status", "channel", "cause", "ref"):
+        if key in filters:
+            query = query.where(getattr(Notification, key) == filters[key])
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Notification.created_at.desc(),
+                                          Notification.notification_id)
+                           .limit(filters["limit"]).offset(filters["offset"])).all()
+    return {"items": [notification_dict(row) for row in rows], "total": total}
+
+
+def summary(uow: UnitOfWork, principal: Principal, org_id: str | None) -> dict:
+    """Counts by kind, channel and status (the demo's and the dashboard's overview)."""
+    session = uow.session
+    query = principal.limit(select(Notification.kind, Notification.channel,
+                                   Notification.status, func.count()),
+                            Notification.branch_path)
+    if org_id:
+        query = query.where(under(Notification.branch_path, org_id))
+    rows = session.execute(query.group_by(Notification.kind, Notification.channel,
+                                          Notification.status)).all()
+    return {"items": [{"kind": k, "channel": c, "status": s, "count": n}
+                      for k, c, s, n in sorted(rows)]}
+
+
+def _visible_member(session, principal: Principal, member_id: str) -> ContactCopy:
+    contact = session.get(ContactCopy, member_id)
+    if contact is None:
+        raise NotFound(f"member {member_id!r} not found")
+    org = session.get(OrgCopy, contact.branch_id)
+    principal.check_scope(path_ids(org.path if org else None), f"member {member_id!r}")
+    return contact
+
+
+def set_preferences(uow: UnitOfWork, principal: Principal, prefs: dict, now: datetime,
+                    tz) -> dict:
+    """A member's channel order and quiet hours; notifications not yet tried follow them."""
+    session = uow.session
+    contact = _visible_member(session, principal, prefs["member_id"])
+    row = session.get(Preference, contact.member_id, with_for_update=True)
+    if row is None:
+        row = Preference(member_id=contact.member_id, updated_at=now)
+        session.add(row)
+    if "channels" in prefs:
+        row.channels = prefs["channels"]
+    if "quiet_hours" in prefs:
+        try:
+            window = parse_quiet_hours(prefs["quiet_hours"])
+        except RulesError as error:
+            raise ValidationError.field("quiet_hours", str(error)) from None
+        row.quiet_hours = quiet_text(window) or None
+    row.updated_at = now
+    session.flush()
+    preference = domain.Preference(tuple(row.channels) if row.channels else None,
+                                   parse_quiet_hours(row.quiet_hours), quiet_set=True)
+    person = domain.Contact(contact.member_id, contact.name, contact.branch_id, contact.status,
+                            contact.phone, contact.email)
+    channels = domain.member_channels(person, preference)
+    for pending in session.scalars(select(Notification).where(
+            Notification.recipient_id == contact.member_id,
+            Notification.recipient_type == "member", Notification.status == "pending",
+            Notification.attempts == 0, Notification.channel_index == 0)):
+        pending.channels = channels
+        pending.channel = channels[0]
+        pending.quiet_hours = quiet_text(preference.quiet_hours)
+        pending.not_before = pending.next_attempt_at = domain.send_after(
+            as_utc(pending.planned_at), now, pending.urgent, preference.quiet_hours, tz)
+    uow.commit()
+    return {"member_id": contact.member_id, "channels": channels if row.channels else None,
+            "quiet_hours": row.quiet_hours, "effective_channels": channels}
+
+
+def resend(uow: UnitOfWork, principal: Principal, notification_id: str, now: datetime) -> dict:
+    """An admin's retry of a failed or unknown notification: from its first channel again."""
+    row = uow.session.get(Notification, notification_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"notification {notification_id!r} not found")
+    principal.check_scope(path_ids(row.branch_path), f"notification {notification_id!r}")
+    if row.status not in ("failed", "unknown"):
+        raise Conflict(f"notification {notification_id!r} is {row.status}; only a failed or "
+                       f"unknown one is sent again")
+    row.history = [*row.history, {"at": iso(now), "outcome": "resend", "by": principal.sub}]
+    row.status = "pending"
+    row.channel_index = 0
+    row.channel = row.channels[0]
+    row.attempts = 0
+    row.next_attempt_at = row.not_before = now
+    row.lease_owner = row.lease_until = row.sending_since = None
+    uow.commit()
+    return notification_dict(row)
+

@@ -1,0 +1,187 @@
+"""notifications: reminders, follow-ups and alerts through e-mail, SMS, work-chat robots and
+in-app, each stored before it is sent and sent once (SPEC §3, §4).
+
+Thin entrypoints: consumers keeping the copy of members and organizations and planning
+notifications from meetings' and scoring's events (handlers.py); a timer sending what is due
+(registry.lease_due → begin_send → the channel → finish_send); RPCs for admins.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from nameko.timer import timer
+from sqlalchemy import func, select
+
+from orglife.common.auth import READERS, Auth, authorized
+from orglife.common.clock import ClockProvider
+from orglife.common.errors import EXPECTED_ERRORS
+from orglife.common.messaging import subscribe
+from orglife.common.rpc import rpc
+from orglife.common.rules import RulesProvider
+from orglife.common.schemas import load
+from orglife.common.store import Store
+
+from . import handlers, registry, schemas
+from .channels import ChannelFailure, DeliveryUnknown, PermanentFailure, channels_from_config
+from .models import ContactCopy, Notification, backbone
+from .registry import Planning, SessionDirectory
+from .texts import TextsProvider
+
+log = logging.getLogger(__name__)
+
+
+class Sender(DependencyProvider):
+    """The channels of this deployment (ORGLIFE_SMTP_URL, ORGLIFE_SMS_URL, ORGLIFE_WEBHOOK_URL)
+    and this instance's name on the rows it leases."""
+
+    BATCH = 200  # notifications leased per tick
+    CONCURRENCY = 8  # sends in flight at once (they wait on the network, not the CPU)
+    LEASE = timedelta(minutes=5)
+    ROUNDS = 10  # batches per timer run, so one run cannot hold the worker for long
+
+    def setup(self):
+        self.channels = channels_from_config(self.container.config)
+        self.default_robot = bool(self.container.config.get("ORGLIFE_WEBHOOK_URL"))
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class NotificationsService:
+    name = "notifications"
+
+    store = Store(backbone)
+    auth = Auth()
+    clock = ClockProvider()
+    rules = RulesProvider()
+    texts = TextsProvider()
+    sender = Sender()
+
+    @rpc
+    def health(self):
+        """Liveness, outbox backlog and what waits to be sent (no token, no personal data)."""
+        with self.store.read() as uow:
+            pending = uow.session.scalar(select(func.count()).select_from(Notification).where(
+                Notification.status == "pending"))
+            contacts = uow.session.scalar(select(func.count()).select_from(ContactCopy))
+        return {"service": self.name, "ok": True, "outbox_backlog": self.store.outbox_backlog(),
+                "pending": pending, "known_members": contacts}
+
+    # -- reads and admin changes ---------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def list_notifications(self, filters=None):
+        """Newest first, filtered by recipient_id, kind, status, channel, cause, org_id."""
+        args = load(schemas.NotificationFilters(), filters or {})
+        with self.store.read() as uow:
+            return registry.list_notifications(uow, self.auth.principal, args)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def notification_summary(self, org_id=None):
+        """Counts by kind, channel and status, for the overview."""
+        args = load(schemas.SummaryArgs(), {"org_id": org_id})
+        with self.store.read() as uow:
+            return registry.summary(uow, self.auth.principal, args["org_id"])
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized("county_admin", "township_admin", "branch_secretary")
+    def set_preferences(self, preferences):
+        args = load(schemas.PreferencesArgs(), preferences)
+        return self.store.change(lambda uow: registry.set_preferences(
+            uow, self.auth.principal, args, self.clock.now(), self.clock.tz))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized("county_admin", "township_admin")
+    def resend(self, notification_id):
+        """An admin's retry of a failed or unknown notification (never automatic)."""
+        args = load(schemas.ResendArgs(), {"notification_id": notification_id})
+        return self.store.change(lambda uow: registry.resend(
+            uow, self.auth.principal, args["notification_id"], self.clock.now()))
+
+    # -- events ----------------------------------------------------------------------------------
+    @subscribe("members", handlers.MEMBERS_HANDLERS, batch_size=200)
+    def on_members_events(self, envelopes):
+        """Keep the copy of contacts, secretaries and robots."""
+        self._apply(envelopes, handlers.MEMBERS_HANDLERS)
+
+    @subscribe("meetings", handlers.MEETINGS_HANDLERS, batch_size=100)
+    def on_meetings_events(self, envelopes):
+        """Reminders before, follow-ups and digests after, withdrawals when things change."""
+        self._apply(envelopes, handlers.MEETINGS_HANDLERS)
+
+    @subscribe("scoring", handlers.SCORING_HANDLERS, batch_size=100)
+    def on_scoring_events(self, envelopes):
+        """Overdue, silent, due-soon, at-risk and year-end notices."""
+        self._apply(envelopes, handlers.SCORING_HANDLERS)
+
+    def _apply(self, envelopes, table):
+        with self.store() as uow:
+            planning = Planning(self.rules, self.texts, self.clock.tz, self.clock.now(),
+                                SessionDirectory(uow.session, self.sender.default_robot))
+            for envelope in envelopes:
+                if uow.first_time(envelope):
+                    planning.event_id = envelope.event_id
+                    table[envelope.event_type](uow, envelope, planning)
+                    uow.session.flush()  # later events of the batch see this one
+            uow.commit()
+
+    # -- sending -------------------------------------------------------------------------------
+    @timer(interval=1)
+    def deliver_due(self):
+        """Send what is due, a batch at a time, until nothing is due (a message moved on to
+        its next channel goes in the same run); rows a dead sender left `sending` become
+        `unknown` first."""
+        with self.store() as uow:
+            registry.sweep_stale(uow.session, self.clock.now())
+            uow.commit()
+        for _ in range(self.sender.ROUNDS):
+            with self.store() as uow:
+                leased = registry.lease_due(uow.session, self.rules, self.clock.tz,
+                                            self.sender.owner, self.clock.now(),
+                                            self.sender.BATCH, self.sender.LEASE)
+                uow.commit()
+            if not leased:
+                return
+            pool = eventlet.GreenPool(self.sender.CONCURRENCY)
+            for notification_id in leased:
+                pool.spawn_n(self._deliver_one, notification_id)
+            pool.waitall()
+
+    def _deliver_one(self, notification_id: str) -> None:
+        with self.store() as uow:
+            outgoing = registry.begin_send(uow.session, notification_id, self.sender.owner,
+                                           self.clock.now())
+            uow.commit()
+        if outgoing is None:
+            return  # withdrawn or taken meanwhile
+        receipt, failure = None, None
+        channel = self.sender.channels.get(outgoing.channel)
+        try:
+            if channel is None:
+                raise PermanentFailure(f"{outgoing.channel} is not configured here")
+            if outgoing.address is None and outgoing.channel in ("email", "sms"):
+                raise PermanentFailure(f"no {outgoing.channel} address any more")
+            receipt = channel.send(outgoing.address, outgoing.subject, outgoing.body)
+        except ChannelFailure as error:
+            failure = error
+        except Exception as error:  # a bug in a channel must not leave the row `sending`
+            log.error("channel %s raised %s", outgoing.channel, type(error).__name__)
+            # It may have handed the message over before it broke: never repeat it blindly.
+            failure = DeliveryUnknown(f"the channel stopped unexpectedly "
+                                      f"({type(error).__name__})")
+        with self.store() as uow:
+            status = registry.finish_send(uow, self.rules, notification_id, self.clock.now(),
+                                          receipt, failure)
+            uow.commit()
+        if failure is not None:
+            log.info("notification %s via %s: %s (%s)", notification_id, outgoing.channel,
+                     status, type(failure).__name__)
+

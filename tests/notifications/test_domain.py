@@ -1,0 +1,179 @@
+"""The rules of who hears what and when (services/notifications/domain.py), as plain
+functions over an in-memory directory: no database, no broker."""
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from orglife.common.rules import load_rules
+from services.notifications import domain
+from services.notifications.domain import Contact, Org, Preference
+
+TZ = ZoneInfo("Asia/Shanghai")
+RULES = load_rules()
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)  # 10:00 county time
+
+
+class Directory:
+    def __init__(self, contacts=(), orgs=(), preferences=None, default_robot=False):
+        self.contacts = {c.member_id: c for c in contacts}
+        self.orgs = {o.org_id: o for o in orgs}
+        self.preferences = preferences or {}
+        self.robot = default_robot
+
+    def contact(self, member_id):
+        return self.contacts.get(member_id)
+
+    def org(self, org_id):
+        return self.orgs.get(org_id)
+
+    def preference(self, member_id):
+        return self.preferences.get(member_id, Preference())
+
+    def default_robot(self):
+        return self.robot
+
+
+COUNTY = Org("c1", "示范县委", "county")
+TOWNSHIP = Org("t1", "城关镇党委", "township", "c1", secretary_id="officer",
+               robot_url="https://oapi.dingtalk.com/robot/send?access_token=x")
+BRANCH = Org("b1", "东村党支部", "branch", "t1", secretary_id="sec")
+PEOPLE = [
+    Contact("sec", "王书记", "b1", "formal", phone="13800138000", email="wang@example.cn"),
+    Contact("officer", "李委员", "t1b", "formal", email="li@example.cn"),
+    Contact("m1", "张三", "b1", "formal", email="zhang@example.cn", phone="13900139000"),
+    Contact("m2", "李四", "b1", "formal", phone="13700137000"),
+    Contact("m3", "王五", "b1", "formal"),  # no phone, no e-mail
+]
+
+
+def directory(**kwargs):
+    return Directory(PEOPLE, [COUNTY, TOWNSHIP, BRANCH], **kwargs)
+
+
+def meeting(**changes):
+    base = {"meeting_id": "mt1", "branch_id": "b1", "type": "branch_assembly",
+            "held_at": "2026-11-24T11:30:00+00:00", "topic": "学习", "revision": 1,
+            "status": "logged", "attendance": [
+                {"member_id": "m1", "status": "absent", "expected": True},
+                {"member_id": "m2", "status": "present", "expected": True},
+                {"member_id": "m3", "status": "absent", "expected": True},
+                {"member_id": "v9", "status": "absent", "expected": False}]}
+    return {**base, **changes}
+
+
+def test_channel_order_defaults_keeps_reachable_ones_and_ends_in_app():
+    assert domain.member_channels(PEOPLE[2], Preference()) == ["email", "sms", "in_app"]
+    assert domain.member_channels(PEOPLE[3], Preference()) == ["sms", "in_app"]
+    assert domain.member_channels(PEOPLE[4], Preference()) == ["in_app"]
+    assert domain.member_channels(PEOPLE[2], Preference(("sms", "email"))) == [
+        "sms", "email", "in_app"]
+    assert domain.member_channels(PEOPLE[3], Preference(("email",))) == ["in_app"]
+
+
+@pytest.mark.parametrize("local, quiet", [
+    (time(21, 59), False), (time(22, 0), True), (time(3, 0), True), (time(6, 59), True),
+    (time(7, 0), False), (time(12, 0), False)])
+def test_quiet_hours_wrap_midnight(local, quiet):
+    assert domain.in_quiet_hours(local, (time(22), time(7))) is quiet
+
+
+def test_quiet_hours_defer_to_their_end_unless_urgent():
+    late = datetime(2026, 11, 25, 23, 30, tzinfo=TZ)
+    window = (time(22), time(7))
+    assert domain.send_after(None, late, False, window, TZ) == datetime(2026, 11, 26, 7, 0,
+                                                                         tzinfo=TZ)
+    assert domain.send_after(None, late, True, window, TZ) == late
+    early = datetime(2026, 11, 26, 6, 0, tzinfo=TZ)
+    assert domain.send_after(None, early, False, window, TZ) == datetime(2026, 11, 26, 7, 0,
+                                                                          tzinfo=TZ)
+    assert domain.send_after(None, early, False, None, TZ) == early
+
+
+def test_backoff_follows_the_rules_and_repeats_the_last_pause():
+    assert [domain.backoff(RULES, n) for n in (1, 2, 3, 4, 5)] == [60, 300, 1800, 7200, 7200]
+
+
+def test_followups_to_each_expected_absentee_and_one_digest_with_their_names():
+    drafts = domain.plan_followups(RULES, directory(), meeting(), datetime(2026, 11, 24, 11, 30,
+                                   tzinfo=timezone.utc), NOW)
+    by_kind = {}
+    for draft in drafts:
+        by_kind.setdefault(draft.kind, []).append(draft)
+    # m3 has neither phone nor e-mail: in-app, and the secretary is asked to relay it
+    assert [d.recipient_id for d in by_kind["absence_followup"]] == ["m1", "m3", "sec"]
+    relay = by_kind["absence_followup"][2]
+    assert (relay.template, relay.about_id, relay.cause) == ("relay", "m3", "meeting:mt1|relay:m3")
+    [digest] = by_kind["absence_digest"]
+    assert digest.recipient_id == "sec" and digest.context["absentees"] == ["张三", "王五"]
+    assert "v9" not in [d.recipient_id for d in drafts]  # a visitor listed absent owes nothing
+    assert all(d.not_before == NOW + timedelta(minutes=10) for d in drafts)
+
+
+def test_unreachable_member_gets_in_app_and_the_secretary_is_told():
+    drafts = domain.plan_followups(RULES, directory(), meeting(attendance=[
+        {"member_id": "m3", "status": "absent", "expected": True}]),
+        datetime(2026, 11, 24, 11, 30, tzinfo=timezone.utc), NOW)
+    pairs = [(d.kind, d.recipient_id, d.channels, d.template) for d in drafts]
+    assert ("absence_followup", "m3", ["in_app"], "absence_followup") in pairs
+    assert ("absence_followup", "sec", ["email", "sms", "in_app"], "relay") in pairs
+
+
+def test_history_raises_no_followups():
+    long_ago = NOW - timedelta(days=RULES.followups_within_days + 1)
+    assert domain.plan_followups(RULES, directory(), meeting(), long_ago, NOW) == []
+
+
+def test_reminders_before_a_future_meeting_only():
+    future = NOW + timedelta(days=3)
+    scheduled = meeting(status="scheduled", attendance=[], expected=["m1", "m2"],
+                        held_at=future.isoformat())
+    drafts = domain.plan_reminders(RULES, directory(), scheduled, future, NOW)
+    assert [(d.recipient_id, d.not_before) for d in drafts] == [
+        ("m1", future - timedelta(hours=24)), ("m2", future - timedelta(hours=24))]
+    assert drafts[0].cause == f"meeting:mt1@{future.isoformat()}"
+    assert domain.plan_reminders(RULES, directory(), scheduled, NOW - timedelta(hours=1),
+                                 NOW) == []
+
+
+def test_branch_alerts_go_to_secretary_officer_and_township_robot():
+    drafts = domain.plan_overdue(RULES, directory(), {
+        "branch_id": "b1", "type": "branch_assembly", "period": "2026-Q3"})
+    assert [(d.recipient_id, d.recipient_type, d.channels) for d in drafts] == [
+        ("sec", "member", ["email", "sms", "in_app"]),
+        ("officer", "member", ["email", "in_app"]),
+        ("t1", "organization", ["robot", "in_app"])]
+    assert all(d.urgent for d in drafts)  # overdue is urgent in the rules file
+    silent = domain.plan_silent(RULES, directory(), {"branch_id": "b1", "days": 30,
+                                                     "last_meeting_at": "2026-10-20"})
+    assert not any(d.urgent for d in silent)
+
+
+def test_a_branch_without_secretary_hears_on_its_robot_or_in_app():
+    orgs = [COUNTY, TOWNSHIP, Org("b2", "西村党支部", "branch", "t1")]
+    drafts = domain.plan_due_soon(RULES, Directory(PEOPLE, orgs), {
+        "branch_id": "b2", "type": "lecture", "period": "2026-Q4", "due_on": "2026-12-31"})
+    assert [(d.recipient_id, d.channels) for d in drafts] == [("b2", ["in_app"])]
+    drafts = domain.plan_due_soon(RULES, Directory(PEOPLE, orgs, default_robot=True), {
+        "branch_id": "b2", "type": "lecture", "period": "2026-Q4", "due_on": "2026-12-31"})
+    assert [(d.recipient_id, d.channels) for d in drafts] == [("b2", ["robot", "in_app"])]
+
+
+@pytest.mark.parametrize("level, recipients, urgent", [
+    ("notice", ["m1", "sec"], False),
+    ("alert", ["sec", "officer"], False),
+    ("review", ["sec", "officer"], True)])
+def test_at_risk_recipients_by_level(level, recipients, urgent):
+    data = {"member_id": "m1", "branch_id": "b1", "months": 3, "level": level,
+            "months_list": [{"month": "2026-08", "meetings": []}]}
+    drafts = domain.plan_at_risk(RULES, directory(), data)
+    assert [d.recipient_id for d in drafts] == recipients
+    assert {d.urgent for d in drafts} == {urgent}
+    assert {d.cause for d in drafts} == {f"member_at_risk:m1:{level}:2026-08"}
+
+
+def test_grade_notice_to_each_known_member_once_per_year():
+    drafts = domain.plan_grades(directory(), {"year": 2026, "branch_id": "b1", "grades": [
+        {"member_id": "m1", "score": 92, "grade": "excellent"},
+        {"member_id": "nobody", "score": 80, "grade": "qualified"}]})
+    assert [(d.recipient_id, d.cause) for d in drafts] == [("m1", "grade:2026")]

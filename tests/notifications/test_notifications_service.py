@@ -1,0 +1,286 @@
+"""The notifications service on real SQLite files, fed by the real members, meetings and
+scoring workers (tests/notifications/conftest.py FullPipeline), sending through real local
+endpoints: an SMTP sink, an SMS gateway and a robot recorder (orglife/devservers.py)."""
+import logging
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select, update
+
+from orglife.common.clock import as_utc
+from orglife.common.errors import Conflict, Forbidden, NotFound, ValidationError
+from services.notifications.models import Notification
+from tests.scoring.conftest import attendance, register_village
+
+CONTACTS = {"m1": {"email": "m1@example.cn"}, "m2": {"phone": "13700137002"},
+            "m9": {"email": "sec@example.cn", "phone": "13800138009"}}
+
+
+def village(full, own_name):
+    """b1 with m1 (e-mail), m2 (phone only), m3.. (no contact), secretary m9; robot per test."""
+    register_village(full)
+    for member_id, contact in CONTACTS.items():
+        full.members.update_member({"member_id": member_id, **contact})
+    full.members.update_organization({"org_id": "b1", "secretary_id": "m9"})
+    full.deliver()
+
+
+def assembly(meeting_id="a1", day="2026-11-19", **who):
+    return {"meeting_id": meeting_id, "branch_id": "b1", "type": "branch_assembly",
+            "held_at": f"{day}T19:30:00", "topic": "学习贯彻全会精神",
+            "attendance": attendance(**who)}
+
+
+def rows(store, **where):
+    with store() as uow:
+        query = select(Notification)
+        for key, value in where.items():
+            query = query.where(getattr(Notification, key) == value)
+        found = uow.session.scalars(query.order_by(Notification.kind,
+                                                   Notification.recipient_id)).all()
+        columns = Notification.__table__.columns.keys()
+        return [SimpleNamespace(**{c: getattr(n, c) for c in columns}) for n in found]
+
+
+def send_due(full, clock, minutes=0):
+    """Move the clock on and run the sender's timer, as the service would."""
+    clock.fixed = clock.fixed + timedelta(minutes=minutes)
+    full.notifications.deliver_due()
+
+
+def test_absence_followups_digest_and_relay_go_out_once_through_real_channels(
+        full, scoring_clock, endpoints, own_name, notifications_store):
+    village(full, own_name)
+    mails_before = len(endpoints.mails())
+    full.meetings.log_meeting(assembly(present=["m4", "m5", "m6", "m7", "m8", "m9"],
+                                       absent=["m1", "m2", "m3"]))
+    full.deliver()
+    pending = rows(notifications_store)
+    assert [(n.kind, n.recipient_id, n.channel, n.about_id) for n in pending] == [
+        ("absence_digest", "m9", "email", None),
+        ("absence_followup", "m1", "email", "m1"),
+        ("absence_followup", "m2", "sms", "m2"),
+        ("absence_followup", "m3", "in_app", "m3"),
+        ("absence_followup", "m9", "email", "m3")]  # m3 unreachable: the secretary relays
+    assert {n.status for n in pending} == {"pending"}
+    send_due(full, scoring_clock)
+    assert {n.status for n in rows(notifications_store)} == {"pending"}  # the 10-minute grace
+    send_due(full, scoring_clock, minutes=11)
+    assert {n.status for n in rows(notifications_store)} == {"delivered"}
+    mails = endpoints.mails()[mails_before:]
+    to = sorted(m.to for m in mails)
+    assert to == ["m1@example.cn", "sec@example.cn", "sec@example.cn"]
+    digest = [m for m in mails if "缺席汇总" in m.subject][0]
+    assert "党员1、党员2、党员3" in digest.body
+    sms = [r for r in endpoints.sms.requests() if r["body"]["phone"] == "13700137002" and r["answer"] == "ok"]
+    assert len(sms) == 1 and "缺席跟进" in sms[0]["body"]["text"]
+    delivered = [e for e in full.new_events("notifications")
+                 if e.event_type == "notification_delivered"]
+    assert len(delivered) == 5 and "phone" not in str(delivered[0].data)
+
+    # everything again, and the same meeting amended with m1 still absent: nothing new
+    full.replay_everything()
+    full.meetings.amend_meeting({"meeting_id": "a1", "revision": 1, "topic": "学习贯彻全会精神（补记）"})
+    full.deliver()
+    send_due(full, scoring_clock, minutes=30)
+    assert len(rows(notifications_store)) == 5
+    assert len(endpoints.mails()) == mails_before + 3
+
+
+def test_an_amendment_withdraws_a_pending_followup_and_updates_the_digest(
+        full, scoring_clock, endpoints, own_name, notifications_store):
+    village(full, own_name)
+    full.meetings.log_meeting(assembly(present=["m3", "m4", "m5", "m6", "m7", "m8", "m9"],
+                                       absent=["m1", "m2"]))
+    full.deliver()
+    full.meetings.amend_meeting({"meeting_id": "a1", "revision": 1, "attendance": attendance(
+        present=["m3", "m4", "m5", "m6", "m7", "m8", "m9"], absent=["m1"], leave=["m2"])})
+    full.deliver()
+    by = {(n.kind, n.recipient_id): n for n in rows(notifications_store)}
+    assert by[("absence_followup", "m2")].status == "withdrawn"
+    assert by[("absence_followup", "m1")].status == "pending"
+    assert "党员1" in by[("absence_digest", "m9")].body
+    assert "党员2" not in by[("absence_digest", "m9")].body
+    # all on leave: the digest goes too
+    full.meetings.amend_meeting({"meeting_id": "a1", "revision": 2, "attendance": attendance(
+        present=["m3", "m4", "m5", "m6", "m7", "m8", "m9"], leave=["m1", "m2"])})
+    full.deliver()
+    send_due(full, scoring_clock, minutes=11)
+    assert {n.status for n in rows(notifications_store)} == {"withdrawn"}
+
+
+def test_sms_failing_falls_back_to_the_next_channel_with_notification_failed(
+        full, scoring_clock, endpoints, own_name, notifications_store):
+    village(full, own_name)
+    full.members.update_member({"member_id": "m1", "phone": "13700137001"})
+    full.deliver()
+    full.notifications.set_preferences({"member_id": "m1", "channels": ["sms", "email"]})
+    endpoints.sms.fail_next(5, "http500")
+    full.meetings.log_meeting(assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8",
+                                                "m9"], absent=["m1"]))
+    full.deliver()
+    [followup] = rows(notifications_store, kind="absence_followup")
+    assert followup.channels == ["sms", "email", "in_app"]
+    send_due(full, scoring_clock, minutes=11)
+    for pause in (1, 5, 30, 120):  # the rules file's backoff
+        [followup] = rows(notifications_store, kind="absence_followup")
+        assert (followup.status, followup.channel) == ("pending", "sms")
+        send_due(full, scoring_clock, minutes=pause)
+    [followup] = rows(notifications_store, kind="absence_followup")
+    assert (followup.status, followup.channel, followup.attempts) == ("delivered", "email", 1)
+    failed = [e.data for e in full.new_events("notifications")
+              if e.event_type == "notification_failed"]
+    assert [(f["channel"], f["attempts"], f["next_channel"], f["final"]) for f in failed] == [
+        ("sms", 5, "email", False)]
+    assert [h["outcome"] for h in followup.history] == ["TemporaryFailure"] * 5 + ["delivered"]
+
+
+def test_a_refusing_gateway_moves_on_at_once(full, scoring_clock, endpoints, own_name,
+                                             notifications_store):
+    village(full, own_name)
+    endpoints.sms.fail_next(1, "http", status=400)
+    full.meetings.log_meeting(assembly(present=["m1", "m3", "m4", "m5", "m6", "m7", "m8",
+                                                "m9"], absent=["m2"]))
+    full.deliver()
+    send_due(full, scoring_clock, minutes=11)
+    [followup] = rows(notifications_store, kind="absence_followup", recipient_id="m2")
+    assert (followup.status, followup.channel) == ("delivered", "in_app")
+
+
+def test_quiet_hours_defer_and_urgent_alerts_do_not(full, scoring_clock, endpoints, own_name,
+                                                   notifications_store):
+    village(full, own_name)
+    scoring_clock.fixed = scoring_clock.fixed.replace(hour=15)  # 23:00 county time
+    full.meetings.log_meeting(assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8",
+                                                "m9"], absent=["m1"]))
+    full.deliver()
+    followup = rows(notifications_store, kind="absence_followup")[0]
+    assert followup.not_before.hour == 23  # 07:00 county time, in UTC
+    send_due(full, scoring_clock, minutes=30)
+    assert rows(notifications_store, kind="absence_followup")[0].status == "pending"
+    # the member chose no quiet hours: theirs go now
+    full.notifications.set_preferences({"member_id": "m1", "quiet_hours": None})
+    send_due(full, scoring_clock, minutes=1)
+    assert rows(notifications_store, kind="absence_followup")[0].status == "delivered"
+
+
+def test_reminders_follow_a_scheduled_meeting_moved_and_cancelled(
+        full, scoring_clock, endpoints, own_name, notifications_store):
+    village(full, own_name)
+    full.meetings.schedule_meeting({"meeting_id": "s1", "branch_id": "b1",
+                                    "type": "branch_assembly", "held_at": "2026-11-23T19:30:00",
+                                    "topic": "换届选举"})
+    full.deliver()
+    reminders = rows(notifications_store, kind="meeting_reminder")
+    assert len(reminders) == 9 + 6  # nine members; m3–m8 have no contact: relayed to m9
+    assert {as_utc(r.not_before).isoformat() for r in reminders} == {
+        "2026-11-22T11:30:00+00:00"}
+    full.meetings.amend_meeting({"meeting_id": "s1", "revision": 1,
+                                 "held_at": "2026-11-24T19:30:00"})
+    full.deliver()
+    statuses = {}
+    for r in rows(notifications_store, kind="meeting_reminder"):
+        statuses.setdefault(r.cause.split("@")[1].split("|")[0], set()).add(r.status)
+    assert statuses == {"2026-11-23T11:30:00+00:00": {"withdrawn"},
+                        "2026-11-24T11:30:00+00:00": {"pending"}}
+    send_due(full, scoring_clock, minutes=60 * 82)  # 11-23 20:00: a day before, not quiet yet
+    full.meetings.cancel_meeting({"meeting_id": "s1", "reason": "台风"})
+    full.deliver()
+    notices = [r for r in rows(notifications_store, kind="meeting_reminder")
+               if r.cause.endswith("@cancelled")]
+    assert {r.recipient_id for r in notices} == {"m1", "m2", "m9"} | {
+        f"m{n}" for n in range(3, 9)}
+    assert "台风" in [r for r in notices if r.recipient_id == "m1"][0].body
+
+
+def test_a_send_cut_by_a_crash_becomes_unknown_and_only_an_admin_resends_it(
+        full, scoring_clock, endpoints, own_name, notifications_store, notifications_worker):
+    village(full, own_name)
+    full.meetings.log_meeting(assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8",
+                                                "m9"], absent=["m1"]))
+    full.deliver()
+    with notifications_store() as uow:  # a sender marked it sending, then died
+        uow.session.execute(update(Notification).where(Notification.kind == "absence_followup")
+                            .values(status="sending", sending_since=scoring_clock.now()))
+        uow.commit()
+    send_due(full, scoring_clock, minutes=1)
+    assert rows(notifications_store, kind="absence_followup")[0].status == "sending"
+    send_due(full, scoring_clock, minutes=3)
+    [cut] = rows(notifications_store, kind="absence_followup")
+    assert cut.status == "unknown"
+    send_due(full, scoring_clock, minutes=60)
+    assert rows(notifications_store, kind="absence_followup")[0].status == "unknown"
+    with pytest.raises(Forbidden):
+        notifications_worker("branch_secretary", "b1").resend(cut.notification_id)
+    with pytest.raises(Conflict):
+        full.notifications.resend(rows(notifications_store, kind="absence_digest")[0]
+                                  .notification_id)
+    again = full.notifications.resend(cut.notification_id)
+    assert again["status"] == "pending" and again["history"][-1]["outcome"] == "resend"
+    send_due(full, scoring_clock)
+    assert rows(notifications_store, kind="absence_followup")[0].status == "delivered"
+
+
+def test_two_senders_never_lease_the_same_row(full, scoring_clock, own_name,
+                                              notifications_store, notifications_worker):
+    from orglife.common.rules import load_rules
+    from services.notifications import registry
+    village(full, own_name)
+    full.meetings.log_meeting(assembly(present=["m9"], absent=[f"m{n}" for n in range(1, 9)]))
+    full.deliver()
+    later = scoring_clock.now() + timedelta(minutes=11)
+    leased = []
+    for owner in ("a", "b", "c"):
+        with notifications_store() as uow:
+            leased.append(set(registry.lease_due(uow.session, load_rules(), scoring_clock.tz,
+                                                 owner, later, 4, timedelta(minutes=5))))
+            uow.commit()
+    assert all(len(x) == 4 for x in leased[:2]) and not (leased[0] & leased[1])
+    with notifications_store() as uow:
+        assert registry.begin_send(uow.session, next(iter(leased[0])), "b", later) is None
+
+
+def test_reads_are_scoped_and_preferences_named_errors(full, own_name, notifications_worker):
+    village(full, own_name)
+    full.meetings.log_meeting(assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8",
+                                                "m9"], absent=["m1"]))
+    full.deliver()
+    everything = full.notifications.list_notifications({})
+    assert everything["total"] == 2
+    assert notifications_worker("branch_secretary", "b1").list_notifications(
+        {"kind": "absence_followup"})["total"] == 1
+    assert notifications_worker("branch_secretary", "b2").list_notifications({})["total"] == 0
+    assert notifications_worker("township_admin", "t2").list_notifications({})["total"] == 0
+    with pytest.raises(Forbidden):
+        notifications_worker("branch_secretary", "b2").set_preferences(
+            {"member_id": "m1", "channels": ["sms"]})
+    with pytest.raises(NotFound):
+        full.notifications.set_preferences({"member_id": "nobody", "channels": ["sms"]})
+    for bad, field in ((["fax"], "channels"), (["sms", "sms"], "channels"), ([], "channels")):
+        with pytest.raises(ValidationError) as caught:
+            full.notifications.set_preferences({"member_id": "m1", "channels": bad})
+        assert field in caught.value.args[0]
+    with pytest.raises(ValidationError) as caught:
+        full.notifications.set_preferences({"member_id": "m1", "quiet_hours": "late"})
+    assert "quiet_hours" in caught.value.args[0]
+    with pytest.raises(ValidationError) as caught:
+        full.notifications.list_notifications({"status": "lost"})
+    assert "status" in caught.value.args[0]
+
+
+def test_no_phone_number_or_address_reaches_the_logs(full, scoring_clock, endpoints, own_name,
+                                                      notifications_store, caplog):
+    caplog.set_level(logging.DEBUG)
+    village(full, own_name)
+    endpoints.sms.fail_next(2, "http500")
+    endpoints.sms.fail_next(1, "http", status=400)
+    full.meetings.log_meeting(assembly(present=["m3", "m4", "m5", "m6", "m7", "m8", "m9"],
+                                       absent=["m1", "m2"]))
+    full.deliver()
+    for minutes in (11, 2, 6):
+        send_due(full, scoring_clock, minutes=minutes)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "sms" in text  # the failures were logged …
+    for secret in ("13700137002", "13800138009", "m1@example.cn", "sec@example.cn"):
+        assert secret not in text  # … without who they were for
