@@ -68,25 +68,38 @@ def apply_member(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> Non
 
 
 # -- meetings' events: reminders, follow-ups, digests -----------------------------------------------
-def _newer(uow: UnitOfWork, meeting: dict) -> bool:
-    """Record the meeting's revision; False when a newer one was already handled."""
+def _seen(uow: UnitOfWork, meeting: dict) -> str:
+    """Record the meeting's revision: "new" (nothing was planned for it yet), "newer", or
+    "stale" when a newer revision was already handled."""
     seen = uow.session.get(MeetingSeen, meeting["meeting_id"], with_for_update=True)
     if seen is not None and seen.revision >= meeting["revision"]:
-        return False
+        return "stale"
     if seen is None:
         uow.session.add(MeetingSeen(meeting_id=meeting["meeting_id"],
                                     revision=meeting["revision"]))
     else:
         seen.revision = meeting["revision"]
     uow.session.flush()
-    return True
+    return "new" if seen is None else "newer"
 
 
 def on_meeting(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
     meeting = envelope.data
-    if not _newer(uow, meeting):
+    seen = _seen(uow, meeting)
+    if seen == "stale":
         return
     session, meeting_id = uow.session, meeting["meeting_id"]
+    if seen == "new" and not meeting.get("cancelled"):
+        # The common case (a meeting reported once): nothing to withdraw or refresh.
+        held_at = instant(meeting["held_at"])
+        if meeting.get("status") == "scheduled":
+            drafts = domain.plan_reminders(planning.rules, planning.directory, meeting,
+                                           held_at, planning.now)
+        else:
+            drafts = domain.plan_followups(planning.rules, planning.directory, meeting,
+                                           held_at, planning.now)
+        registry.store(session, planning, drafts)
+        return
     held_at = instant(meeting["held_at"])
     if meeting.get("cancelled"):
         reminded = registry.reached(session, meeting_id, "meeting_reminder",
