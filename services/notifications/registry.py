@@ -69,10 +69,8 @@ class SessionDirectory:
 
     def preference(self, member_id: str) -> domain.Preference:
         if member_id not in self._preferences:
-            row = self.session.get(Preference, member_id)
-            self._preferences[member_id] = domain.Preference() if row is None else \
-                domain.Preference(tuple(row.channels) if row.channels else None,
-                                  parse_quiet_hours(row.quiet_hours), quiet_set=True)
+            self._preferences[member_id] = preference_of(self.session.get(Preference,
+                                                                          member_id))
         return self._preferences[member_id]
 
     def default_robot(self) -> bool:
@@ -94,6 +92,16 @@ class Planning:
     now: datetime
     directory: SessionDirectory
     event_id: str | None = None
+
+
+def preference_of(row: Preference | None) -> domain.Preference:
+    """A stored preference: quiet_hours NULL follows the rules file, "" is none at all."""
+    if row is None:
+        return domain.Preference()
+    own = row.quiet_hours is not None
+    return domain.Preference(tuple(row.channels) if row.channels else None,
+                             parse_quiet_hours(row.quiet_hours) if own else None,
+                             quiet_set=own)
 
 
 # -- storing drafts ---------------------------------------------------------------------------------
@@ -394,9 +402,10 @@ def _visible_member(session, principal: Principal, member_id: str) -> ContactCop
     return contact
 
 
-def set_preferences(uow: UnitOfWork, principal: Principal, prefs: dict, now: datetime,
-                    tz) -> dict:
-    """A member's channel order and quiet hours; notifications not yet tried follow them."""
+def set_preferences(uow: UnitOfWork, principal: Principal, rules: Rules, prefs: dict,
+                    now: datetime, tz) -> dict:
+    """A member's channel order and quiet hours (null: none at all; never set: the rules
+    file's); notifications not yet tried follow them."""
     session = uow.session
     contact = _visible_member(session, principal, prefs["member_id"])
     row = session.get(Preference, contact.member_id, with_for_update=True)
@@ -410,11 +419,11 @@ def set_preferences(uow: UnitOfWork, principal: Principal, prefs: dict, now: dat
             window = parse_quiet_hours(prefs["quiet_hours"])
         except RulesError as error:
             raise ValidationError.field("quiet_hours", str(error)) from None
-        row.quiet_hours = quiet_text(window) or None
+        row.quiet_hours = quiet_text(window)
     row.updated_at = now
     session.flush()
-    preference = domain.Preference(tuple(row.channels) if row.channels else None,
-                                   parse_quiet_hours(row.quiet_hours), quiet_set=True)
+    preference = preference_of(row)
+    window = preference.quiet_hours if preference.quiet_set else rules.quiet_hours
     person = domain.Contact(contact.member_id, contact.name, contact.branch_id, contact.status,
                             contact.phone, contact.email)
     channels = domain.member_channels(person, preference)
@@ -424,12 +433,13 @@ def set_preferences(uow: UnitOfWork, principal: Principal, prefs: dict, now: dat
             Notification.attempts == 0, Notification.channel_index == 0)):
         pending.channels = channels
         pending.channel = channels[0]
-        pending.quiet_hours = quiet_text(preference.quiet_hours)
+        pending.quiet_hours = quiet_text(window) if preference.quiet_set else DEFAULT_QUIET
         pending.not_before = pending.next_attempt_at = domain.send_after(
-            as_utc(pending.planned_at), now, pending.urgent, preference.quiet_hours, tz)
+            as_utc(pending.planned_at), now, pending.urgent, window, tz)
     uow.commit()
     return {"member_id": contact.member_id, "channels": channels if row.channels else None,
-            "quiet_hours": row.quiet_hours, "effective_channels": channels}
+            "quiet_hours": quiet_text(window) or None,
+            "quiet_hours_default": not preference.quiet_set, "effective_channels": channels}
 
 
 def resend(uow: UnitOfWork, principal: Principal, notification_id: str, now: datetime) -> dict:
@@ -448,6 +458,7 @@ def resend(uow: UnitOfWork, principal: Principal, notification_id: str, now: dat
     row.attempts = 0
     row.next_attempt_at = row.not_before = now
     row.lease_owner = row.lease_until = row.sending_since = None
+    row.last_error = None
     uow.commit()
     return notification_dict(row)
 

@@ -96,7 +96,7 @@ class NotificationsService:
     def set_preferences(self, preferences):
         args = load(schemas.PreferencesArgs(), preferences)
         return self.store.change(lambda uow: registry.set_preferences(
-            uow, self.auth.principal, args, self.clock.now(), self.clock.tz))
+            uow, self.auth.principal, self.rules, args, self.clock.now(), self.clock.tz))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized("county_admin", "township_admin")

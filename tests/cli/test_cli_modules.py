@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import REPO
 
 GROUPS = ("stack", "orgs", "members", "meetings", "activities", "intake", "parked", "broker",
-          "scoring")
+          "scoring", "notifications")
 
 
 def cli_modules_after_importing(module: str) -> set[str]:
@@ -40,4 +40,4 @@ def test_a_group_imported_before_the_app_leaves_the_app_whole():
     assert done.stdout.strip() == str(sorted([
         "up", "down", "status", "restart", "test", "token", "org", "member", "meeting",
         "activity", "intake", "parked", "broker", "score", "compliance", "ranking", "unevenness",
-        "at-risk", "alerts", "recalculate"]))
+        "at-risk", "alerts", "recalculate", "notifications", "preferences", "demo"]))

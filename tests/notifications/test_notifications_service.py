@@ -159,6 +159,11 @@ def test_quiet_hours_defer_and_urgent_alerts_do_not(full, scoring_clock, endpoin
     assert followup.not_before.hour == 23  # 07:00 county time, in UTC
     send_due(full, scoring_clock, minutes=30)
     assert rows(notifications_store, kind="absence_followup")[0].status == "pending"
+    # choosing channels alone keeps the county's quiet hours
+    chosen = full.notifications.set_preferences({"member_id": "m1", "channels": ["email"]})
+    assert (chosen["quiet_hours"], chosen["quiet_hours_default"]) == ("22:00-07:00", True)
+    send_due(full, scoring_clock, minutes=1)
+    assert rows(notifications_store, kind="absence_followup")[0].status == "pending"
     # the member chose no quiet hours: theirs go now
     full.notifications.set_preferences({"member_id": "m1", "quiet_hours": None})
     send_due(full, scoring_clock, minutes=1)

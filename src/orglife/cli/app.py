@@ -7,7 +7,7 @@ import os
 import typer
 
 from orglife.cli import (
-    activities, broker, intake, meetings, members, orgs, parked, scoring, stack,
+    activities, broker, intake, meetings, members, notifications, orgs, parked, scoring, stack,
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -16,6 +16,7 @@ app.add_typer(stack.app)  # nameless: up, down, status, restart, test, token at 
 app.add_typer(scoring.app)  # nameless: score, compliance, ranking, unevenness, at-risk, ...
 for group in (orgs, members, meetings, activities, intake, parked, broker):
     app.add_typer(group.app)
+app.add_typer(notifications.app)  # nameless: the `notifications` group and `preferences`
 
 
 def main():
