@@ -11,7 +11,7 @@ meeting is a new cause), `branch_overdue:<branch>:<type>:<period>:<group>`, and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Protocol
 
@@ -59,6 +59,7 @@ class Directory(Protocol):
     def org(self, org_id: str) -> Org | None: ...
     def preference(self, member_id: str) -> Preference: ...
     def default_robot(self) -> bool: ...
+    def available(self) -> tuple[str, ...]: ...  # member channels this deployment has
 
 
 @dataclass
@@ -80,12 +81,26 @@ class Draft:
 
 
 # -- channels and quiet hours ---------------------------------------------------------------------
-def member_channels(contact: Contact, preference: Preference) -> list[str]:
+def member_channels_of(configured) -> tuple[str, ...]:
+    """The member channels among a deployment's configured ones, in the default order."""
+    return tuple(name for name in MEMBER_CHANNELS if name in configured)
+
+
+def reachable_channels(contact: Contact, available=MEMBER_CHANNELS) -> set[str]:
+    """Where a member can be reached: e-mail and SMS only when both the address is known and
+    the deployment has the channel (an SMS to nowhere is not a channel); in-app always."""
+    known = {"email": contact.email, "sms": contact.phone}
+    return {"in_app"} | {channel for channel, address in known.items()
+                         if address and channel in available}
+
+
+def member_channels(contact: Contact, preference: Preference,
+                    available=MEMBER_CHANNELS) -> list[str]:
     """The member's order (theirs, or email if known, then sms if a phone is known), keeping
     only channels they can be reached on; in-app is always the last fallback."""
     order = preference.channels or MEMBER_CHANNELS
-    reachable = {"email": bool(contact.email), "sms": bool(contact.phone), "in_app": True}
-    chosen = [channel for channel in order if reachable.get(channel)]
+    reachable = reachable_channels(contact, available)
+    chosen = [channel for channel in order if channel in reachable]
     if "in_app" not in chosen:
         chosen.append("in_app")
     return chosen
@@ -95,8 +110,10 @@ def org_channels(org: Org, default_robot: bool) -> list[str]:
     return ["robot", "in_app"] if org.robot_url or default_robot else ["in_app"]
 
 
-def unreachable(channels: list[str]) -> bool:
-    return channels == ["in_app"]
+def unreachable(contact: Contact, available=MEMBER_CHANNELS) -> bool:
+    """No channel but in-app for lack of an address (a member who chose in-app only is not
+    relayed: that was their choice)."""
+    return reachable_channels(contact, available) == {"in_app"}
 
 
 def in_quiet_hours(local: time, window: tuple[time, time] | None) -> bool:
@@ -148,12 +165,12 @@ def _member_draft(directory: Directory, member_id: str, kind: str, cause: str, t
     if contact is None:
         return []
     preference = directory.preference(member_id)
-    channels = member_channels(contact, preference)
+    channels = member_channels(contact, preference, directory.available())
     context = {**context, "member": contact}
     drafts = [Draft(kind, member_id, "member", cause, channels, template, context,
                     quiet_hours=preference.quiet_hours if preference.quiet_set else DEFAULT,
                     **extra)]
-    if unreachable(channels):
+    if unreachable(contact, directory.available()):
         for relay in _secretary_drafts(directory, contact.branch_id, kind,
                                        f"{cause}|relay:{member_id}", "relay",
                                        {**context, "relayed": template, "about": contact},
@@ -181,7 +198,7 @@ def _secretary_drafts(directory: Directory, org_id: str, kind: str, cause: str, 
         if contact is not None:
             preference = directory.preference(contact.member_id)
             return [Draft(kind, contact.member_id, "member", cause,
-                          member_channels(contact, preference), template,
+                          member_channels(contact, preference, directory.available()), template,
                           {**context, "member": contact, "org": org},
                           quiet_hours=preference.quiet_hours if preference.quiet_set else DEFAULT,
                           **extra)]
@@ -193,6 +210,33 @@ def _township_of(directory: Directory, branch: Org) -> Org | None:
     while parent is not None and parent.kind not in ("township", "county"):
         parent = directory.org(parent.parent_id) if parent.parent_id else None
     return parent
+
+
+def _merge_relays(drafts: list[Draft]) -> list[Draft]:
+    """One note per secretary and fact naming every member who can only be reached in-app (a
+    reminder to nine members without a phone is one message to the secretary, not nine).
+    Its cause is the fact's plus `|relay`; it is about no single member, so an amendment
+    withdraws it and the refreshed plan brings it back with the names as they now are."""
+    out: list[Draft] = []
+    merged: dict[tuple, Draft] = {}
+    for draft in drafts:
+        if draft.template != "relay":
+            out.append(draft)
+            continue
+        fact = draft.cause.split("|relay:")[0]
+        key = (draft.kind, draft.recipient_id, fact)
+        if key not in merged:
+            merged[key] = replace(draft, cause=f"{fact}|relay", about_id=None,
+                                  context={**draft.context, "abouts": []})
+            out.append(merged[key])
+        merged[key].context["abouts"].append(draft.context["about"])
+    for draft in merged.values():
+        abouts = draft.context["abouts"]
+        first = abouts[0]
+        # the inner message greets them all by name ("张三、李四："), as the secretary reads it
+        draft.context["about"] = replace(first, member_id="",
+                                         name="、".join(about.name for about in abouts))
+    return out
 
 
 def _unique(drafts: list[Draft]) -> list[Draft]:
@@ -223,7 +267,7 @@ def plan_reminders(rules: Rules, directory: Directory, meeting: dict, held_at: d
         drafts += _member_draft(directory, member_id, "meeting_reminder", reminder_cause(meeting),
                                 "meeting_reminder", context, not_before=not_before,
                                 ref=meeting["meeting_id"])
-    return drafts
+    return _merge_relays(drafts)
 
 
 def plan_cancellation_notices(directory: Directory, meeting: dict, held_at: datetime,
@@ -237,7 +281,7 @@ def plan_cancellation_notices(directory: Directory, meeting: dict, held_at: date
                                 f"meeting:{meeting['meeting_id']}@cancelled",
                                 "meeting_cancelled", context, urgent=False,
                                 ref=meeting["meeting_id"])
-    return drafts
+    return _merge_relays(drafts)
 
 
 def absentees(meeting: dict) -> list[str]:
@@ -269,7 +313,7 @@ def plan_followups(rules: Rules, directory: Directory, meeting: dict, held_at: d
                                 "absence_followup", context, not_before=not_before,
                                 ref=meeting["meeting_id"], about_id=member_id)
     drafts += plan_digest(directory, meeting, held_at, not_before, missing)
-    return drafts
+    return _merge_relays(drafts)
 
 
 def plan_digest(directory: Directory, meeting: dict, held_at: datetime, not_before: datetime,
@@ -335,7 +379,9 @@ def plan_at_risk(rules: Rules, directory: Directory, data: dict) -> list[Draft]:
     township officer; review → the same, flagged for the branch assembly."""
     level = data["level"]
     months = data.get("months_list") or []
-    first = months[0]["month"] if months else ""
+    # scoring lists the months newest first; the streak is named by its first (oldest) month,
+    # which stays the same while the streak grows
+    first = months[-1]["month"] if months else ""
     cause = f"member_at_risk:{data['member_id']}:{level}:{first}"
     urgent = rules.urgent("member_at_risk", level)
     member = directory.contact(data["member_id"])
@@ -367,4 +413,4 @@ def plan_grades(directory: Directory, data: dict) -> list[Draft]:
         drafts += _member_draft(directory, grade["member_id"], "grade_notice",
                                 f"grade:{data['year']}", "grade_notice",
                                 {"grade": grade, "year": data["year"]})
-    return drafts
+    return _merge_relays(drafts)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import delete, select
+
 from orglife.common.db import UnitOfWork
 from orglife.common.envelope import Envelope
 
 from . import domain, registry
-from .models import ContactCopy, MeetingSeen, OrgCopy
+from .models import ContactCopy, MeetingSeen, MeetingWait, OrgCopy
 from .registry import Planning
 
 FOLLOW_UP_KINDS = ("absence_followup", "absence_digest")
@@ -41,6 +43,8 @@ def apply_organization(uow: UnitOfWork, envelope: Envelope, planning: Planning) 
         for key, value in values.items():
             setattr(current, key, value)
     planning.directory.forget()
+    if current is None:
+        planning.arrived.add(data["org_id"])
 
 
 def member_data(envelope: Envelope) -> dict:
@@ -65,6 +69,8 @@ def apply_member(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> Non
         for key, value in values.items():
             setattr(current, key, value)
     planning.directory.forget()
+    if current is None:
+        planning.arrived.add(data["member_id"])
 
 
 # -- meetings' events: reminders, follow-ups, digests -----------------------------------------------
@@ -88,8 +94,14 @@ def on_meeting(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
     seen = _seen(uow, meeting)
     if seen == "stale":
         return
+    plan_meeting(uow, meeting, planning, first=seen == "new")
+    wait_for_unknown(uow, meeting, planning)
+
+
+def plan_meeting(uow: UnitOfWork, meeting: dict, planning: Planning, first: bool) -> None:
+    """Plan (or plan again) what a meeting's current revision calls for."""
     session, meeting_id = uow.session, meeting["meeting_id"]
-    if seen == "new" and not meeting.get("cancelled"):
+    if first and not meeting.get("cancelled"):
         # The common case (a meeting reported once): nothing to withdraw or refresh.
         held_at = instant(meeting["held_at"])
         if meeting.get("status") == "scheduled":
@@ -124,6 +136,75 @@ def on_meeting(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
         registry.withdraw(session, meeting_id, ("absence_digest",))
     registry.store(session, planning, domain.plan_followups(
         planning.rules, planning.directory, meeting, held_at, planning.now), refresh=True)
+
+
+# -- meetings seen before the members they name ----------------------------------------------------
+def unknown_ids(uow: UnitOfWork, meeting: dict, planning: Planning) -> set[str]:
+    """The members (and branch) a meeting's plan needs that this copy has not heard of yet.
+    members' events come on another queue and may lag behind meetings' (a bulk import, a
+    restart): such a meeting waits for them instead of silently planning nothing. A meeting
+    that would plan nothing anyway (past, cancelled, history outside the follow-up window)
+    waits for nobody."""
+    if meeting.get("cancelled"):
+        return set()
+    held_at = instant(meeting["held_at"])
+    if meeting.get("status") == "scheduled":
+        if held_at <= planning.now:
+            return set()
+        members = set(meeting.get("expected") or [])
+    else:
+        members = set(domain.absentees(meeting))
+        if not members or not domain.followups_apply(planning.rules, held_at, planning.now):
+            return set()
+    session, missing = uow.session, set()
+    branch = session.get(OrgCopy, meeting["branch_id"])
+    if branch is None:
+        missing.add(meeting["branch_id"])
+    elif branch.secretary_id:
+        members.add(branch.secretary_id)
+    known = set(session.scalars(select(ContactCopy.member_id)
+                                .where(ContactCopy.member_id.in_(members))))
+    return missing | (members - known)
+
+
+def wait_for_unknown(uow: UnitOfWork, meeting: dict, planning: Planning) -> None:
+    """Remember the meeting for each unknown member or branch (replan_waiting plans it again
+    when they arrive), or forget that it waited."""
+    session, meeting_id = uow.session, meeting["meeting_id"]
+    seen = session.get(MeetingSeen, meeting_id)
+    missing = unknown_ids(uow, meeting, planning)
+    if seen.waiting is not None:
+        session.execute(delete(MeetingWait).where(MeetingWait.meeting_id == meeting_id))
+    seen.waiting = meeting if missing else None
+    session.add_all([MeetingWait(waited_id=waited, meeting_id=meeting_id)
+                     for waited in sorted(missing)])
+
+
+def replan_arrived(uow: UnitOfWork, planning: Planning) -> None:
+    """Members or organizations the copy gained in this batch: meetings that waited for them
+    are planned again, once the batch is applied (an organization and its secretary arriving
+    in one batch plan the digest to the secretary). Storing is once per kind, recipient and
+    cause, so what was planned before stays once."""
+    if not planning.arrived:
+        return
+    session = uow.session
+    waited = sorted(planning.arrived)
+    planning.arrived.clear()
+    meeting_ids = set()
+    for start in range(0, len(waited), 500):
+        meeting_ids.update(session.scalars(select(MeetingWait.meeting_id).where(
+            MeetingWait.waited_id.in_(waited[start:start + 500]))))
+    if not meeting_ids:
+        return
+    session.flush()
+    planning.directory.forget()
+    for meeting_id in sorted(meeting_ids):
+        seen = session.get(MeetingSeen, meeting_id, with_for_update=True)
+        if seen is None or seen.waiting is None:
+            continue
+        meeting = seen.waiting
+        plan_meeting(uow, meeting, planning, first=False)
+        wait_for_unknown(uow, meeting, planning)
 
 
 # -- scoring's events: alerts -------------------------------------------------------------------------

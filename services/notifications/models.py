@@ -55,6 +55,20 @@ class MeetingSeen(Base):
 
     meeting_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     revision: Mapped[int] = mapped_column(Integer)
+    # the meeting as last seen, kept only while it waits for members or its branch that this
+    # copy does not know yet (MeetingWait); planned again when they arrive
+    waiting: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class MeetingWait(Base):
+    """A meeting waiting for a member or organization notifications has not heard of yet
+    (its events travel on another queue and may come later); handlers.py plans the meeting
+    again when the copy gains it."""
+
+    __tablename__ = "meeting_wait"
+
+    waited_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meeting_id: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class Preference(Base):

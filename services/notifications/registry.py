@@ -9,7 +9,7 @@ stored on a notification, logged or put in an event.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -29,7 +29,11 @@ from .models import ContactCopy, Notification, OrgCopy, Preference
 from .texts import Texts
 
 DEFAULT_QUIET = "default"  # the row follows the rules file's quiet hours
-SENDING_TIMEOUT = timedelta(minutes=2)  # longer than any channel's timeouts (channels.py)
+# A row `sending` longer than this was left by a dead sender. Far above the longest a live
+# send takes (an SMTP conversation of several 15 s steps, channels.py), so a slow send is not
+# taken for a dead one; a verdict arriving after a sweep all the same still counts (finish_send).
+SENDING_TIMEOUT = timedelta(minutes=10)
+SWEPT = "the sender stopped while sending; it may have been delivered"
 
 
 def path_ids(path: str | None) -> list[str]:
@@ -41,9 +45,11 @@ class SessionDirectory:
     """domain.Directory over notifications' own tables, remembering what it read (a batch
     asks for the same secretary many times)."""
 
-    def __init__(self, session, default_robot: bool):
+    def __init__(self, session, default_robot: bool,
+                 available: tuple[str, ...] = domain.MEMBER_CHANNELS):
         self.session = session
         self._default_robot = default_robot
+        self._available = tuple(available)
         self._contacts: dict = {}
         self._orgs: dict = {}
         self._preferences: dict = {}
@@ -76,6 +82,9 @@ class SessionDirectory:
     def default_robot(self) -> bool:
         return self._default_robot
 
+    def available(self) -> tuple[str, ...]:
+        return self._available
+
     def forget(self) -> None:
         self._contacts.clear()
         self._orgs.clear()
@@ -92,6 +101,9 @@ class Planning:
     now: datetime
     directory: SessionDirectory
     event_id: str | None = None
+    # members and organizations the copy gained in this batch: meetings waiting for them are
+    # planned again once the whole batch is applied (handlers.replan_arrived)
+    arrived: set = field(default_factory=set)
 
 
 def preference_of(row: Preference | None) -> domain.Preference:
@@ -159,19 +171,30 @@ def _once(dialect_name: str):
 def store(session, planning: Planning, drafts: list[domain.Draft],
           refresh: bool = False) -> int:
     """Store the drafts, one notification per (kind, recipient, cause) whatever happened
-    before; with `refresh`, one already stored and still pending takes the new words (an
-    amended meeting's digest lists the absentees as they now are). Returns how many are new."""
+    before. With `refresh` (a changed meeting planned again), one already stored and still
+    pending takes the new words (an amended meeting's digest lists the absentees as they now
+    are), and one withdrawn earlier is owed again and goes back to pending from its first
+    channel (a meeting moved and moved back, a member absent, on leave, then absent again);
+    one sent, sending or failed is never touched. Returns how many are new."""
     if not drafts:
         return 0
     rows = [row_of(planning, draft) for draft in drafts]
     inserted = session.connection().execute(_once(session.get_bind().dialect.name), rows).rowcount
     if refresh:
         for row in rows:
-            session.execute(update(Notification).where(
-                Notification.kind == row["kind"], Notification.recipient_id == row["recipient_id"],
-                Notification.cause == row["cause"], Notification.status == "pending",
-                Notification.notification_id != row["notification_id"])
-                .values(subject=row["subject"], body=row["body"]))
+            same = (Notification.kind == row["kind"],
+                    Notification.recipient_id == row["recipient_id"],
+                    Notification.cause == row["cause"],
+                    Notification.notification_id != row["notification_id"])
+            session.execute(update(Notification).where(*same, Notification.status == "pending")
+                            .values(subject=row["subject"], body=row["body"]))
+            session.execute(update(Notification).where(*same, Notification.status == "withdrawn")
+                            .values(status="pending", subject=row["subject"], body=row["body"],
+                                    channels=row["channels"], channel_index=0,
+                                    channel=row["channel"], attempts=0, last_error=None,
+                                    planned_at=row["planned_at"], not_before=row["not_before"],
+                                    next_attempt_at=row["next_attempt_at"],
+                                    quiet_hours=row["quiet_hours"], about_id=row["about_id"]))
     return max(inserted, 0)
 
 
@@ -281,8 +304,11 @@ def finish_send(uow: UnitOfWork, rules: Rules, notification_id: str, now: dateti
                 receipt: str | None = None, failure: ChannelFailure | None = None) -> str:
     """Record what the channel answered; returns the row's new status."""
     row = uow.session.get(Notification, notification_id, with_for_update=True)
-    if row is None or row.status != "sending":
-        return row.status if row is not None else "missing"
+    if row is None:
+        return "missing"
+    swept = row.status == "unknown" and row.last_error == SWEPT  # a verdict beats a guess
+    if row.status != "sending" and not swept:
+        return row.status
     row.lease_owner = row.lease_until = None
     row.sending_since = None
     entry = {"channel": row.channel, "at": iso(now)}
@@ -340,7 +366,7 @@ def sweep_stale(session, now: datetime) -> int:
     return session.execute(update(Notification).where(
         Notification.status == "sending", Notification.sending_since < now - SENDING_TIMEOUT)
         .values(status="unknown", lease_owner=None, lease_until=None, sending_since=None,
-                last_error="the sender stopped while sending; it may have been delivered")
+                last_error=SWEPT)
     ).rowcount
 
 
@@ -403,7 +429,7 @@ def _visible_member(session, principal: Principal, member_id: str) -> ContactCop
 
 
 def set_preferences(uow: UnitOfWork, principal: Principal, rules: Rules, prefs: dict,
-                    now: datetime, tz) -> dict:
+                    now: datetime, tz, available=domain.MEMBER_CHANNELS) -> dict:
     """A member's channel order and quiet hours (null: none at all; never set: the rules
     file's); notifications not yet tried follow them."""
     session = uow.session
@@ -426,7 +452,7 @@ def set_preferences(uow: UnitOfWork, principal: Principal, rules: Rules, prefs: 
     window = preference.quiet_hours if preference.quiet_set else rules.quiet_hours
     person = domain.Contact(contact.member_id, contact.name, contact.branch_id, contact.status,
                             contact.phone, contact.email)
-    channels = domain.member_channels(person, preference)
+    channels = domain.member_channels(person, preference, available)
     for pending in session.scalars(select(Notification).where(
             Notification.recipient_id == contact.member_id,
             Notification.recipient_type == "member", Notification.status == "pending",

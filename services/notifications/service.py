@@ -29,6 +29,7 @@ from orglife.common.store import Store
 
 from . import handlers, registry, schemas
 from .channels import ChannelFailure, DeliveryUnknown, PermanentFailure, channels_from_config
+from .domain import member_channels_of
 from .models import ContactCopy, Notification, backbone
 from .registry import Planning, SessionDirectory
 from .texts import TextsProvider
@@ -48,6 +49,8 @@ class Sender(DependencyProvider):
     def setup(self):
         self.channels = channels_from_config(self.container.config)
         self.default_robot = bool(self.container.config.get("ORGLIFE_WEBHOOK_URL"))
+        # members are planned only on channels this deployment has (no SMS to nowhere)
+        self.member_channels = member_channels_of(self.channels)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def get_dependency(self, worker_ctx):
@@ -96,7 +99,8 @@ class NotificationsService:
     def set_preferences(self, preferences):
         args = load(schemas.PreferencesArgs(), preferences)
         return self.store.change(lambda uow: registry.set_preferences(
-            uow, self.auth.principal, self.rules, args, self.clock.now(), self.clock.tz))
+            uow, self.auth.principal, self.rules, args, self.clock.now(), self.clock.tz,
+            self.sender.member_channels))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized("county_admin", "township_admin")
@@ -125,12 +129,14 @@ class NotificationsService:
     def _apply(self, envelopes, table):
         with self.store() as uow:
             planning = Planning(self.rules, self.texts, self.clock.tz, self.clock.now(),
-                                SessionDirectory(uow.session, self.sender.default_robot))
+                                SessionDirectory(uow.session, self.sender.default_robot,
+                                                 self.sender.member_channels))
             for envelope in envelopes:
                 if uow.first_time(envelope):
                     planning.event_id = envelope.event_id
                     table[envelope.event_type](uow, envelope, planning)
                     uow.session.flush()  # later events of the batch see this one
+            handlers.replan_arrived(uow, planning)
             uow.commit()
 
     # -- sending -------------------------------------------------------------------------------

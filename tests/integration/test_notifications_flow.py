@@ -88,9 +88,11 @@ def test_a_logged_meeting_reaches_records_scores_compliance_and_mailboxes(
     wait_for(lambda: ("a1", "absent") in participation("m1"), message="m1's record")
     wait_for(lambda: proxy.scoring.member_score("m1", 2026)["score"] == 57,
              message="m1's score (absence -3)")
+    # the quarter's 党员大会 is held and its slot met (before it, nothing was held this year)
     compliance = proxy.scoring.branch_compliance("b1", 2026)
-    assert {"type": "branch_assembly", "period": "2026-Q4", "group_id": None} not in \
-        compliance["missed"]
+    assert compliance["by_type"]["branch_assembly"]["held"] == 1
+    assert compliance["by_type"]["branch_assembly"]["met"] == 1
+    assert compliance["attendance_rate"] == round(7 / 9, 4)
     # the follow-up in m1's mailbox, the digest in the secretary's
     [followup] = wait_for(lambda: mails_to(endpoints, mail["m1"]), timeout=30,
                           message="m1's follow-up e-mail")
@@ -114,6 +116,9 @@ def test_a_logged_meeting_reaches_records_scores_compliance_and_mailboxes(
     wait_for(lambda: proxy.scoring.member_score("m1", 2026)["score"] == 60,
              message="m1's score after the amendment")
     wait_for(lambda: ("a1", "leave") in participation("m1"), message="m1's record amended")
+    amended = proxy.scoring.branch_compliance("b1", 2026)
+    assert amended["by_type"]["branch_assembly"] == compliance["by_type"]["branch_assembly"]
+    assert amended["attendance_rate"] == compliance["attendance_rate"]  # leave is not presence
     # the same events once more, as a redelivery would bring them
     logged = meetings_events.drain(1)
     publish_raw(vhost_uri, "meetings.events", "meeting_logged", json.dumps(logged[0]))

@@ -57,7 +57,9 @@ from tests.scoring.conftest import (  # noqa: E402,F401
 
 def sender(endpoints, owner="notifications-test", **config):
     """The `sender` dependency with real channels to the local endpoints."""
-    return SimpleNamespace(channels=channels_from_config({**endpoints.config(), **config}),
+    from services.notifications.domain import member_channels_of
+    channels = channels_from_config({**endpoints.config(), **config})
+    return SimpleNamespace(channels=channels, member_channels=member_channels_of(channels),
                            default_robot=True, owner=owner, BATCH=200, CONCURRENCY=4, ROUNDS=10,
                            LEASE=timedelta(minutes=5))
 

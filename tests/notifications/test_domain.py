@@ -15,11 +15,13 @@ NOW = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)  # 10:00 county time
 
 
 class Directory:
-    def __init__(self, contacts=(), orgs=(), preferences=None, default_robot=False):
+    def __init__(self, contacts=(), orgs=(), preferences=None, default_robot=False,
+                 available=domain.MEMBER_CHANNELS):
         self.contacts = {c.member_id: c for c in contacts}
         self.orgs = {o.org_id: o for o in orgs}
         self.preferences = preferences or {}
         self.robot = default_robot
+        self.channels = available
 
     def contact(self, member_id):
         return self.contacts.get(member_id)
@@ -32,6 +34,9 @@ class Directory:
 
     def default_robot(self):
         return self.robot
+
+    def available(self):
+        return self.channels
 
 
 COUNTY = Org("c1", "示范县委", "county")
@@ -103,7 +108,7 @@ def test_followups_to_each_expected_absentee_and_one_digest_with_their_names():
     # m3 has neither phone nor e-mail: in-app, and the secretary is asked to relay it
     assert [d.recipient_id for d in by_kind["absence_followup"]] == ["m1", "m3", "sec"]
     relay = by_kind["absence_followup"][2]
-    assert (relay.template, relay.about_id, relay.cause) == ("relay", "m3", "meeting:mt1|relay:m3")
+    assert (relay.template, relay.about_id, relay.cause) == ("relay", None, "meeting:mt1|relay")
     [digest] = by_kind["absence_digest"]
     assert digest.recipient_id == "sec" and digest.context["absentees"] == ["张三", "王五"]
     assert "v9" not in [d.recipient_id for d in drafts]  # a visitor listed absent owes nothing
@@ -117,6 +122,45 @@ def test_unreachable_member_gets_in_app_and_the_secretary_is_told():
     pairs = [(d.kind, d.recipient_id, d.channels, d.template) for d in drafts]
     assert ("absence_followup", "m3", ["in_app"], "absence_followup") in pairs
     assert ("absence_followup", "sec", ["email", "sms", "in_app"], "relay") in pairs
+
+
+def test_one_relay_per_secretary_names_every_unreachable_member():
+    """Nine members without a phone are one note to the secretary, not nine."""
+    people = PEOPLE + [Contact(f"n{i}", f"无号{i}", "b1", "formal") for i in range(4)]
+    scheduled = meeting(status="scheduled", held_at="2026-11-28T11:30:00+00:00",
+                        expected=["m1", "m3"] + [f"n{i}" for i in range(4)])
+    drafts = domain.plan_reminders(RULES, Directory(people, [COUNTY, TOWNSHIP, BRANCH]),
+                                   scheduled, datetime(2026, 11, 28, 11, 30, tzinfo=timezone.utc),
+                                   NOW)
+    relays = [d for d in drafts if d.template == "relay"]
+    assert len(relays) == 1 and relays[0].recipient_id == "sec"
+    assert relays[0].context["about"].name == "王五、无号0、无号1、无号2、无号3"
+    assert len([d for d in drafts if d.template == "meeting_reminder"]) == 6
+
+
+def test_channels_the_deployment_lacks_are_not_planned_and_unreachability_is_not_a_choice():
+    """Without an SMS gateway a phone-only member is unreachable (the secretary is told); a
+    member who chose in-app only is not relayed."""
+    phone_only = meeting(attendance=[{"member_id": "m2", "status": "absent", "expected": True}])
+    at = datetime(2026, 11, 24, 11, 30, tzinfo=timezone.utc)
+    no_sms = domain.plan_followups(RULES, directory(available=("email", "in_app")), phone_only,
+                                   at, NOW)
+    pairs = [(d.recipient_id, d.channels, d.template) for d in no_sms]
+    assert ("m2", ["in_app"], "absence_followup") in pairs
+    assert ("sec", ["email", "in_app"], "relay") in pairs
+    chosen = domain.plan_followups(RULES, directory(preferences={"m2": Preference(("in_app",))}),
+                                   phone_only, at, NOW)
+    assert [d.template for d in chosen if d.kind == "absence_followup"] == ["absence_followup"]
+
+
+def test_an_at_risk_streak_is_named_by_its_first_month_while_it_grows():
+    """scoring lists months newest first; a grown streak at the same level is the same cause."""
+    def cause(months):
+        data = {"member_id": "m1", "branch_id": "b1", "level": "notice", "months": len(months),
+                "months_list": [{"month": m, "meetings": []} for m in months]}
+        return {d.cause for d in domain.plan_at_risk(RULES, directory(), data)}
+    assert cause(["2026-09", "2026-08"]) == cause(["2026-10", "2026-09", "2026-08"]) == {
+        "member_at_risk:m1:notice:2026-08"}
 
 
 def test_history_raises_no_followups():
