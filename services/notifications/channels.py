@@ -412,6 +412,41 @@ FLAVOURS = {f.name: f for f in (DINGTALK, WECOM, FEISHU)}
 _FLAVOUR_ALIASES = {"lark": "feishu", "wework": "wecom", "wechat_work": "wecom", "ding": "dingtalk"}
 
 
+def _host_port(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return (parts.hostname or "").lower(), port
+
+
+def robot_hosts(config: Mapping) -> frozenset[str]:
+    """Where robot messages may go: the vendors' robot hosts, the host (and port) of
+    ORGLIFE_WEBHOOK_URL, and ORGLIFE_ROBOT_HOSTS (comma-separated `host` or `host:port`, for
+    a county's own relay)."""
+    allowed = {host for flavour in FLAVOURS.values() for host in flavour.hosts}
+    if config.get("ORGLIFE_WEBHOOK_URL"):
+        host, port = _host_port(config["ORGLIFE_WEBHOOK_URL"])
+        allowed.add(f"{host}:{port}" if port else host)
+    for entry in (config.get("ORGLIFE_ROBOT_HOSTS") or "").split(","):
+        if entry.strip():
+            allowed.add(entry.strip().lower())
+    return frozenset(allowed)
+
+
+def host_allowed(url: str, allowed: frozenset[str]) -> bool:
+    """A host named bare allows any port of it; `host:port` that port only. Vendor hosts
+    allow their subdomains."""
+    host, port = _host_port(url)
+    if not host or port == -1:
+        return False
+    if f"{host}:{port}" in allowed:
+        return True
+    return any(host == entry or host.endswith("." + entry)
+               for entry in allowed if ":" not in entry)
+
+
 def robot_flavour(url: str) -> RobotFlavour:
     """The vendor host decides; otherwise a `flavour=` query parameter; otherwise DingTalk."""
     parts = urlsplit(url)
@@ -497,9 +532,12 @@ class RobotChannel(Channel):
     name = "robot"
 
     def __init__(self, default_url: str | None = None, limiter: SlidingWindowLimiter | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+                 allowed_hosts: frozenset[str] | None = None):
         self.default_url = default_url or None
         self.limiter = limiter or _PROCESS_LIMITER
+        # None: any host (a channel built by hand); from the config: robot_hosts()
+        self.allowed_hosts = allowed_hosts
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         if self.default_url:
@@ -518,6 +556,11 @@ class RobotChannel(Channel):
                                    "ORGLIFE_WEBHOOK_URL)")
         if urlsplit(url).scheme not in ("http", "https"):
             raise PermanentFailure("robot: not an http(s) robot URL")
+        if self.allowed_hosts is not None and not host_allowed(url, self.allowed_hosts):
+            # an organization's robot_url is typed in by a secretary: never a way to make this
+            # service post to an internal address
+            raise PermanentFailure("robot: host not allowed (vendor robots, the host of "
+                                   "ORGLIFE_WEBHOOK_URL, or ORGLIFE_ROBOT_HOSTS)")
         try:
             flavour = robot_flavour(url)
         except ValueError as exc:
@@ -589,7 +632,8 @@ def channels_from_config(config: Mapping) -> dict[str, Channel]:
                                          sender=config.get("ORGLIFE_MAIL_FROM") or DEFAULT_SENDER)
     if config.get("ORGLIFE_SMS_URL"):
         channels["sms"] = SmsChannel(config["ORGLIFE_SMS_URL"])
-    channels["robot"] = RobotChannel(config.get("ORGLIFE_WEBHOOK_URL") or None)
+    channels["robot"] = RobotChannel(config.get("ORGLIFE_WEBHOOK_URL") or None,
+                                     allowed_hosts=robot_hosts(config))
     channels["in_app"] = InAppChannel()
     return channels
 

@@ -268,6 +268,30 @@ def test_channels_from_config_has_only_what_is_configured(endpoints):
     assert all(channel.name == name for name, channel in channels.items())
 
 
+def test_robots_post_only_to_vendor_hosts_the_default_robot_or_listed_hosts(endpoints, own_name):
+    """A robot_url is typed in by a branch secretary: pointed at an internal address, nothing
+    is posted (a permanent failure, so the message falls to in-app)."""
+    channels = channels_from_config(endpoints.config())
+    robot = channels["robot"]
+    before = len(endpoints.robot.requests())
+    robot.send(endpoints.robot.url_for(own_name, "access_token=t"), SUBJECT, BODY)  # its host
+    assert len(endpoints.robot.requests()) == before + 1
+    elsewhere = f"http://127.0.0.1:{free_ports(1)[0]}/robot/send?access_token=t"
+    for url in (elsewhere, "http://169.254.169.254/latest/meta-data?access_token=t",
+                "http://localhost/robot?access_token=t"):
+        with pytest.raises(PermanentFailure, match="host not allowed"):
+            robot.send(url, SUBJECT, BODY)
+    from services.notifications.channels import host_allowed, robot_hosts
+    allowed = robot_hosts({"ORGLIFE_ROBOT_HOSTS": "relay.county.gov.cn, 10.0.0.5:8080"})
+    assert host_allowed("https://oapi.dingtalk.com/robot/send?access_token=x", allowed)
+    assert host_allowed("https://open.feishu.cn/open-apis/bot/v2/hook/x", allowed)
+    assert host_allowed("https://relay.county.gov.cn:8443/robot", allowed)
+    assert host_allowed("http://10.0.0.5:8080/robot", allowed)
+    assert not host_allowed("http://10.0.0.5:8081/robot", allowed)
+    assert not host_allowed("https://oapi.dingtalk.com.evil.cn/robot", allowed)
+    assert not host_allowed("http://127.0.0.1:99999/robot", allowed)
+
+
 # --- privacy (SPEC §7) ---------------------------------------------------------------------------
 
 def test_no_phone_email_or_robot_token_in_logs_or_exception_texts(endpoints, own_name, limiter,

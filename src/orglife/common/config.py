@@ -31,6 +31,7 @@ class Settings:
     smtp_url: str | None = None
     sms_url: str | None = None
     webhook_url: str | None = None
+    robot_hosts: str | None = None
     mail_from: str | None = None  # ORGLIFE_MAIL_FROM: the From of notification e-mails
     templates: str | None = None  # ORGLIFE_TEMPLATES: a county's own notification templates
     token: str | None = None
@@ -58,6 +59,7 @@ class Settings:
             "ORGLIFE_SMTP_URL": self.smtp_url,
             "ORGLIFE_SMS_URL": self.sms_url,
             "ORGLIFE_WEBHOOK_URL": self.webhook_url,
+            "ORGLIFE_ROBOT_HOSTS": self.robot_hosts,
             "ORGLIFE_MAIL_FROM": self.mail_from,
             "ORGLIFE_TEMPLATES": self.templates,
             "ORGLIFE_RELAY": self.relay_mode,
@@ -109,6 +111,7 @@ def load_settings(env: dict | None = None) -> Settings:
         smtp_url=env.get("ORGLIFE_SMTP_URL"),
         sms_url=env.get("ORGLIFE_SMS_URL"),
         webhook_url=env.get("ORGLIFE_WEBHOOK_URL"),
+        robot_hosts=env.get("ORGLIFE_ROBOT_HOSTS") or None,
         mail_from=env.get("ORGLIFE_MAIL_FROM") or None,
         templates=env.get("ORGLIFE_TEMPLATES") or None,
         token=env.get("ORGLIFE_TOKEN"),
