@@ -403,7 +403,10 @@ def plan_at_risk(rules: Rules, directory: Directory, data: dict) -> list[Draft]:
             drafts += _secretary_drafts(directory, township.org_id, "member_at_risk", cause,
                                         "member_at_risk", context, exclude=member.member_id,
                                         **common)
-    return _unique(drafts)
+    # a named member's attendance is not for a group chat: an organization without a
+    # secretary to tell gets it in-app only, never on its robot
+    return [replace(d, channels=["in_app"]) if d.recipient_type == "organization" else d
+            for d in _unique(drafts)]
 
 
 def plan_grades(directory: Directory, data: dict) -> list[Draft]:

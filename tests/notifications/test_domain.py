@@ -216,6 +216,18 @@ def test_at_risk_recipients_by_level(level, recipients, urgent):
     assert {d.cause for d in drafts} == {f"member_at_risk:m1:{level}:2026-08"}
 
 
+def test_an_at_risk_member_is_never_named_in_a_group_chat():
+    """A branch without a secretary hears in-app, not on its robot, even with a default one."""
+    orgs = [COUNTY, TOWNSHIP, Org("b2", "西村党支部", "branch", "t1",
+                                  robot_url="https://oapi.dingtalk.com/robot/send?access_token=y")]
+    people = PEOPLE + [Contact("m7", "赵六", "b2", "formal", email="z@example.cn")]
+    data = {"member_id": "m7", "branch_id": "b2", "months": 3, "level": "alert",
+            "months_list": [{"month": "2026-08", "meetings": []}]}
+    drafts = domain.plan_at_risk(RULES, Directory(people, orgs, default_robot=True), data)
+    assert [(d.recipient_id, d.channels) for d in drafts] == [
+        ("b2", ["in_app"]), ("officer", ["email", "in_app"])]
+
+
 def test_grade_notice_to_each_known_member_once_per_year():
     drafts = domain.plan_grades(directory(), {"year": 2026, "branch_id": "b1", "grades": [
         {"member_id": "m1", "score": 92, "grade": "excellent"},
