@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from orglife.common.auth import READERS, Auth, authorized
 from orglife.common.clock import ClockProvider
 from orglife.common.errors import EXPECTED_ERRORS
+from orglife.common.failures import is_temporary
 from orglife.common.messaging import subscribe
 from orglife.common.rpc import rpc
 from orglife.common.rules import RulesProvider
@@ -161,11 +162,31 @@ class NotificationsService:
                 pool.spawn_n(self._deliver_one, notification_id)
             pool.waitall()
 
+    def _retrying(self, change, what: str, attempts: int = 5):
+        """Run `change(uow)` in a unit of work, waiting out temporary database failures: an
+        answer already taken by a channel must not be lost to a restarting database (the
+        row would stay `sending` and end `unknown`)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.store() as uow:
+                    return change(uow)
+            except Exception as error:
+                if attempt == attempts or not is_temporary(error):
+                    log.exception("%s failed", what)
+                    raise
+                log.warning("%s: %s, retrying", what, type(error).__name__)
+                eventlet.sleep(0.5 * attempt)
+
     def _deliver_one(self, notification_id: str) -> None:
-        with self.store() as uow:
-            outgoing = registry.begin_send(uow.session, notification_id, self.sender.owner,
-                                           self.clock.now())
+        def begin(uow):
+            found = registry.begin_send(uow.session, notification_id, self.sender.owner,
+                                        self.clock.now())
             uow.commit()
+            return found
+        try:
+            outgoing = self._retrying(begin, f"starting {notification_id}")
+        except Exception:
+            return  # still leased: the lease runs out and the row is tried again
         if outgoing is None:
             return  # withdrawn or taken meanwhile
         receipt, failure = None, None
@@ -183,10 +204,12 @@ class NotificationsService:
             # It may have handed the message over before it broke: never repeat it blindly.
             failure = DeliveryUnknown(f"the channel stopped unexpectedly "
                                       f"({type(error).__name__})")
-        with self.store() as uow:
-            status = registry.finish_send(uow, self.rules, notification_id, self.clock.now(),
-                                          receipt, failure)
+        def record(uow):
+            found = registry.finish_send(uow, self.rules, notification_id, self.clock.now(),
+                                         receipt, failure)
             uow.commit()
+            return found
+        status = self._retrying(record, f"recording the answer for {notification_id}")
         if failure is not None:
             log.info("notification %s via %s: %s (%s)", notification_id, outgoing.channel,
                      status, type(failure).__name__)
