@@ -9,7 +9,6 @@ the wording of a message.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -17,7 +16,7 @@ from typing import Callable
 from sqlalchemy import select
 
 from orglife.common.auth import SYSTEM, Principal
-from orglife.common.clock import iso
+from orglife.common.clock import as_utc, iso
 from orglife.common.db import UnitOfWork, page
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules
@@ -25,7 +24,9 @@ from orglife.common.schemas import load, storable
 
 from . import registry, schemas
 from .domain import Findings
-from .models import Activity, IntakeReceipt, Meeting, OrgCopy, PendingIntake, RejectedIntake
+from .models import (
+    Activity, IntakeReceipt, Meeting, OrgCopy, PendingIntake, RejectedIntake, backbone,
+)
 from .roster import RosterCache, path_ids, people_at
 
 
@@ -79,8 +80,10 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
         return _reject(uow, event_type, body, event_id, exc.errors, pending, now)
     found, store = kind(uow, rules, report, now, cache)
     if found.only_unknown:
-        deadline = pending.deadline if pending else time.time() + rules.intake_wait_seconds
-        if time.time() < deadline:
+        # The wait is counted on the service's one clock (`now`), as `received_at` is: under
+        # a fixed clock (ORGLIFE_NOW) it never runs out, and the report waits for its members.
+        deadline = pending.deadline if pending else now.timestamp() + rules.intake_wait_seconds
+        if now.timestamp() < deadline:
             _wait(uow, event_type, body, event_id, found, pending, now, deadline)
             return IntakeOutcome("waiting", {"missing": found.missing})
         found.error("_waited", f"still unknown after {rules.intake_wait_seconds:g}s: "
@@ -183,10 +186,41 @@ def get_intake(uow: UnitOfWork, principal: Principal, event_id: str) -> dict:
         return {**_rejected_dict(rejected), "status": "rejected"}
     pending = session.get(PendingIntake, event_id)
     if pending is not None:
+        # SQLite hands back a naive received_at: UTC, as everything stored.
+        received_at = as_utc(pending.received_at)
         principal.check_scope(path_ids(_reported_branch_path(session, pending.body,
-                                                             pending.received_at) or ""),
+                                                             received_at) or ""),
                               f"intake report {event_id!r}")
         return {"event_id": event_id, "event_type": pending.event_type, "status": "waiting",
-                "missing": pending.missing, "received_at": iso(pending.received_at),
-                "deadline": iso(datetime.fromtimestamp(pending.deadline, timezone.utc))}
+                "missing": pending.missing, "received_at": iso(received_at),
+                "deadline": _instant(pending.deadline)}
+    handled = _handled_before_receipts(session, event_id)
+    if handled is not None:
+        # Accepted before receipts were kept (migration 0003): what it became was not
+        # recorded, so it cannot be placed in a subtree either (county-wide callers only).
+        principal.check_scope([], f"intake report {event_id!r}")
+        return {"event_id": event_id, "event_type": handled.event_type, "status": "accepted",
+                HANDLERS[handled.event_type].ref: None, "accepted_at": iso(handled.handled_at)}
     raise NotFound(f"no intake report {event_id!r} has been received")
+
+
+def _instant(epoch: float) -> str | None:
+    """An epoch deadline as ISO 8601; None beyond datetime's range (a county that set
+    `intake_wait_seconds` to wait practically forever)."""
+    try:
+        return iso(datetime.fromtimestamp(epoch, timezone.utc))
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _handled_before_receipts(session, event_id: str):
+    """The inbox row of an intake report handled before migration 0003, if that is what
+    `event_id` is. Since then every handled report leaves a receipt, a rejection or a
+    waiting row in the same transaction as its inbox row, so an inbox row with none of
+    them is a report accepted before receipts were kept."""
+    inbox = backbone.inbox
+    row = session.execute(select(inbox.c.event_type, inbox.c.handled_at).where(
+        inbox.c.event_id == event_id, inbox.c.source == "intake")).first()
+    if row is None or row.event_type not in HANDLERS:
+        return None
+    return row

@@ -16,7 +16,7 @@ from orglife.common.db import UnitOfWork
 from orglife.common.envelope import Envelope
 
 from .domain import Person
-from .models import CopyWatermark, MemberCopy, OrgCopy
+from .models import Activity, CopyWatermark, MemberCopy, OrgCopy
 
 EPOCH = datetime(1900, 1, 1, tzinfo=timezone.utc)
 
@@ -41,6 +41,12 @@ def apply_organization(uow: UnitOfWork, envelope: Envelope, tz) -> None:
                   version=data["version"])
     if current is None:
         session.add(OrgCopy(**values))
+        # Activities stored while this branch was not known yet (logged by intake, or kept
+        # from before migration 0003, which filled only the branches it knew) take its path
+        # now, so that scoped reads find them; a path never changes (nor does a parent).
+        session.execute(update(Activity).where(Activity.branch_id == data["org_id"],
+                                               Activity.branch_path.is_(None))
+                        .values(branch_path=path))
     else:
         for key, value in values.items():
             setattr(current, key, value)

@@ -151,5 +151,13 @@ class ActivityFilters(PageSchema):
     to = Day()
 
 
+def intake_report_types() -> tuple[str, ...]:
+    """The kinds of report peers send on `intake.events`, as meetings' subscription in the
+    system declaration (orglife/system.py) lists them: the one place a new kind is added
+    (intake.HANDLERS is checked against it when the service starts)."""
+    from orglife.common.system import load_system
+    return load_system().service("meetings").subscribes["intake"]
+
+
 class RejectedFilters(PageSchema):
-    event_type = fields.String(validate=validate.OneOf(("meeting_reported", "activity_reported")))
+    event_type = fields.String(validate=validate.OneOf(intake_report_types()))

@@ -385,6 +385,11 @@ class ImportRow:
     def branch_id(self):
         return self.member["branch_id"]
 
+    @property
+    def member_id(self):
+        # set (given or generated) before the row can be matched: it joins `by_name` then
+        return self.member.get("member_id")
+
 
 def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], loaded: list,
                    today: date) -> dict:
@@ -566,7 +571,9 @@ def _namesake(member: dict, namesakes: list) -> str:
 
 
 def _ambiguous(member: dict, matches: list) -> str:
-    ids = ", ".join(sorted(m.member_id for m in matches)[:5])
+    """The stored members and the earlier rows of this sheet (new members) a row matches."""
+    ids = ", ".join(sorted(f"{m.member_id} (row {m.number})" if isinstance(m, ImportRow)
+                           else m.member_id for m in matches)[:5])
     by = "name and phone" if member.get("phone") else "name and branch"
     return f"{len(matches)} members match this row's {by} ({ids}); give the member_id"
 

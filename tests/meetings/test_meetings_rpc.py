@@ -291,8 +291,7 @@ def test_activities_are_read_and_listed_within_scope(secretary, meetings_worker)
     assert set(err.value.errors) == {"kind", "limit"}
 
 
-def test_an_intake_report_still_unknown_after_its_wait_is_rejected(meetings_worker):
-    import time
+def test_an_intake_report_still_unknown_after_its_wait_is_rejected(meetings_worker, clock):
     admin = meetings_worker()
     for envelope in village_branch_events():
         admin.on_members_events([envelope])
@@ -300,12 +299,87 @@ def test_an_intake_report_still_unknown_after_its_wait_is_rejected(meetings_work
         ASSEMBLY, meeting_id="in4", attendance=[{"member_id": "ghost", "status": "present"}]))
     admin.on_intake([report])
     from services.meetings.models import PendingIntake
-    with admin.store() as uow:  # let its deadline pass without waiting minutes
-        uow.session.get(PendingIntake, report.event_id).deadline = time.time() - 1
+    with admin.store() as uow:  # let its deadline pass (on the service's clock) at once
+        uow.session.get(PendingIntake, report.event_id).deadline = clock.now().timestamp() - 1
         uow.commit()
     admin.retry_waiting_intake()
     [item] = admin.list_rejected_intake({})["items"]
     assert "ghost" in item["reasons"]["_waited"][0]
+
+
+def test_the_intake_wait_is_counted_on_the_service_clock(meetings_store):
+    """received_at and the deadline come from one clock, the injected one (ORGLIFE_NOW
+    here, months before the wall clock): the deadline is received_at plus the wait, and
+    the report is rejected when that clock, not the wall clock, passes it."""
+    from datetime import datetime, timedelta, timezone
+    from nameko.testing.services import worker_factory
+    from orglife.common.clock import Clock
+    from orglife.common.rules import load_rules
+    from services.meetings.roster import RosterCache
+    from services.meetings.service import MeetingsService
+    from tests.conftest import auth_as
+    rules = load_rules()
+    wait = timedelta(seconds=rules.intake_wait_seconds)
+    received = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # long before the wall clock
+
+    def worker(at):
+        clock = Clock("Asia/Shanghai", at.isoformat())
+        return worker_factory(MeetingsService, store=meetings_store, auth=auth_as("county_admin"),
+                              clock=clock, rules=rules, rosters=RosterCache())
+    admin = worker(received)
+    for envelope in village_branch_events():
+        admin.on_members_events([envelope])
+    report = intake_envelope("meeting_reported", dict(
+        ASSEMBLY, meeting_id="in8", held_at="2026-03-01T19:30:00",
+        attendance=[{"member_id": "ghost", "status": "present"}]))
+    admin.on_intake([report])
+    answer = admin.get_intake(report.event_id)
+    assert (answer["received_at"], answer["deadline"]) == (
+        received.isoformat(), (received + wait).isoformat())
+    worker(received + wait - timedelta(seconds=1)).retry_waiting_intake()
+    assert admin.get_intake(report.event_id)["status"] == "waiting"
+    worker(received + wait).retry_waiting_intake()
+    assert admin.get_intake(report.event_id)["status"] == "rejected"
+
+
+def test_a_waiting_report_whose_member_is_known_now_is_answered(meetings_worker):
+    """get_intake of an activity report still waiting (the retry timer has not run yet)
+    whose member has arrived meanwhile: placed by that member's branch, not a crash on the
+    naive datetime SQLite hands back."""
+    admin = meetings_worker()
+    for envelope in village_branch_events():
+        admin.on_members_events([envelope])
+    report = intake_envelope("activity_reported", {"member_id": "late", "kind": "volunteer",
+                                                   "held_at": "2026-11-15T09:00:00+08:00"})
+    admin.on_intake([report])
+    admin.on_members_events([member_event("late")])  # no retry yet
+    answer = meetings_worker("branch_secretary", "b1").get_intake(report.event_id)
+    assert (answer["status"], answer["missing"]) == ("waiting", ["late"])
+    with pytest.raises(Forbidden):
+        meetings_worker("branch_secretary", "b2").get_intake(report.event_id)
+
+
+def test_an_activity_logged_before_its_branch_was_known_gets_its_path(meetings_worker):
+    """members' events may arrive in any order: an activity of a member whose branch is not
+    known yet is stored without a path, and takes it when the branch arrives, so that the
+    branch's secretary finds it (get and list)."""
+    from tests.meetings.conftest import org_events
+    admin = meetings_worker()
+    orgs = org_events()
+    admin.on_members_events([e for e in orgs if e.data["org_id"] != "b2"])
+    admin.on_members_events([member_event("n1", "b2")])
+    report = intake_envelope("activity_reported", {"activity_id": "a-early", "member_id": "n1",
+                                                   "kind": "volunteer",
+                                                   "held_at": "2026-11-15T09:00:00+08:00"})
+    admin.on_intake([report])
+    secretary = meetings_worker("branch_secretary", "b2")
+    with pytest.raises(Forbidden):
+        secretary.get_activity("a-early")
+    admin.on_members_events([e for e in orgs if e.data["org_id"] == "b2"])
+    assert secretary.get_activity("a-early")["branch_id"] == "b2"
+    assert [a["activity_id"] for a in secretary.list_activities({})["items"]] == ["a-early"]
+    assert secretary.get_intake(report.event_id)["activity_id"] == "a-early"
+    assert meetings_worker("township_admin", "t2").list_activities({})["total"] == 1
 
 
 def test_scheduled_meetings_show_who_is_expected(secretary):
@@ -352,3 +426,33 @@ def test_scope_is_checked_before_any_detail_about_another_branch(secretary):
     with pytest.raises(Forbidden):
         secretary.log_meeting(dict(ASSEMBLY, branch_id="b2", meeting_id="mt-x",
                                    attendance=[{"member_id": "ghost", "status": "present"}]))
+
+
+def test_rejected_intake_filters_follow_the_declared_report_types(monkeypatch, meetings_worker):
+    """The kinds of report list_rejected_intake filters on are those the system declaration
+    says meetings consumes from intake: a new kind is one entry there, not a second list."""
+    import dataclasses
+    import importlib
+    import orglife.system
+    from orglife.common.system import Event, Peer, System
+    from services.meetings import intake, schemas
+    declared = orglife.system.SYSTEM
+    assert set(schemas.RejectedFilters().fields["event_type"].validate.choices) == \
+        set(declared.service("meetings").subscribes["intake"]) == set(intake.HANDLERS)
+    kinds = (*declared.service("meetings").subscribes["intake"], "minutes_reported")
+    services = [dataclasses.replace(s, subscribes={**s.subscribes, "intake": kinds})
+                if s.name == "meetings" else s for s in declared.services]
+    peers = [Peer("intake", publishes=[Event(kind) for kind in kinds])]
+    monkeypatch.setattr(orglife.system, "SYSTEM", System(services=services, peers=peers))
+    try:
+        importlib.reload(schemas)
+        admin = meetings_worker()
+        assert admin.list_rejected_intake({"event_type": "minutes_reported"})["total"] == 0
+        with pytest.raises(ValidationError) as err:
+            admin.list_rejected_intake({"event_type": "picnic_reported"})
+        assert "minutes_reported" in err.value.errors["event_type"][0]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(schemas)
+    with pytest.raises(ValidationError):
+        meetings_worker().list_rejected_intake({"event_type": "minutes_reported"})
