@@ -470,6 +470,17 @@ def _cut_utf8(text: str, limit: int) -> str:
     return data[: limit - len("…".encode())].decode("utf-8", "ignore") + "…"
 
 
+def window_wait(sent, now: float, limits: tuple[tuple[int, float], ...]) -> float:
+    """Seconds until one more send fits every (count, seconds) window, given the times of
+    the sends so far (oldest first); 0.0 when it fits now."""
+    wait = 0.0
+    for count, seconds in limits:
+        recent = [t for t in sent if t > now - seconds]
+        if len(recent) >= count:
+            wait = max(wait, recent[-count] + seconds - now)
+    return wait
+
+
 class SlidingWindowLimiter:
     """At most N sends in ANY window of S seconds, per key (a robot URL), in this process.
 
@@ -490,15 +501,11 @@ class SlidingWindowLimiter:
         """Take a slot and return 0.0, or take nothing and return the seconds until one frees."""
         with self._lock:
             now = self.clock()
-            wait = self._blocked_until.get(key, 0.0) - now
             sent = self._sent.setdefault(key, deque())
             longest = max(seconds for _, seconds in limits)
             while sent and sent[0] <= now - longest:
                 sent.popleft()
-            for count, seconds in limits:
-                recent = [t for t in sent if t > now - seconds]
-                if len(recent) >= count:
-                    wait = max(wait, recent[-count] + seconds - now)
+            wait = max(self._blocked_until.get(key, 0.0) - now, window_wait(sent, now, limits))
             if wait > 0:
                 return wait
             sent.append(now)

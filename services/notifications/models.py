@@ -131,3 +131,15 @@ class Notification(Base):
     # Every attempt: channel, time, outcome (no addresses: they stay in contact_copy).
     history: Mapped[list] = mapped_column(JSON, default=list)
     cause_event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class RobotBudget(Base):
+    """The recent sends to one robot, shared by every instance (registry.take_robot_slot):
+    a vendor's limit (DingTalk 20 a minute, then a 10-minute block) is per robot, not per
+    process. `sent`: Unix times (real time, as the vendor counts) within the longest window."""
+
+    __tablename__ = "robot_budget"
+
+    robot_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sent: Mapped[list] = mapped_column(JSON, default=list)
+

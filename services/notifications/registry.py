@@ -8,6 +8,8 @@ stored on a notification, logged or put in an event.
 """
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,8 +26,11 @@ from orglife.common.rules import Rules, parse_quiet_hours, RulesError
 from orglife.common.vocabulary import ACTIVE_STATUSES
 
 from . import domain
-from .channels import ChannelFailure, DeliveryUnknown, PermanentFailure, TemporaryFailure, redact
-from .models import ContactCopy, Notification, OrgCopy, Preference
+from .channels import (
+    ChannelFailure, DeliveryUnknown, PermanentFailure, TemporaryFailure, redact, robot_flavour,
+    window_wait,
+)
+from .models import ContactCopy, Notification, OrgCopy, Preference, RobotBudget
 from .texts import Texts
 
 DEFAULT_QUIET = "default"  # the row follows the rules file's quiet hours
@@ -271,16 +276,53 @@ class Outgoing:
     body: str
 
 
-def begin_send(session, notification_id: str, owner: str, now: datetime) -> Outgoing | None:
+def begin_send(session, notification_id: str, owner: str, now: datetime,
+               default_robot: str | None = None) -> Outgoing | None:
     """Mark a leased row `sending` just before the channel is called, with the address as
-    the copy holds it now. None when the row was withdrawn or taken meanwhile."""
+    the copy holds it now. None when the row was withdrawn or taken meanwhile, or when its
+    robot has no slot left in the vendor's window (it waits, unleased, until one frees)."""
     row = session.get(Notification, notification_id, with_for_update=True)
     if row is None or row.status != "pending" or row.lease_owner != owner:
         return None
+    address = address_of(session, row)
+    robot = (address or default_robot) if row.channel == "robot" else None
+    if robot:
+        wait = take_robot_slot(session, robot, time.time())
+        if wait > 0:
+            row.next_attempt_at = now + timedelta(seconds=wait)
+            row.lease_owner = row.lease_until = None
+            return None
     row.status = "sending"
     row.sending_since = now
-    return Outgoing(row.notification_id, row.channel, address_of(session, row), row.subject,
-                    row.body)
+    return Outgoing(row.notification_id, row.channel, address, row.subject, row.body)
+
+
+@lru_cache(maxsize=4)
+def _budget_row(dialect_name: str):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(RobotBudget).on_conflict_do_nothing(index_elements=["robot_key"])
+
+
+def take_robot_slot(session, url: str, at: float) -> float:
+    """Take one send in the robot's windows (its vendor's limits, counted in real time as
+    the vendor counts), shared by every instance through the locked `robot_budget` row: 0.0,
+    or the seconds until a slot frees (nothing taken)."""
+    try:
+        limits = robot_flavour(url).limits
+    except ValueError:
+        return 0.0  # not a robot URL at all: the channel refuses it
+    key = hashlib.sha256(url.encode()).hexdigest()[:32]  # the URL holds the robot's token
+    session.connection().execute(_budget_row(session.get_bind().dialect.name),
+                                 {"robot_key": key, "sent": []})
+    budget = session.get(RobotBudget, key, with_for_update=True, populate_existing=True)
+    longest = max(seconds for _, seconds in limits)
+    sent = [t for t in budget.sent if t > at - longest]
+    wait = window_wait(sent, at, limits)
+    if wait > 0:
+        return wait
+    budget.sent = sent + [at]
+    session.flush()  # the next take in this transaction reads it back (populate_existing)
+    return 0.0
 
 
 def address_of(session, row: Notification) -> str | None:

@@ -49,7 +49,8 @@ class Sender(DependencyProvider):
 
     def setup(self):
         self.channels = channels_from_config(self.container.config)
-        self.default_robot = bool(self.container.config.get("ORGLIFE_WEBHOOK_URL"))
+        self.default_robot_url = self.container.config.get("ORGLIFE_WEBHOOK_URL") or None
+        self.default_robot = bool(self.default_robot_url)
         # members are planned only on channels this deployment has (no SMS to nowhere)
         self.member_channels = member_channels_of(self.channels)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -180,7 +181,7 @@ class NotificationsService:
     def _deliver_one(self, notification_id: str) -> None:
         def begin(uow):
             found = registry.begin_send(uow.session, notification_id, self.sender.owner,
-                                        self.clock.now())
+                                        self.clock.now(), self.sender.default_robot_url)
             uow.commit()
             return found
         try:

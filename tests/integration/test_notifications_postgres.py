@@ -109,3 +109,28 @@ def test_two_senders_lease_disjoint_rows(two_instances, clock):
     finally:
         first.__exit__(None, None, None)
     assert len(mine) == 30 and len(theirs) == 30 and not set(mine) & set(theirs)
+
+
+def test_a_robots_rate_limit_is_shared_by_every_instance(two_instances):
+    """DingTalk allows 20 messages a minute per robot, whichever instance sends them: 30
+    takes racing from two instances get exactly 20 slots; the others learn when one frees."""
+    _, stores = two_instances
+    url = "https://oapi.dingtalk.com/robot/send?access_token=shared-budget"
+    at = 1_800_000_000.0
+    results = []
+
+    def take(store):
+        for _ in range(15):
+            with store() as uow:
+                results.append(registry.take_robot_slot(uow.session, url, at))
+                uow.commit()
+
+    pool = eventlet.GreenPool()
+    for store in stores:
+        pool.spawn(take, store)
+    pool.waitall()
+    assert sorted(w == 0.0 for w in results).count(True) == 20
+    assert all(0 < w <= 60 for w in results if w)
+    with stores[0]() as uow:  # a minute later the window has room again
+        assert registry.take_robot_slot(uow.session, url, at + 60.5) == 0.0
+        uow.commit()

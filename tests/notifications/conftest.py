@@ -60,7 +60,8 @@ def sender(endpoints, owner="notifications-test", **config):
     from services.notifications.domain import member_channels_of
     channels = channels_from_config({**endpoints.config(), **config})
     return SimpleNamespace(channels=channels, member_channels=member_channels_of(channels),
-                           default_robot=True, owner=owner, BATCH=200, CONCURRENCY=4, ROUNDS=10,
+                           default_robot=True, default_robot_url=endpoints.config()[
+                               "ORGLIFE_WEBHOOK_URL"], owner=owner, BATCH=200, CONCURRENCY=4, ROUNDS=10,
                            LEASE=timedelta(minutes=5))
 
 

@@ -396,3 +396,37 @@ def test_a_verdict_arriving_after_the_sweep_still_counts(
         assert registry.finish_send(uow, load_rules(), row.notification_id, later,
                                     receipt="250 ok") == "delivered"
         uow.commit()
+
+
+def test_a_robot_out_of_slots_waits_unleased_and_nothing_is_tried(
+        full, scoring_clock, own_name, notifications_store):
+    """begin_send takes the robot's slot from the shared budget; with none left the row
+    stays pending, unleased, due when a slot frees (the channel is never called)."""
+    import time as real_time
+
+    from services.notifications import registry
+    from services.notifications.models import RobotBudget
+    village(full, own_name)
+    full.meetings.log_meeting(assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8",
+                                                "m9"], absent=["m1"]))
+    full.deliver()
+    [row] = rows(notifications_store, kind="absence_followup")
+    url = "https://oapi.dingtalk.com/robot/send?access_token=full"
+    now = real_time.time()
+    with notifications_store() as uow:
+        for _ in range(20):
+            assert registry.take_robot_slot(uow.session, url, now) == 0.0
+        uow.session.execute(update(Notification).where(
+            Notification.notification_id == row.notification_id)
+            .values(channel="robot", lease_owner="me"))
+        uow.commit()
+    with notifications_store() as uow:
+        assert registry.begin_send(uow.session, row.notification_id, "me",
+                                   scoring_clock.now(), default_robot=url) is None
+        uow.commit()
+    [waiting] = rows(notifications_store, kind="absence_followup")
+    assert (waiting.status, waiting.lease_owner, waiting.attempts) == ("pending", None, 0)
+    assert 50 < (as_utc(waiting.next_attempt_at) - scoring_clock.now()).total_seconds() <= 60
+    with notifications_store() as uow:
+        assert len(uow.session.get(RobotBudget, registry.hashlib.sha256(
+            url.encode()).hexdigest()[:32]).sent) == 20
