@@ -11,14 +11,21 @@ over RPC from a client (adds the broker round trip), and scoring's peak RSS.
 Targets on the 2-core machine: at least 500 meetings/s, recalculate at most 10 s, p95 at most
 10 ms (member score, compliance) and 100 ms (ranking, unevenness) in the service, RSS at most
 200 MB.
+
+"Caught up" means scoring has every meeting in its copy *and* no dirty mark left to drain (the
+figures served are current), read in one statement so the two counts are of one moment; a
+count that cannot be read (the database busy) is not taken for zero. Every wait has a deadline
+(`--timeout`), and the publisher and the services are stopped however the run ends.
 """
 import eventlet
 
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
+import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -26,10 +33,85 @@ import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
+import harness  # noqa: E402
 from harness import Bench, concurrent_calls, print_figures, register_county_organizations  # noqa: E402
 from meetings_flow import NOW, count_rows, dispatcher_rate  # noqa: E402
 from synthetic import make_county  # noqa: E402
 from synthetic_meetings import make_meetings  # noqa: E402
+
+
+class OwnBrokerBench(Bench):
+    """A Bench on a RabbitMQ node of its own (`.orglife-bench/scoring-broker/`): benchmarks
+    share `.orglife-bench/`'s node, and the run that started it stops it when it ends, cutting
+    any other run off midway (seen: ECONNREFUSED during the import while another benchmark
+    finished). Stopped at the end like the shared one (Bench.close)."""
+
+    def __init__(self, name: str, now: str):
+        import shutil
+        import signal
+        import uuid
+        from pathlib import Path
+
+        from orglife.broker import PrivateBroker, ensure_rabbitmq_installed
+        from orglife.common.auth import mint_token
+        self.name, self.now = name, now
+        self.home = harness.REPO / ".orglife-bench"
+        self.work = self.home / name
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        ensure_rabbitmq_installed()
+        self.broker = PrivateBroker(Path(self.home / f"{name}-broker"))
+        self.broker_was_running = self.broker.running()
+        self.broker.start()
+        self.vhost = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        self.broker.create_vhost(self.vhost)
+        self.amqp_uri = self.broker.amqp_uri.rstrip("/") + "/" + self.vhost
+        self.processes = {}
+        self.token = mint_token(harness.SECRET, "bench", "county_admin")
+        self._closed = False
+        atexit.register(self.close)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, harness._exit_on_signal)
+
+
+def scoring_backlog(db_path) -> tuple[int, int] | None:
+    """(meetings in scoring's copy, dirty marks left), counted in one statement (one
+    snapshot: marks are written in the transaction that stores the meeting), or None when the
+    database cannot be read right now. Never 0 for "could not tell": an early exit would time
+    reads against figures still being drained."""
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("select (select count(*) from meeting_copy), "
+                              "(select count(*) from dirty)").fetchone()
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        return None
+
+
+def wait_until(condition, deadline: float, what: str, publisher=None) -> None:
+    """Poll `condition` until it holds; SystemExit (through `finally`) past `deadline` or when
+    the publisher failed."""
+    while not condition():
+        if publisher is not None and publisher.poll() not in (None, 0):
+            raise SystemExit(f"the publisher failed (exit {publisher.returncode}) while "
+                             f"waiting for {what}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def stop(process) -> None:
+    """A child of this run, stopped if still running (politely, then for good)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -44,7 +126,6 @@ def in_service(bench: Bench, calls: dict, reads: int) -> dict:
     from orglife.common.clock import Clock
     from orglife.common.db import UnitOfWork, make_engine, session_factory
     from orglife.common.rules import load_rules
-    from services.scoring import registry
     from services.scoring.models import backbone
     engine = make_engine(bench.db_url("scoring"))
     reader = session_factory(engine.execution_options(sqlite_begin="DEFERRED"))
@@ -91,37 +172,45 @@ def main():
     county = make_county(seed=7)
     reports = make_meetings(county)
     reports = reports[:int(len(reports) * args.fraction)]
-    bench = Bench("scoring", now=NOW)
+    bench = OwnBrokerBench("scoring", now=NOW)
+    publisher = None
+    deadline = time.monotonic() + args.timeout
     try:
         bench.start("members", "meetings", "scoring")
         register_county_organizations(bench, county.organizations)
         chunks = [county.members[i:i + 1000] for i in range(0, len(county.members), 1000)]
         concurrent_calls(bench, "members", "import_members", chunks, proxies=1)
-        while (bench.ping("meetings") or {}).get("known_members", 0) < len(county.members) or \
-                (bench.ping("scoring") or {}).get("known_members", 0) < len(county.members):
-            time.sleep(0.5)
+        wait_until(lambda: all((bench.ping(service) or {}).get("known_members", 0)
+                               >= len(county.members) for service in ("meetings", "scoring")),
+                   deadline, "meetings and scoring to know every member")
         reference = dispatcher_rate(bench.amqp_uri)
         reports_file = bench.work / "reports.jsonl"
         reports_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
                                         for r in reports), encoding="utf-8")
         started = time.time()
-        publisher = subprocess.Popen([sys.executable, str(bench.work.parents[1] / "bench" /
+        publisher = subprocess.Popen([sys.executable, str(harness.REPO / "bench" /
                                                           "publish_intake.py"),
                                       bench.amqp_uri, str(reports_file),
                                       str(bench.work / "published.json")])
-        deadline = time.monotonic() + args.timeout
-        while True:
+        state = {}
+
+        def caught_up_now() -> bool:
             rejected = count_rows(bench.work / "meetings.db", "rejected_intake")
-            scored = count_rows(bench.work / "scoring.db", "meeting_copy")
             recorded = count_rows(bench.work / "members.db", "meeting_versions")
-            if scored + rejected >= len(reports) and recorded + rejected >= len(reports):
-                break
-            if time.monotonic() > deadline or publisher.poll() not in (None, 0):
-                raise SystemExit(f"not caught up: scored {scored}, recorded {recorded}, "
-                                 f"rejected {rejected} of {len(reports)}")
-            time.sleep(0.2)
+            backlog = scoring_backlog(bench.work / "scoring.db")
+            state.update(rejected=rejected, recorded=recorded, backlog=backlog)
+            if backlog is None:
+                return False
+            scored, dirty = backlog
+            return (scored + rejected >= len(reports) and recorded + rejected >= len(reports)
+                    and dirty == 0)
+        try:
+            wait_until(caught_up_now, deadline, "scoring to catch up", publisher)
+        except SystemExit as stopped:
+            raise SystemExit(f"{stopped}: {state}") from None
+        rejected = state["rejected"]
         caught_up = time.time() - started
-        publisher.wait()
+        publisher.wait(timeout=60)
         flow_rss = bench.peak_rss_mb("scoring")
 
         rng = random.Random(3)
@@ -164,6 +253,7 @@ def main():
         })
         print_figures("scoring (a county year through intake, then scoring's reads)", figures)
     finally:
+        stop(publisher)
         bench.close()
 
 

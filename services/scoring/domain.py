@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from statistics import fmean
+from typing import NamedTuple
 
 from orglife.common.rules import Rules
 
@@ -29,6 +30,7 @@ class Participation:
     status: str  # present | leave | absent (meetings); done (activities)
     remote: bool = False
     branch_id: str | None = None
+    expected: bool = True  # False: a visitor (a member of another branch, or not expected)
 
 
 @dataclass
@@ -39,6 +41,13 @@ class Score:
     recommendation: str | None
     breakdown: list[dict] = field(default_factory=list)
     clamped: bool = False
+
+
+def counts(status: str, expected: bool) -> bool:
+    """Whether an attendance line counts for points and tallies at all. SPEC §3: absences
+    apply to expected attendees only, so a visitor listed `absent` (expected: false) is
+    neither charged nor shown; a visitor present earns their points, on leave nothing."""
+    return expected or status != "absent"
 
 
 def bucket_of(kind: str, item: str, status: str) -> str:
@@ -66,6 +75,8 @@ def member_score(rules: Rules, lines: list[Participation], status: str) -> Score
     earned: dict[str, int] = {}
     raw = rules.base_points
     for line in sorted(lines, key=lambda x: (x.held_on, x.kind, x.ref)):
+        if not counts(line.status, line.expected):
+            continue
         bucket, points, cap = _earn(rules, line)
         capped = False
         if cap is not None and points > 0:
@@ -87,16 +98,41 @@ def score_from_tally(rules: Rules, tally: dict[tuple[str, str], int], status: st
     """The same score from counts alone ((kind:type, status) → number of lines): caps depend
     only on how many lines a kind has, so the incremental path needs no dates. Equal to
     `member_score` of the lines counted (held to it by tests)."""
-    raw = rules.base_points
-    table = rules.point_table
-    for (bucket, line_status), count in tally.items():
-        kind, _, item = bucket.partition(":")
-        points, cap = table.get(bucket_of(kind, item, line_status), (0, 0))
+    table, finished = _tally_points(rules)
+    raw = table.get("base")
+    if raw is None:
+        raw = table["base"] = rules.base_points
+    for key, count in tally.items():
+        found = table.get(key)
+        if found is None:
+            kind, _, item = key[0].partition(":")
+            found = table[key] = rules.point_table.get(bucket_of(kind, item, key[1]), (0, 0))
+        points, cap = found
         total = points * count
-        if cap is not None and points > 0:
-            total = min(total, cap)
+        if cap is not None and points > 0 and total > cap:
+            total = cap
         raw += total
-    return _finish(rules, raw, status, [])
+    done = finished.get((raw, status))
+    if done is None:
+        result = _finish(rules, raw, status, [])
+        done = finished[(raw, status)] = (result.score, result.grade, result.recommendation,
+                                          result.clamped)
+    score, grade, recommendation, clamped = done
+    return Score(score, raw, grade, recommendation, [], clamped)
+
+
+_TALLY_POINTS: dict[int, tuple] = {}
+
+
+def _tally_points(rules: Rules) -> tuple[dict, dict]:
+    """For these rules: (tally bucket, status) → (points, cap), filled as met, and (raw,
+    status) → (score, grade, recommendation, clamped): a county's recalculation scores
+    35,000 members from a few dozen distinct keys and a few hundred distinct raw sums, and
+    the rules' properties are recomputed at each access."""
+    cached = _TALLY_POINTS.get(id(rules))
+    if cached is None or cached[0] is not rules:
+        cached = _TALLY_POINTS[id(rules)] = (rules, {}, {})
+    return cached[1], cached[2]
 
 
 def _finish(rules: Rules, raw: int, status: str, breakdown: list[dict]) -> Score:
@@ -142,9 +178,9 @@ def _month_end(year: int, month: int) -> date:
     return (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1))
 
 
-@dataclass(frozen=True)
-class MeetingFacts:
-    """What compliance needs of one of a branch's meetings."""
+class MeetingFacts(NamedTuple):
+    """What compliance needs of one of a branch's meetings (a tuple: a county's branch
+    figures are computed from 100,000 of them at once)."""
 
     meeting_id: str
     type: str
@@ -177,10 +213,19 @@ class Slot:
     held: int  # valid meetings in it
 
 
+def year_closed(year: int, today: date) -> bool:
+    """A year is closed once its last day is over: every period of it has ended, December's,
+    the fourth quarter's and the year's own included."""
+    return today > date(year, 12, 31)
+
+
 def slots(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
-          as_of: date) -> list[Slot]:
+          as_of: date, closed: bool = False) -> list[Slot]:
     """Each (type, period) the branch owes, and each (group, month) for group meetings, up to
-    `as_of`: a slot is met by at least `at_least` valid meetings of its type in its period."""
+    `as_of`: a slot is met by at least `at_least` valid meetings of its type in its period.
+    A period has ended when `as_of` is past its last day, or when the year is `closed`: the
+    figures of a past year are shown as of December 31 (its last day, on which December
+    had not ended yet) but every period of it has ended."""
     out = []
     days: dict[tuple[str, str | None], list[date]] = {}  # (type, group or None) → held days
     for m in meetings:
@@ -192,17 +237,32 @@ def slots(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
         if requirement.type == "committee" and not branch.has_committee:
             continue  # no committee, no committee slots
         owners = list(branch.groups) if requirement.per_group else [None]
-        for period in periods(requirement.per, year):
+        # valid meetings per period, counted in one pass over the held days (a county's
+        # recalculation builds 100,000 slots: a pass per slot was most of its branch figures)
+        held_in = {group_id: _held_per_period(requirement.per, year,
+                                              days.get((requirement.type, group_id), ()))
+                   for group_id in owners}
+        for index, period in enumerate(periods(requirement.per, year)):
             if period.start > as_of:
                 break
             for group_id in owners:
-                held = sum(1 for day in days.get((requirement.type, group_id), ())
-                           if period.start <= day <= period.end)
+                held = held_in[group_id][index]
                 met = held >= requirement.at_least
-                ended = period.end < as_of
+                ended = closed or period.end < as_of
                 out.append(Slot(requirement.type, period, group_id, met, ended or met, ended,
                                 held))
     return out
+
+
+def _held_per_period(per: str, year: int, days) -> list[int]:
+    """How many of `days` fall in each of `year`'s periods of kind `per` (in `periods`'
+    order); days of other years count nowhere."""
+    held = [0] * len(periods(per, year))
+    for day in days:
+        if day.year == year:
+            held[0 if per == "year" else (day.month - 1) // 3 if per == "quarter"
+                 else day.month - 1] += 1
+    return held
 
 
 @dataclass
@@ -213,19 +273,34 @@ class Compliance:
     compliance: float
     by_type: dict
     missed: list[dict]
-    attendance_rate: float
+    attendance_rate: float | None  # None: nobody was expected at any meeting
     score: float
     due_soon: list[dict]
 
 
+def branch_score(rules: Rules, ratio: float, rate: float | None) -> float:
+    """Branch score = compliance weight × compliance + attendance weight × attendance rate
+    (70 and 30 by default).
+
+    When nobody was expected at any meeting of the year so far (no meeting held), there is no
+    attendance rate (null) and the attendance term adds nothing: the score is the compliance
+    term alone (at most 70 by default). Counting "nothing expected" as a perfect rate of 1.0
+    made a branch that did nothing score 100 in January (nothing required yet, so compliance
+    1.0) and outrank one that met its slot with 8 of 10 present (94); scaling the compliance
+    weight up to 100 in its place would do the same. With the term left out, a branch that
+    held nothing never outranks one with the same compliance that held meetings."""
+    weight_c, weight_a = rules.branch_score_weights
+    return round(weight_c * ratio + (weight_a * rate if rate is not None else 0.0), 2)
+
+
 def compliance(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
-               as_of: date) -> Compliance:
+               as_of: date, closed: bool = False) -> Compliance:
     """SPEC §3: `required` = slots whose period has ended plus current ones already met;
     `met` = the met ones among them; `held` = valid meetings held; compliance = met /
     required (1.0 when nothing is required yet); attendance rate = present / expected over
-    the year's meetings that were not cancelled, host-branch members only; branch score =
-    weighted compliance and attendance rate."""
-    owed = slots(rules, branch, meetings, year, as_of)
+    the year's meetings that were not cancelled, host-branch members only (None when nobody
+    was expected); branch score: `branch_score`. `closed`: see `slots`."""
+    owed = slots(rules, branch, meetings, year, as_of, closed)
     required = [s for s in owed if s.required]
     by_type: dict = {}
     for slot in owed:
@@ -241,8 +316,7 @@ def compliance(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year:
     ratio = met / len(required) if required else 1.0
     counted = [m for m in in_year if not m.cancelled]
     expected = sum(m.expected for m in counted)
-    rate = sum(m.present for m in counted) / expected if expected else 1.0
-    weight_c, weight_a = rules.branch_score_weights
+    rate = sum(m.present for m in counted) / expected if expected else None
     missed = [{"type": s.type, "period": s.period.label, "group_id": s.group_id}
               for s in owed if s.ended and not s.met]
     soon = as_of + timedelta(days=rules.due_soon_days)
@@ -250,19 +324,35 @@ def compliance(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year:
                  "due": s.period.end.isoformat()}
                 for s in owed if not s.ended and not s.met and s.period.end <= soon]
     return Compliance(len(required), met, held, round(ratio, 4), by_type, missed,
-                      round(rate, 4), round(weight_c * ratio + weight_a * rate, 2), due_soon)
+                      None if rate is None else round(rate, 4), branch_score(rules, ratio, rate),
+                      due_soon)
+
+
+def alerts_apply(branch: Branch, day: date) -> bool:
+    """Alerts look forward from the day a branch is registered (SPEC §3): something that
+    ended or fell due before then raises nothing (onboarding in November raises nothing about
+    January), though it still counts in the figures. A branch whose registration day is not
+    known is treated as registered long ago."""
+    return branch.registered_on is None or day >= branch.registered_on
 
 
 def overdue(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
-            as_of: date) -> list[dict]:
-    """Slots whose period ended unmet, for alerts: not those that ended before the branch was
-    registered (onboarding in November raises nothing about January), though they still count
-    in the compliance figures."""
+            as_of: date, closed: bool = False) -> list[dict]:
+    """Slots whose period ended unmet, for alerts (`alerts_apply` to their last day)."""
     return [{"type": s.type, "period": s.period.label, "group_id": s.group_id,
              "ended": s.period.end.isoformat()}
-            for s in slots(rules, branch, meetings, year, as_of)
-            if s.ended and not s.met
-            and (branch.registered_on is None or s.period.end >= branch.registered_on)]
+            for s in slots(rules, branch, meetings, year, as_of, closed)
+            if s.ended and not s.met and alerts_apply(branch, s.period.end)]
+
+
+def due_soon(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
+             as_of: date) -> list[dict]:
+    """Slots of a current period that ends within `due_soon_days` and still unmet, for the
+    事前提醒 (`branch_due_soon`): only for a branch registered by `as_of` (alerts look forward
+    from registration, `alerts_apply`)."""
+    if not alerts_apply(branch, as_of):
+        return []
+    return compliance(rules, branch, meetings, year, as_of).due_soon
 
 
 def silence(rules: Rules, last_meeting_on: date | None, registered_on: date | None,

@@ -133,17 +133,19 @@ class MemberScore(Base):
 
 
 class BranchStat(Base):
-    """A branch's compliance figures for a year as of the day they were computed."""
+    """A branch's compliance figures for a year as of the day they were computed (`closed`:
+    computed once the year was over, every period of it ended; shown as of December 31)."""
 
     __tablename__ = "branch_stat"
 
     branch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     as_of: Mapped[object] = mapped_column(Date)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str | None] = mapped_column(String(32), nullable=True)
     branch_path: Mapped[str] = mapped_column(Text, index=True)
     compliance: Mapped[float] = mapped_column(Float)
-    attendance_rate: Mapped[float] = mapped_column(Float)
+    attendance_rate: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: nobody expected
     score: Mapped[float] = mapped_column(Float, index=True)
     light: Mapped[str] = mapped_column(String(8))
     figures: Mapped[dict] = mapped_column(JSON)  # the whole compliance record
@@ -170,7 +172,7 @@ class Alert(Base):
     __tablename__ = "alerts"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # branch_silent | branch_overdue | member_at_risk
+    kind: Mapped[str] = mapped_column(String(32))  # branch_silent, branch_overdue, ... (schemas)
     branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     member_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     branch_path: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
@@ -189,6 +191,16 @@ class Dirty(Base):
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # member | branch | risk
     ident: Mapped[str] = mapped_column(String(64), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 for risk
+
+
+class ClosedYear(Base):
+    """A year the daily run has judged as closed: overdue alerts for its last periods and the
+    year_graded events raised (once; a run that failed leaves it to the next)."""
+
+    __tablename__ = "closed_year"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    judged_on: Mapped[object] = mapped_column(Date)
 
 
 class DailyRun(Base):

@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from orglife.common.db import UnitOfWork
 from orglife.common.envelope import Envelope
 
+from . import domain
 from .models import ActivityCopy, AttendanceCopy, BranchStat, MeetingCopy, MemberMonth, \
     MemberState, MemberTally, OrgCopy
-from .tallies import add_counts, replacing_upsert
+from .tallies import add_counts, execute_many, newer_upsert
 
 
 @dataclass
@@ -56,22 +59,42 @@ def local_day(text: str, tz) -> date:
 
 
 # -- members' events -----------------------------------------------------------------------------
+def insert_or_lock(session, model, values: dict):
+    """The stored row of `values`' key, or None when there was none and `values` is now
+    inserted. On PostgreSQL the stored row is read FOR UPDATE, so that two instances applying
+    versions of one record do so in turn: the second compares its version with what the first
+    committed, and an older version never overwrites a newer one. A row another instance is
+    inserting at this moment is waited for (the conflicting INSERT waits), then read locked.
+    SQLite needs no lock: its transactions take the write lock when they begin."""
+    table = model.__table__
+    dialect = session.get_bind().dialect.name
+    if session.execute(_inserting(table, dialect), values).rowcount:
+        return None
+    key = tuple(values[c.name] for c in table.primary_key.columns)
+    return session.get(model, key[0] if len(key) == 1 else key, populate_existing=True,
+                       with_for_update=True if dialect == "postgresql" else None)
+
+
+@lru_cache(maxsize=16)
+def _inserting(table, dialect_name: str):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
 def apply_organization(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> None:
     """organization_registered and organization_updated: the whole organization, the highest
     version wins (an older one arriving late changes nothing)."""
     data = envelope.data
-    current = uow.session.get(OrgCopy, data["org_id"])
-    if current is not None and current.version >= data["version"]:
-        return
     values = dict(org_id=data["org_id"], name=data["name"], kind=data["kind"],
                   parent_id=data.get("parent_id"), category=data.get("category"),
                   path="/" + "/".join(data.get("path") or [data["org_id"]]) + "/",
                   registered_on=(local_day(data["registered_at"], tz)
                                  if data.get("registered_at") else None),
                   version=data["version"])
-    if current is None:
-        uow.session.add(OrgCopy(**values))
-    else:
+    current = insert_or_lock(uow.session, OrgCopy, values)
+    if current is not None:
+        if current.version >= data["version"]:
+            return
         for key, value in values.items():
             setattr(current, key, value)
     year = envelope_year(envelope, tz)
@@ -96,20 +119,17 @@ def member_data(envelope: Envelope) -> dict:
 
 def apply_member(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> None:
     data = member_data(envelope)
-    current = uow.session.get(MemberState, data["member_id"])
-    if current is not None and current.version >= data["version"]:
-        return
-    year = envelope_year(envelope, tz)
-    if current is not None:
-        changes.branches[year].add(current.branch_id)  # committee and roster may change
     joined = data.get("joined_on")
     values = dict(member_id=data["member_id"], name=data.get("name") or "",
                   branch_id=data["branch_id"], group_id=data.get("group_id"),
                   status=data["status"], committee_member=bool(data.get("committee_member")),
                   joined_on=_day(joined), version=data["version"])
-    if current is None:
-        uow.session.add(MemberState(**values))
-    else:
+    current = insert_or_lock(uow.session, MemberState, values)
+    if current is not None and current.version >= data["version"]:
+        return
+    year = envelope_year(envelope, tz)
+    if current is not None:
+        changes.branches[year].add(current.branch_id)  # committee and roster may change
         for key, value in values.items():
             setattr(current, key, value)
     changes.members[year].add(data["member_id"])  # status decides grade or recommendation
@@ -152,6 +172,7 @@ def take_activity(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> 
     changes.activities.setdefault(envelope.data["activity_id"], envelope.data)
 
 
+ATTENDANCE = ("meeting_id", "member_id", "status", "remote", "expected")
 MEETING_COLUMNS = ("meeting_id", "revision", "branch_id", "group_id", "type", "held_at",
                    "held_on", "year", "logged", "cancelled", "quorum_met", "expected", "present")
 
@@ -167,24 +188,37 @@ def apply_pending(session, changes: Changes, tz) -> None:
 
 
 def _apply_meetings(session, changes: Changes, tz) -> None:
+    """New meetings (nearly all of a burst) are inserted at once; the others are read locked
+    (PostgreSQL) and replaced when the batch holds a higher revision: their old attendance
+    leaves the tallies, the new one enters them. Tallies move only for rows actually written,
+    so a meeting another instance has just stored is not counted twice."""
     pending = changes.meetings
     copy = MeetingCopy.__table__
+    connection = session.connection()
+    dialect = connection.dialect.name
+    rows = {mid: _meeting_row(mid, data, tz) for mid, data in sorted(pending.items())}
+    written = set()
+    for chunk in _chunks(list(rows.values())):
+        # INSERT .. ON CONFLICT DO NOTHING RETURNING: a meeting another instance is inserting
+        # at this moment is waited for, then handled below as a stored one
+        written.update(connection.execute(_inserting_new(copy, dialect), chunk).scalars())
     stored = {}
-    for chunk in _chunks(list(pending)):
+    for chunk in _chunks([mid for mid in rows if mid not in written]):
         query = select(copy.c.meeting_id, copy.c.revision, copy.c.branch_id, copy.c.type,
                        copy.c.held_on, copy.c.year, copy.c.logged, copy.c.cancelled
-                       ).where(copy.c.meeting_id.in_(chunk))
-        if session.get_bind().dialect.name == "postgresql":
+                       ).where(copy.c.meeting_id.in_(chunk)).order_by(copy.c.meeting_id)
+        if dialect == "postgresql":
             query = query.with_for_update()  # two instances apply one meeting in turn
-        stored.update({row.meeting_id: row for row in session.execute(query)})
-    newer = {mid: data for mid, data in pending.items()
-             if mid not in stored or stored[mid].revision < data["revision"]}
-    if not newer:
-        return
-    replaced = [mid for mid in newer if mid in stored]
-    for chunk in _chunks(replaced):
+        stored.update({row.meeting_id: row for row in connection.execute(query).all()})
+    newer = [rows[mid] for mid, old in stored.items() if old.revision < rows[mid]["revision"]]
+    replaced = set()
+    for chunk in _chunks(newer):
+        # guarded (WHERE revision < excluded.revision): only what is really older is replaced
+        replaced.update(connection.execute(newer_upsert(copy, dialect, ("meeting_id",),
+                                                        "revision"), chunk).scalars())
+    for chunk in _chunks(sorted(replaced)):
         old_rows = defaultdict(list)
-        for meeting_id, member_id, status, expected in session.execute(
+        for meeting_id, member_id, status, expected in connection.execute(
                 select(AttendanceCopy.meeting_id, AttendanceCopy.member_id,
                        AttendanceCopy.status, AttendanceCopy.expected)
                 .where(AttendanceCopy.meeting_id.in_(chunk))):
@@ -194,32 +228,36 @@ def _apply_meetings(session, changes: Changes, tz) -> None:
             if old.logged and not old.cancelled:
                 _tally(changes, old.type, old.held_on, old.year, old_rows[meeting_id], -1)
             changes.branches[old.year].add(old.branch_id)
-        session.execute(delete(AttendanceCopy).where(AttendanceCopy.meeting_id.in_(chunk)))
-    meetings, attendance = [], []
-    for meeting_id, data in newer.items():
-        held_on = local_day(data["held_at"], tz)
-        rows = data.get("attendance") or []
-        host = [r for r in rows if r.get("expected")]
-        logged = data.get("status") == "logged"
-        cancelled = bool(data.get("cancelled"))
-        meetings.append({
-            "meeting_id": meeting_id, "revision": data["revision"],
+        connection.execute(delete(AttendanceCopy).where(AttendanceCopy.meeting_id.in_(chunk)))
+    attendance = []
+    for meeting_id in sorted(written | replaced):
+        data, row = pending[meeting_id], rows[meeting_id]
+        lines = data.get("attendance") or []
+        attendance += [(meeting_id, r["member_id"], r["status"], bool(r.get("remote")),
+                        bool(r.get("expected"))) for r in lines]
+        if row["logged"] and not row["cancelled"]:
+            _tally(changes, row["type"], row["held_on"], row["year"],
+                   [(r["member_id"], r["status"], bool(r.get("expected"))) for r in lines], +1)
+        changes.branches[row["year"]].add(row["branch_id"])
+    execute_many(connection, AttendanceCopy.__table__.insert(), ATTENDANCE, attendance)
+
+
+def _meeting_row(meeting_id: str, data: dict, tz) -> dict:
+    held_on = local_day(data["held_at"], tz)
+    host = [r for r in data.get("attendance") or [] if r.get("expected")]
+    return {"meeting_id": meeting_id, "revision": data["revision"],
             "branch_id": data["branch_id"], "group_id": data.get("group_id"),
             "type": data["type"], "held_at": instant(data["held_at"]), "held_on": held_on,
-            "year": held_on.year, "logged": logged, "cancelled": cancelled,
-            "quorum_met": data.get("quorum_met"), "expected": len(host),
-            "present": sum(1 for r in host if r["status"] == "present")})
-        attendance += [{"meeting_id": meeting_id, "member_id": r["member_id"],
-                        "status": r["status"], "remote": bool(r.get("remote")),
-                        "expected": bool(r.get("expected"))} for r in rows]
-        if logged and not cancelled:
-            _tally(changes, data["type"], held_on, held_on.year,
-                   [(r["member_id"], r["status"], bool(r.get("expected"))) for r in rows], +1)
-        changes.branches[held_on.year].add(data["branch_id"])
-    session.execute(replacing_upsert(copy, session.get_bind().dialect.name, ("meeting_id",)),
-                    meetings)
-    if attendance:
-        session.execute(AttendanceCopy.__table__.insert(), attendance)
+            "year": held_on.year, "logged": data.get("status") == "logged",
+            "cancelled": bool(data.get("cancelled")), "quorum_met": data.get("quorum_met"),
+            "expected": len(host), "present": sum(1 for r in host if r["status"] == "present")}
+
+
+@lru_cache(maxsize=4)
+def _inserting_new(table, dialect_name: str):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(
+        index_elements=["meeting_id"]).returning(table.c.meeting_id)
 
 
 def _tally(changes: Changes, meeting_type: str, held_on: date, year: int, rows,
@@ -227,6 +265,8 @@ def _tally(changes: Changes, meeting_type: str, held_on: date, year: int, rows,
     bucket = f"meeting:{meeting_type}"
     month = held_on.strftime("%Y-%m")
     for member_id, status, expected in rows:
+        if not domain.counts(status, expected):
+            continue  # a visitor listed absent: not charged (SPEC §3)
         changes.tally[(member_id, year, bucket, status)] += sign
         counts = changes.months[(member_id, month)]
         counts[0] += sign if expected else 0
@@ -257,7 +297,7 @@ def _apply_activities(session, changes: Changes, tz) -> None:
             changes.risk_members.add(data["member_id"])
         changes.members[held_on.year].add(data["member_id"])
     if rows:
-        session.execute(ActivityCopy.__table__.insert(), rows)
+        session.connection().execute(ActivityCopy.__table__.insert(), rows)
 
 
 def _chunks(items, size: int = 500):

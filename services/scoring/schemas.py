@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from orglife.common.schemas import ID, Day, PageSchema, StrictSchema
+from orglife.common.schemas import ID, MAX_OFFSET, Day, PageSchema, StrictSchema
 
 YEAR = fields.Integer(strict=True, load_default=None, allow_none=True,
                       validate=validate.Range(min=1921, max=2100))
-KINDS = ("branch_silent", "branch_overdue", "member_at_risk")
+# the alerts list_alerts shows (year_graded, also stored once by key, is a notice, not listed)
+KINDS = ("branch_silent", "branch_overdue", "branch_due_soon", "member_at_risk")
 
 
 class MemberScoreArgs(StrictSchema):
@@ -37,6 +38,11 @@ class UnevennessArgs(StrictSchema):
 class AtRiskArgs(StrictSchema):
     org_id = fields.String(required=True, validate=ID)
     as_of = Day(load_default=None, allow_none=True)
+    # a page like every list (PageSchema's bounds); by default as many as before (1,000)
+    limit = fields.Integer(strict=True, load_default=1000,
+                           validate=validate.Range(min=1, max=1000))
+    offset = fields.Integer(strict=True, load_default=0,
+                            validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 class YearArgs(StrictSchema):

@@ -89,6 +89,7 @@ class ScoringService:
     @authorized(*READERS)
     def member_score(self, member_id, year=None):
         args = self._args(schemas.MemberScoreArgs(), member_id=member_id, year=year)
+        registry.counted_day(args["year"], None, self.clock.today())  # not a future year
         with self.store.read() as uow:
             return registry.member_score(uow, self.auth.principal, self.rules,
                                          args["member_id"], args["year"])
@@ -122,16 +123,18 @@ class ScoringService:
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
-    def members_at_risk(self, org_id, as_of=None):
-        args = self._args(schemas.AtRiskArgs(), org_id=org_id, as_of=as_of)
+    def members_at_risk(self, org_id, as_of=None, limit=1000, offset=0):
+        args = self._args(schemas.AtRiskArgs(), org_id=org_id, as_of=as_of, limit=limit,
+                          offset=offset)
         with self.store.read() as uow:
             return registry.members_at_risk(uow, self.auth.principal, self.rules,
-                                            args["org_id"], args["as_of"], self.clock.today())
+                                            args["org_id"], args["as_of"], self.clock.today(),
+                                            args["limit"], args["offset"])
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
     def list_alerts(self, filters=None):
-        """Silent and overdue branches and members at risk, newest first."""
+        """Silent, overdue and due-soon branches and members at risk, newest first."""
         args = load(schemas.AlertFilters(), filters or {})
         with self.store.read() as uow:
             return registry.list_alerts(uow, self.auth.principal, args)
@@ -158,12 +161,16 @@ class ScoringService:
             uow.commit()
         return result
 
-    @timer(interval=60)
+    @timer(interval=60, eager=True)
     def daily_when_due(self):
-        """Once a day (by the service clock), and at start: the daily job; a new rules
-        version recalculates the current year first."""
+        """At start and then once a day (by the service clock): the daily job; a new rules
+        version recalculates the current year first. With several instances, one runs it:
+        the others find the lock taken (PostgreSQL) or, once they get the database (SQLite),
+        today's run done."""
         today = self.clock.today()
         with self.store() as uow:
+            if not registry.daily_lock(uow.session, wait=False):
+                return  # another instance is at it
             stale = uow.session.scalar(select(func.count()).select_from(MemberScore).where(
                 MemberScore.year == today.year,
                 MemberScore.rules_version != self.rules.version))
@@ -172,6 +179,9 @@ class ScoringService:
                          today.year)
                 registry.recalculate(uow, self.rules, today.year, today)
                 uow.commit()
+        with self.store() as uow:
+            if not registry.daily_lock(uow.session, wait=False):
+                return
             if registry.daily_due(uow.session, today):
                 summary = registry.daily(uow, self.rules, today)
                 uow.commit()
@@ -192,10 +202,9 @@ class ScoringService:
     def _apply(self, envelopes, handlers):
         with self.store() as uow:
             changes = replica.Changes()
-            for envelope in envelopes:
-                if uow.first_time(envelope):
-                    handlers[envelope.event_type](uow, envelope, self.clock.tz, changes)
-                    uow.session.flush()  # later events of the same batch see this one
+            for envelope in registry.first_times(uow, envelopes):
+                handlers[envelope.event_type](uow, envelope, self.clock.tz, changes)
+                uow.session.flush()  # later events of the same batch see this one
             registry.mark_dirty(uow.session, changes, self.clock.tz)
             uow.commit()
 
@@ -212,3 +221,26 @@ class ScoringService:
             if registry.drain(uow, self.rules, self.clock.today(), risks=risks):
                 uow.commit()
         self.pace.drained(time.monotonic() - started, risks)
+
+    # -- the dashboard's reads -------------------------------------------------------------------
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def branch_overview(self, org_id, year=None, as_of=None):
+        """Every branch under an organization with its light, compliance, attendance rate,
+        score, rank, category and township; lights counted, unevenness by category, members
+        at risk by level (one call for a county's overview, not one per branch)."""
+        args = self._args(schemas.UnevennessArgs(), org_id=org_id, year=year, as_of=as_of)
+        with self.store.read() as uow:
+            return registry.branch_overview(uow, self.auth.principal, self.rules,
+                                            args["org_id"], args["year"], args["as_of"],
+                                            self.clock.today())
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    @authorized(*READERS)
+    def branch_slots(self, branch_id, year=None, as_of=None):
+        """Each slot a branch owes (type, period, group) up to a day, met or missed."""
+        args = self._args(schemas.ComplianceArgs(), branch_id=branch_id, year=year, as_of=as_of)
+        with self.store.read() as uow:
+            return registry.branch_slots(uow, self.auth.principal, self.rules,
+                                         args["branch_id"], args["year"], args["as_of"],
+                                         self.clock.today())

@@ -4,10 +4,34 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select, union_all
+from sqlalchemy import and_, bindparam, case, column, delete, func, insert, literal, \
+    literal_column, or_, select, table, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import ActivityCopy, AttendanceCopy, MeetingCopy, MemberMonth, MemberTally
+
+
+def execute_many(connection, stmt, names: tuple[str, ...], rows: list[tuple]) -> None:
+    """`stmt` once per row of `rows` (values in the order of `names`). On SQLite the rows go
+    to the driver's executemany as they are, the statement compiled once: SQLAlchemy's
+    processing of each row's parameters cost more than SQLite's work on it. Only for values
+    the driver stores as SQLAlchemy would (text, integers, booleans; not dates)."""
+    if not rows:
+        return
+    if connection.dialect.name != "sqlite":
+        connection.execute(stmt, [dict(zip(names, row)) for row in rows])
+        return
+    sql, order = _compiled(stmt, connection.dialect)
+    if order != names:
+        at = [names.index(name) for name in order]
+        rows = [tuple(row[i] for i in at) for row in rows]
+    connection.exec_driver_sql(sql, rows)
+
+
+@lru_cache(maxsize=64)
+def _compiled(stmt, dialect) -> tuple[str, tuple[str, ...]]:
+    compiled = stmt.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup)
 
 
 def add_counts(session, table, keys: tuple[str, ...], counts: tuple[str, ...],
@@ -16,11 +40,19 @@ def add_counts(session, table, keys: tuple[str, ...], counts: tuple[str, ...],
     reach zero are deleted so that a table holds what a rebuild would hold."""
     if not rows:
         return
-    names = keys + counts
-    session.execute(_adding_upsert(table, session.get_bind().dialect.name, keys, counts),
-                    [dict(zip(names, row)) for row in rows])  # one statement, executemany
-    zero = and_(*(table.c[name] == 0 for name in counts))
-    session.execute(delete(table).where(zero))
+    connection = session.connection()
+    execute_many(connection, _adding_upsert(table, connection.dialect.name, keys, counts),
+                 keys + counts, rows)  # one statement, executemany
+    # only a row something was taken from can have reached zero (an amendment, a
+    # cancellation): those are looked up by key, the table is not scanned
+    lowered = [row[:len(keys)] for row in rows if min(row[len(keys):]) < 0]
+    execute_many(connection, _zero_delete(table, keys, counts), keys, lowered)
+
+
+@lru_cache(maxsize=32)
+def _zero_delete(table, keys: tuple[str, ...], counts: tuple[str, ...]):
+    return delete(table).where(*(table.c[name] == bindparam(name) for name in keys),
+                               *(table.c[name] == literal_column("0") for name in counts))
 
 
 @lru_cache(maxsize=32)
@@ -42,47 +74,77 @@ def replacing_upsert(table, dialect_name: str, keys: tuple[str, ...]):
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
 
 
+@lru_cache(maxsize=8)
+def newer_upsert(table, dialect_name: str, keys: tuple[str, ...], version: str):
+    """INSERT ... ON CONFLICT DO UPDATE every other column WHERE the stored `version` is lower
+    than the new one, RETURNING the keys of the rows written: a copy never goes back to an
+    older revision, and the caller knows which rows changed."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+        where=table.c[version] < stmt.excluded[version]).returning(*(table.c[k] for k in keys))
+
+
+LINES = table("scoring_lines", column("member_id"), column("type"), column("status"),
+              column("expected"), column("month"))
+
+
 def rebuild_year(session, year: int) -> None:
-    """Every member's tallies and months of `year`, from the copy (recalculate)."""
-    session.execute(delete(MemberTally).where(MemberTally.year == year))
+    """Every member's tallies and months of `year`, from the copy (recalculate), in the
+    database: nothing of it passes through Python. The year's attendance lines (a county:
+    1.4 million) are joined to their meetings once, into a temporary table read by both
+    sums: joined meetings first, as stored, not member by member (on SQLite, a GROUP BY over
+    the join made it walk the attendance by member and look each meeting up, twice as slow)."""
+    connection = session.connection()
+    sqlite_db = connection.dialect.name == "sqlite"
+
+    def month_of(day):
+        return func.substr(day, 1, 7) if sqlite_db else func.to_char(day, "YYYY-MM")
+    connection.execute(delete(MemberTally).where(MemberTally.year == year))
     months = [f"{year}-{m:02d}" for m in range(1, 13)]
-    session.execute(delete(MemberMonth).where(MemberMonth.month.in_(months)))
-    counted = and_(MeetingCopy.year == year, MeetingCopy.logged.is_(True),
-                   MeetingCopy.cancelled.is_(False))
-    session.execute(insert(MemberTally).from_select(
+    connection.execute(delete(MemberMonth).where(MemberMonth.month.in_(months)))
+    joined = select(AttendanceCopy.member_id, MeetingCopy.type, AttendanceCopy.status,
+                    AttendanceCopy.expected, month_of(MeetingCopy.held_on).label("month")) \
+        .select_from(MeetingCopy) \
+        .join(AttendanceCopy, AttendanceCopy.meeting_id == MeetingCopy.meeting_id) \
+        .where(MeetingCopy.year == year, MeetingCopy.logged.is_(True),
+               MeetingCopy.cancelled.is_(False))
+    drop = f"DROP TABLE IF EXISTS {'temp' if sqlite_db else 'pg_temp'}.scoring_lines"
+    connection.exec_driver_sql(drop)  # left by a recalculation that failed on this connection
+    connection.exec_driver_sql("CREATE TEMPORARY TABLE scoring_lines AS " + str(
+        joined.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})))
+    connection.execute(insert(MemberTally).from_select(
         ["member_id", "year", "bucket", "status", "count"],
-        select(AttendanceCopy.member_id, literal(year), literal("meeting:") + MeetingCopy.type,
-               AttendanceCopy.status, func.count())
-        .join(MeetingCopy, MeetingCopy.meeting_id == AttendanceCopy.meeting_id)
-        .where(counted)
-        .group_by(AttendanceCopy.member_id, MeetingCopy.type, AttendanceCopy.status)))
-    session.execute(insert(MemberTally).from_select(
+        select(LINES.c.member_id, literal(year), literal("meeting:") + LINES.c.type,
+               LINES.c.status, func.count())
+        # domain.counts: a visitor listed absent is not charged
+        .where(or_(LINES.c.expected.is_(True), LINES.c.status != "absent"))
+        .group_by(LINES.c.member_id, LINES.c.type, LINES.c.status)))
+    connection.execute(insert(MemberTally).from_select(
         ["member_id", "year", "bucket", "status", "count"],
         select(ActivityCopy.member_id, literal(year), literal("activity:") + ActivityCopy.kind,
                literal("done"), func.count())
         .where(ActivityCopy.year == year)
         .group_by(ActivityCopy.member_id, ActivityCopy.kind)))
-    sqlite_db = session.get_bind().dialect.name == "sqlite"
-
-    def month_of(day):
-        return func.strftime("%Y-%m", day) if sqlite_db else func.to_char(day, "YYYY-MM")
-    # Each attendance line and each heart talk as (member, month, expected, attended, leave),
-    # summed per member and month in the database: nothing of it passes through Python.
+    # each line and each heart talk as (member, month, expected, attended, leave), summed
+    # per member and month
     lines = union_all(
-        select(AttendanceCopy.member_id.label("member_id"),
-               month_of(MeetingCopy.held_on).label("month"),
-               case((AttendanceCopy.expected.is_(True), 1), else_=0).label("expected"),
-               case((AttendanceCopy.status == "present", 1), else_=0).label("attended"),
-               case((and_(AttendanceCopy.expected.is_(True), AttendanceCopy.status == "leave"),
-                     1), else_=0).label("leave"))
-        .join(MeetingCopy, MeetingCopy.meeting_id == AttendanceCopy.meeting_id).where(counted),
-        select(ActivityCopy.member_id, month_of(ActivityCopy.held_on), literal(0), literal(1),
-               literal(0))
+        select(LINES.c.member_id, LINES.c.month,
+               case((LINES.c.expected.is_(True), 1), else_=0).label("expected"),
+               case((LINES.c.status == "present", 1), else_=0).label("attended"),
+               case((and_(LINES.c.expected.is_(True), LINES.c.status == "leave"), 1),
+                    else_=0).label("leave")),
+        select(ActivityCopy.member_id, month_of(ActivityCopy.held_on), literal(0),
+               literal(1), literal(0))
         .where(ActivityCopy.year == year, ActivityCopy.kind == "heart_talk")).subquery()
-    session.execute(insert(MemberMonth).from_select(
+    connection.execute(insert(MemberMonth).from_select(
         ["member_id", "month", "expected", "attended", "leave"],
         select(lines.c.member_id, lines.c.month, func.sum(lines.c.expected),
                func.sum(lines.c.attended), func.sum(lines.c.leave))
         .group_by(lines.c.member_id, lines.c.month)
-        # a month of nothing but visits marked absent holds no count: no row, as incrementally
+        # a month of nothing but visits marked absent holds no count: no row, as
+        # incrementally
         .having(func.sum(lines.c.expected) + func.sum(lines.c.attended) > 0)))
+    connection.exec_driver_sql(drop)

@@ -185,3 +185,46 @@ def test_unevenness_by_category():
          "below_0_6": 1},
         {"category": "village", "branches": 2, "mean": 0.7, "min": 0.5, "max": 0.9,
          "below_0_6": 1}]
+
+
+def test_a_visitor_listed_absent_is_not_charged():
+    lines = [attended(date(2026, 3, 1)),
+             Participation("meeting", "lecture", "visit", date(2026, 3, 2), "absent",
+                           branch_id="b2", expected=False),
+             Participation("meeting", "lecture", "visit2", date(2026, 3, 3), "present",
+                           branch_id="b2", expected=False)]
+    score = domain.member_score(RULES, lines, "formal")
+    assert score.score == 65  # 60 + 3 + 2: the absence at b2, where they were a visitor, is 0
+    assert "visit" not in {line["ref"] for line in score.breakdown}
+    assert domain.counts("absent", False) is False and domain.counts("leave", False)
+    assert domain.counts("absent", True) and domain.counts("present", False)
+
+
+def test_a_closed_year_counts_every_period_as_ended():
+    dec31 = date(2026, 12, 31)
+    open_ = domain.compliance(RULES, Branch("b1"), [], 2026, dec31)
+    closed = domain.compliance(RULES, Branch("b1"), [], 2026, dec31, closed=True)
+    assert open_.by_type["org_life"]["required"] == 0  # the year's own slot: not ended yet
+    assert closed.by_type["org_life"]["required"] == 1
+    assert closed.by_type["theme_day"]["required"] == 12
+    assert closed.by_type["lecture"]["required"] == 4 and closed.due_soon == []
+    overdue = domain.overdue(RULES, Branch("b1"), [], 2026, dec31, closed=True)
+    assert {o["period"] for o in overdue} >= {"2026-12", "2026-Q4", "2026"}
+    assert not domain.year_closed(2026, dec31) and domain.year_closed(2026, date(2027, 1, 1))
+
+
+def test_a_branch_that_held_nothing_has_no_attendance_rate_and_never_outranks_real_work():
+    """January: nothing is required yet. The idle branch's compliance is 1.0 (nothing owed),
+    but without anybody expected it has no attendance rate and no attendance term: 70. The
+    branch that met January's slot with 8 of 10 present: 70 + 30 × 0.8 = 94."""
+    day = date(2026, 1, 20)
+    idle = domain.compliance(RULES, Branch("b1"), [], 2026, day)
+    assert (idle.compliance, idle.attendance_rate, idle.score) == (1.0, None, 70.0)
+    active = domain.compliance(RULES, Branch("b2"), [MeetingFacts(
+        "t1", "theme_day", date(2026, 1, 10), expected=10, present=8)], 2026, day)
+    assert (active.compliance, active.attendance_rate, active.score) == (1.0, 0.8, 94.0)
+    # mid-year, an idle branch with compliance 0 scores 0, not 30
+    assert domain.compliance(RULES, Branch("b1"), [], 2026, date(2026, 7, 1)).score == 0.0
+    everyone_absent = domain.compliance(RULES, Branch("b3"), [MeetingFacts(
+        "t1", "theme_day", date(2026, 1, 10), expected=10, present=0)], 2026, day)
+    assert everyone_absent.score == idle.score  # the idle branch is at best level with it

@@ -97,12 +97,37 @@ def test_recalculate_gives_exactly_what_the_incremental_path_gave(pipeline, scor
     pipeline.meetings.cancel_meeting({"meeting_id": "t6", "reason": "x"})
     pipeline.meetings.log_activity({"member_id": "m3", "kind": "heart_talk",
                                     "held_at": "2026-08-02T10:00"})
+    # last year's meeting, a member who left, one who joined this year, a visitor absent
+    pipeline.meetings.log_meeting(assembly("old", "2025-12-10", present=NINE[:6]))
+    pipeline.members.transfer_member({"member_id": "m8", "to_branch_id": None})
+    pipeline.members.register_member({"member_id": "new", "name": "新党员", "branch_id": "b2",
+                                      "joined_on": "2026-05-01"})
     pipeline.deliver()
-    tables = ("member_tally", "member_month", "member_score", "branch_stat", "member_risk")
+    pipeline.meetings.log_meeting({"meeting_id": "l1", "branch_id": "b2", "type": "lecture",
+                                   "held_at": "2026-09-01T09:00", "topic": "党课",
+                                   "attendance": attendance(present=["n1", "new", "m1"],
+                                                            absent=["n2", "m2"])})
+    pipeline.deliver()
+    tables = ("member_tally", "member_month", "member_score", "member_risk")
     incremental = {name: table(scoring_store, name) for name in tables}
-    result = scoring_worker().recalculate(2026)
-    assert result["members"] == 11 and result["branches"] == 3
-    assert {name: table(scoring_store, name) for name in tables} == incremental
+    incremental["branch_stat"] = [r for r in table(scoring_store, "branch_stat") if r[1] == 2026]
+    scoring = scoring_worker()
+
+    def served():
+        return {(year, level): scoring.ranking("c1", year, level, 100)
+                for year in (2025, 2026) for level in ("member", "branch")} | {
+            year: scoring.unevenness("c1", year) for year in (2025, 2026)}
+    before = served()
+    assert before[(2025, "member")]["total"] == 10  # m8 left; `new` was no member in 2025
+    assert before[(2026, "member")]["total"] == 11  # n1, n2 and `new` too
+    for year in (2026, 2025):
+        result = scoring.recalculate(year)
+        assert result["branches"] == 3
+    assert result["members"] == 9  # members with lines in 2025 (absentees are lines too)
+    after = {name: table(scoring_store, name) for name in tables}
+    after["branch_stat"] = [r for r in table(scoring_store, "branch_stat") if r[1] == 2026]
+    assert after == incremental  # (2025's figures of b2 and b3, never asked for, now stored)
+    assert served() == before
 
 
 def test_rankings_unevenness_and_scopes(pipeline, scoring_worker):
@@ -139,6 +164,44 @@ def test_rankings_unevenness_and_scopes(pipeline, scoring_worker):
     assert set(err.value.errors) == {"level", "limit"}
     with pytest.raises(Forbidden):
         scoring_worker("township_admin", "t1").recalculate(2026)
+
+
+def test_rankings_and_unevenness_are_served_from_the_stored_branch_rows(pipeline,
+                                                                        scoring_worker,
+                                                                        monkeypatch):
+    """Once drained, a county's branch ranking and unevenness read the per-branch rows the
+    drain stored (no branch recomputed per call); a branch an undrained event made stale is
+    the only one computed, and its figures are the new ones."""
+    from services.scoring import registry
+    register_village(pipeline)
+    pipeline.meetings.log_meeting(assembly("a1", "2026-03-10", present=NINE[:6]))
+    pipeline.deliver()
+    scoring = scoring_worker()
+    ranking, uneven = scoring.ranking("c1", 2026, "branch"), scoring.unevenness("c1", 2026)
+    computed = []
+    real_inputs = registry.branch_inputs
+
+    def recording(session, branch_ids, year, as_of):
+        computed.append(sorted(branch_ids))
+        return real_inputs(session, branch_ids, year, as_of)
+    monkeypatch.setattr(registry, "branch_inputs", recording)
+    assert scoring.ranking("c1", 2026, "branch") == ranking
+    assert scoring.unevenness("c1", 2026) == uneven
+    assert computed == []  # every figure from the stored rows
+    # a lecture at b2, consumed but not drained yet: b2 is marked stale
+    pipeline.meetings.log_meeting({"meeting_id": "l1", "branch_id": "b2", "type": "lecture",
+                                   "held_at": "2026-03-11T09:00", "topic": "党课",
+                                   "attendance": attendance(present=["n1", "n2"])})
+    scoring.on_meetings_events(pipeline.new_events("meetings"))
+    fresh = {i["branch_id"]: i for i in scoring.ranking("c1", 2026, "branch")["items"]}
+    assert computed == [["b2"]]
+    before = {i["branch_id"]: i for i in ranking["items"]}
+    assert fresh["b1"]["score"] == before["b1"]["score"]
+    assert fresh["b2"]["score"] > before["b2"]["score"]  # its lecture counts already
+    scoring.drain_dirty()
+    computed.clear()
+    assert {i["branch_id"]: i for i in scoring.ranking("c1", 2026, "branch")["items"]} == fresh
+    assert computed == []
 
 
 def test_a_transfer_in_june_the_points_follow_the_member(pipeline, scoring_worker, clock):
@@ -267,3 +330,64 @@ def test_branch_compliance_as_of_a_day_and_bad_arguments(pipeline, scoring_worke
         with pytest.raises(ValidationError) as err:
             scoring.branch_compliance(*args)
         assert field in err.value.errors
+
+
+def test_a_year_that_has_not_begun_is_refused_naming_the_right_field(pipeline,
+                                                                     scoring_worker):
+    register_village(pipeline)
+    scoring = scoring_worker()  # today: 2026-11-20
+    for call, field in ((lambda: scoring.unevenness("c1", 2026, "2025-06-01"), "as_of"),
+                        (lambda: scoring.branch_compliance("b1", 2026, "2025-06-01"), "as_of"),
+                        (lambda: scoring.branch_compliance("b1", 2027), "year"),
+                        (lambda: scoring.unevenness("c1", 2027), "year"),
+                        (lambda: scoring.ranking("c1", 2027, "branch"), "year"),
+                        (lambda: scoring.ranking("c1", 2027, "member"), "year"),
+                        (lambda: scoring.member_score("m1", 2027), "year")):
+        with pytest.raises(ValidationError) as err:
+            call()
+        assert set(err.value.errors) == {field}
+    assert scoring.unevenness("c1", 2025, "2026-06-01")["as_of"] == "2025-12-31"
+
+
+def test_a_visitor_listed_absent_loses_nothing(pipeline, scoring_worker, scoring_store):
+    register_village(pipeline)
+    pipeline.meetings.log_meeting({"meeting_id": "l1", "branch_id": "b2", "type": "lecture",
+                                   "held_at": "2026-09-01T09:00", "topic": "党课",
+                                   "attendance": attendance(present=["n1", "n2", "m1"],
+                                                            absent=["m2"])})
+    pipeline.deliver()
+    scoring = scoring_worker()
+    assert scoring.member_score("m1", 2026)["score"] == 62  # a visitor present: +2
+    m2 = scoring.member_score("m2", 2026)
+    assert (m2["score"], m2["breakdown"][1:]) == (60, [])  # not b2's: no absence charged
+    assert scoring.ranking("b1", 2026, "member")["items"][0]["member_id"] == "m1"
+    assert [r for r in table(scoring_store, "member_tally") if r[0] == "m2"] == []
+    scoring.recalculate(2026)
+    assert [r for r in table(scoring_store, "member_tally") if r[0] == "m2"] == []
+
+
+def test_members_at_risk_pages_like_every_list(pipeline, scoring_worker, scoring_clock):
+    register_village(pipeline)
+    for month in (1, 2, 3):
+        pipeline.meetings.log_meeting({"meeting_id": f"t{month}", "branch_id": "b1",
+                                       "type": "theme_day",
+                                       "held_at": f"2026-{month:02d}-05T09:00", "topic": "主题党日",
+                                       "attendance": attendance(present=NINE[:5])})
+    pipeline.deliver()
+    scoring_clock.set(date(2026, 5, 3))
+    scoring = scoring_worker()
+    for prepare in (lambda: None, scoring.run_daily):  # computed, then as kept by the daily run
+        prepare()
+        everyone = scoring.members_at_risk("c1")
+        assert everyone["total"] == 4 and [i["member_id"] for i in everyone["items"]] == NINE[5:]
+        page = scoring.members_at_risk("c1", limit=2, offset=1)
+        assert page["total"] == 4 and page["items"] == everyone["items"][1:3]
+    with pytest.raises(ValidationError) as err:
+        scoring.members_at_risk("c1", limit=0, offset=-1)
+    assert set(err.value.errors) == {"limit", "offset"}
+
+
+def test_the_daily_job_runs_at_start():
+    from services.scoring.service import ScoringService
+    [timer] = ScoringService.daily_when_due.nameko_entrypoints
+    assert timer.eager and timer.interval == 60
