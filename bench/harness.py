@@ -28,6 +28,10 @@ FIXED_NOW = "2026-11-20T10:00:00+08:00"
 
 
 class Bench:
+    # Seconds each service gets to stop after SIGTERM before the group is killed (a service
+    # under cProfile writes its profile only if it stops by itself: give it longer).
+    stop_timeout = 20
+
     def __init__(self, name: str, now: str = FIXED_NOW):
         self.name = name
         self.now = now
@@ -53,17 +57,23 @@ class Bench:
     def db_url(self, service: str) -> str:
         return f"sqlite:///{self.work / (service + '.db')}"
 
-    def start(self, *services: str) -> None:
-        env = dict(os.environ, ORGLIFE_AMQP_URI=self.amqp_uri, ORGLIFE_SECRET=SECRET,
-                   ORGLIFE_HOME=str(self.work), ORGLIFE_NOW=self.now,
-                   PYTHONPATH=f"{REPO / 'src'}:{REPO}")
+    def start(self, *services: str, env: dict | None = None, profile=()) -> None:
+        """Start `services` as real processes. `env`: extra environment for all of them (e.g.
+        ORGLIFE_RULES, the notification channels' URLs); `profile`: services to run under
+        cProfile, writing WORK/SERVICE.prof when they stop (after `close()`)."""
+        base = dict(os.environ, ORGLIFE_AMQP_URI=self.amqp_uri, ORGLIFE_SECRET=SECRET,
+                    ORGLIFE_HOME=str(self.work), ORGLIFE_NOW=self.now,
+                    PYTHONPATH=f"{REPO / 'src'}:{REPO}")
+        env = {**base, **(env or {})}
         for service in services:
             upgrade(service, self.db_url(service))
             env[f"ORGLIFE_{service.upper()}_DB_URL"] = self.db_url(service)
         for service in services:
             log = open(self.work / f"{service}.log", "ab")
+            wrapper = (["-m", "cProfile", "-o", str(self.profile_path(service))]
+                       if service in profile else [])
             self.processes[service] = subprocess.Popen(
-                [sys.executable, "-m", "orglife.runner", service], env=env, stdout=log,
+                [sys.executable, *wrapper, "-m", "orglife.runner", service], env=env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         for service in services:
@@ -71,6 +81,9 @@ class Bench:
                 if self.processes[service].poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{service} did not start; see {self.work}/{service}.log")
                 time.sleep(0.2)
+
+    def profile_path(self, service: str) -> Path:
+        return self.work / f"{service}.prof"
 
     def rpc(self, timeout: float = 600):
         from nameko.standalone.rpc import ClusterRpcProxy
@@ -107,7 +120,7 @@ class Bench:
                 os.killpg(proc.pid, 15)
         for proc in self.processes.values():
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
         try:
