@@ -159,9 +159,8 @@ class NotificationsService:
             if not leased:
                 return
             pool = eventlet.GreenPool(self.sender.CONCURRENCY)
-            for notification_id in leased:
-                pool.spawn_n(self._deliver_one, notification_id)
-            pool.waitall()
+            for start in range(0, len(leased), self.sender.CONCURRENCY):
+                self._deliver_group(pool, leased[start:start + self.sender.CONCURRENCY])
 
     def _retrying(self, change, what: str, attempts: int = 5):
         """Run `change(uow)` in a unit of work, waiting out temporary database failures: an
@@ -178,40 +177,48 @@ class NotificationsService:
                 log.warning("%s: %s, retrying", what, type(error).__name__)
                 eventlet.sleep(0.5 * attempt)
 
-    def _deliver_one(self, notification_id: str) -> None:
+    def _deliver_group(self, pool: eventlet.GreenPool, notification_ids: list[str]) -> None:
+        """At most CONCURRENCY sends: marked `sending` together in one transaction, sent at
+        once, their answers recorded together in one more (two transactions per group rather
+        than per message; no more rows are `sending` at a time than before)."""
         def begin(uow):
-            found = registry.begin_send(uow.session, notification_id, self.sender.owner,
-                                        self.clock.now(), self.sender.default_robot_url)
+            found = [registry.begin_send(uow.session, notification_id, self.sender.owner,
+                                         self.clock.now(), self.sender.default_robot_url)
+                     for notification_id in notification_ids]
+            uow.commit()
+            return [outgoing for outgoing in found if outgoing is not None]
+        try:
+            outgoing = self._retrying(begin, f"starting {len(notification_ids)} sends")
+        except Exception:
+            return  # still leased: the leases run out and the rows are tried again
+        answers = list(pool.imap(self._send_one, outgoing))
+
+        def record(uow):
+            found = [registry.finish_send(uow, self.rules, sent.notification_id,
+                                          self.clock.now(), receipt, failure)
+                     for sent, (receipt, failure) in zip(outgoing, answers)]
             uow.commit()
             return found
-        try:
-            outgoing = self._retrying(begin, f"starting {notification_id}")
-        except Exception:
-            return  # still leased: the lease runs out and the row is tried again
-        if outgoing is None:
-            return  # withdrawn or taken meanwhile
-        receipt, failure = None, None
+        statuses = self._retrying(record, f"recording {len(outgoing)} answers")
+        for sent, (_, failure), status in zip(outgoing, answers, statuses):
+            if failure is not None:
+                log.info("notification %s via %s: %s (%s)", sent.notification_id, sent.channel,
+                         status, type(failure).__name__)
+
+    def _send_one(self, outgoing) -> tuple[str | None, Exception | None]:
+        """(receipt, None) or (None, the failure): the channel's answer, never raised."""
         channel = self.sender.channels.get(outgoing.channel)
         try:
             if channel is None:
                 raise PermanentFailure(f"{outgoing.channel} is not configured here")
             if outgoing.address is None and outgoing.channel in ("email", "sms"):
                 raise PermanentFailure(f"no {outgoing.channel} address any more")
-            receipt = channel.send(outgoing.address, outgoing.subject, outgoing.body)
+            return channel.send(outgoing.address, outgoing.subject, outgoing.body), None
         except ChannelFailure as error:
-            failure = error
+            return None, error
         except Exception as error:  # a bug in a channel must not leave the row `sending`
             log.error("channel %s raised %s", outgoing.channel, type(error).__name__)
             # It may have handed the message over before it broke: never repeat it blindly.
-            failure = DeliveryUnknown(f"the channel stopped unexpectedly "
-                                      f"({type(error).__name__})")
-        def record(uow):
-            found = registry.finish_send(uow, self.rules, notification_id, self.clock.now(),
-                                         receipt, failure)
-            uow.commit()
-            return found
-        status = self._retrying(record, f"recording the answer for {notification_id}")
-        if failure is not None:
-            log.info("notification %s via %s: %s (%s)", notification_id, outgoing.channel,
-                     status, type(failure).__name__)
+            return None, DeliveryUnknown(f"the channel stopped unexpectedly "
+                                         f"({type(error).__name__})")
 
