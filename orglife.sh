@@ -60,4 +60,18 @@ if [ "$WANT" != "$HAVE" ]; then
     say "dependencies ready"
 fi
 
+# `./orglife test` also runs the dashboard's browser tests (tests/browser) in Debian's chromium
+# with a CJK font; installed here when missing, with apt-get as RabbitMQ is.
+if [ "${1:-}" = "test" ] && { [ ! -x /usr/bin/chromium ] ||
+        [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; }; then
+    "$VENV/bin/python" -c '
+import sys
+from orglife.broker import BootstrapError, apt_install
+try:
+    apt_install(["chromium", "fonts-wqy-microhei"], "chromium (for the browser tests)")
+except BootstrapError as exc:
+    sys.exit(f"orglife: {exc}")
+' || exit 3
+fi
+
 exec "$VENV/bin/python" -m orglife "$@"

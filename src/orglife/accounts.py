@@ -29,7 +29,8 @@ from kombu import Connection
 
 from .common.system import System, load_system
 from .common.topology import (
-    PEER_PERMISSIONS, declare_topology, rpc_topic_permissions, service_permissions,
+    PEER_PERMISSIONS, declare_topology, quorum_arguments, rpc_topic_permissions,
+    service_permissions,
 )
 
 WAIT_SECONDS = 60.0
@@ -63,12 +64,13 @@ class ManagementApi:
 def provision(api: ManagementApi, admin_uri: str, system: System, passwords: dict[str, str],
               peer_password: str | None = None) -> list[str]:
     """Create or update every account; declare the topology. Returns the account names."""
-    vhost = unquote(urlsplit(admin_uri).path.lstrip("/")) or "/"
+    first = admin_uri.split(";")[0]  # of kombu's failover URLs `a;b;c`
+    vhost = unquote(urlsplit(first).path.lstrip("/")) or "/"
     made = []
     for service in system.names:
         user = f"orglife-{service}"
         api.account(user, passwords[service], vhost, service_permissions(system, service),
-                    rpc_topic_permissions(service))
+                    rpc_topic_permissions(service, system.service(service).calls))
         made.append(user)
     if peer_password:
         api.account("peer-intake", peer_password, vhost, PEER_PERMISSIONS)
@@ -77,6 +79,10 @@ def provision(api: ManagementApi, admin_uri: str, system: System, passwords: dic
         api.call("DELETE", "users/guest")
     with Connection(admin_uri) as conn:
         declare_topology(conn.channel(), system)
+    if quorum_arguments():  # a cluster (ORGLIFE_QUORUM=1): nameko's RPC queues on every node
+        from .cluster import RPC_POLICY, RPC_POLICY_DEFINITION
+        api.call("PUT", f"policies/{quote(vhost, safe='')}/{RPC_POLICY}",
+                 json=RPC_POLICY_DEFINITION)
     return made
 
 

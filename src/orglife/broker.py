@@ -589,9 +589,9 @@ class PrivateBroker:
         from orglife.common.system import load_system
         from orglife.common.topology import rpc_topic_permissions, service_permissions
         user = f"orglife-{service}"
-        self.add_user(user, self._password(user), vhost,
-                      service_permissions(load_system(system), service),
-                      rpc_topic_permissions(service))
+        system = load_system(system)
+        self.add_user(user, self._password(user), vhost, service_permissions(system, service),
+                      rpc_topic_permissions(service, system.service(service).calls))
         return self._uri(user, self._password(user), vhost)
 
     def peer_account(self, name: str, vhost: str = "/") -> str:

@@ -86,7 +86,7 @@ def main(argv=None) -> None:
 def run_service(declared, instance: int | None, settings, stop) -> int:
     config = settings.nameko_config(declared.name)
     relay_process = None
-    if settings.relay_mode == "process":
+    if settings.relay_mode == "process" and declared.database:  # no database, no outbox
         # The relay gets a process (and so a core) of its own; the lease keeps it the only
         # publisher of this database's outbox, and the service's outbox rows wait for it.
         relay_process = subprocess.Popen(

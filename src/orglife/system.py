@@ -71,6 +71,13 @@ SYSTEM = System(
                         "scoring": ("branch_overdue", "branch_silent", "branch_due_soon",
                                     "member_at_risk", "year_graded")},
         ),
+        # The web page for admins and secretaries (SPEC §4): reads the others over RPC with
+        # the signed-in user's token; no database, no events.
+        Service(
+            "dashboard", "DashboardService",
+            database=False,
+            calls=("members", "meetings", "scoring", "notifications"),
+        ),
     ],
     # Other systems (a check-in app, an HR system) report meetings and activities here.
     peers=[Peer("intake", publishes=[Event("meeting_reported"), Event("activity_reported")])],
@@ -87,8 +94,11 @@ def main(argv=None) -> int:
         subscribes = "; ".join(f"{source}: {', '.join(types)}"
                                for source, types in service.subscribes.items())
         print(f"{service.name:<14} {service.class_path}")
-        print(f"{'':<14} publishes {', '.join(f'{e.type}/v{e.version}' for e in service.publishes)}")
+        print(f"{'':<14} publishes "
+              f"{', '.join(f'{e.type}/v{e.version}' for e in service.publishes) or '-'}")
         print(f"{'':<14} consumes  {subscribes or '-'}")
+        if service.calls:
+            print(f"{'':<14} calls     {', '.join(service.calls)}")
         if args.check:
             service.load_class()
     for peer in SYSTEM.peers:

@@ -11,7 +11,7 @@ from tests.toy import SYSTEM as TOY_SYSTEM
 
 
 def test_the_declaration_gives_queues_versions_and_classes():
-    assert SYSTEM.names == ("members", "meetings", "scoring", "notifications")
+    assert SYSTEM.names == ("members", "meetings", "scoring", "notifications", "dashboard")
     queues = {sub.queue_name: sub.event_types for sub in SYSTEM.subscriptions}
     assert queues["members.events--meetings"] == ("organization_registered",
                                                   "organization_updated", "member_registered",
@@ -159,3 +159,43 @@ def test_service_names_fit_environment_variables_and_queues():
     with pytest.raises(DeclarationError, match="not callable"):
         check_handlers(SYSTEM, "members", "meetings", dict.fromkeys(
             ["meeting_logged", "meeting_amended", "meeting_cancelled", "activity_logged"]))
+
+
+def test_the_dashboard_is_declared_without_a_database_or_events_and_calls_the_others():
+    """A service that only reads others over RPC: nothing to migrate, no exchange, no queue
+    of events; its broker account may call the services it names and keep reply queues."""
+    import re
+
+    from orglife.common.topology import rpc_topic_permissions, service_permissions
+    from services.dashboard.service import CALLS
+    dashboard = SYSTEM.service("dashboard")
+    assert (dashboard.database, dashboard.publishes, dict(dashboard.subscribes)) == (
+        False, (), {})
+    assert dashboard.calls == CALLS == ("members", "meetings", "scoring", "notifications")
+    assert "dashboard" not in SYSTEM.exchanges
+    assert not [sub for sub in SYSTEM.subscriptions if sub.consumer == "dashboard"]
+    with pytest.raises(DeclarationError, match="calls 'nowhere'"):
+        System(services=[Service("x", "X", calls=("nowhere",))])
+    with pytest.raises(DeclarationError, match="calls 'x'"):
+        System(services=[Service("x", "X", calls=("x",))])
+
+    reply = "rpc.reply-dashboard-0b8e5a6c-1d2e-4f5a-8b9c-0d1e2f3a4b5c"
+    allowed = service_permissions(SYSTEM, "dashboard")
+    for kind in ("configure", "write", "read"):
+        assert re.match(allowed[kind], reply), kind
+        assert re.match(allowed[kind], "rpc-dashboard"), kind
+        assert not re.match(allowed[kind], "rpc.reply-members-0b8e5a6c-1d2e-4f5a-8b9c-"
+                                           "0d1e2f3a4b5c"), kind
+        assert not re.match(allowed[kind], "members.events--meetings"), kind
+    topic = rpc_topic_permissions("dashboard", dashboard.calls)
+    for key in ("members.get_member", "scoring.branch_overview", "0b8e5a6c-1d2e-4f5a-8b9c-"
+                                                                 "0d1e2f3a4b5c"):
+        assert re.search(topic["write"], key), key
+    assert not re.search(topic["write"], "dashboard.health")
+    assert not re.search(topic["write"], "toy.anything")
+    assert re.search(topic["read"], "0b8e5a6c-1d2e-4f5a-8b9c-0d1e2f3a4b5c")
+    assert re.search(topic["read"], "dashboard.health")
+    assert not re.search(topic["read"], "members.get_member")  # nobody else's requests
+    # a service that calls nobody keeps exactly the rights it had
+    assert rpc_topic_permissions("members") == rpc_topic_permissions("members", ())
+    assert "reply" not in service_permissions(SYSTEM, "members")["configure"]

@@ -74,6 +74,9 @@ class Service:
     database: bool = True  # owns a database (migrated by `up`, a DB URL per deployment)
     instances: int = 1  # default instances in docker-compose
     module: str = "service"  # the module of `package` holding the class
+    # services whose RPC methods this one calls (an edge such as the dashboard): its broker
+    # account may publish those requests and keep a reply queue of its own, nothing more
+    calls: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.package:
@@ -81,6 +84,7 @@ class Service:
         object.__setattr__(self, "publishes", tuple(self.publishes))
         object.__setattr__(self, "subscribes",
                            {source: tuple(types) for source, types in self.subscribes.items()})
+        object.__setattr__(self, "calls", tuple(self.calls))
 
     @property
     def class_path(self) -> str:
@@ -166,7 +170,9 @@ class System:
 
     @property
     def exchanges(self) -> list[str]:
-        return list(self.sources)
+        """The event exchanges: one per publisher of events (a service that publishes
+        nothing, such as the dashboard, has none)."""
+        return [name for name, events in self.sources.items() if events]
 
     # -- changing it (tests, toys) -----------------------------------------------------------
     def with_service(self, service: Service) -> "System":
@@ -199,6 +205,10 @@ class System:
                 if unknown:
                     raise DeclarationError(f"{service.name} subscribes to {', '.join(unknown)} "
                                            f"of {source}, which {source} does not publish")
+            for callee in service.calls:
+                if callee == service.name or callee not in self.names:
+                    raise DeclarationError(f"{service.name} calls {callee!r}, which is not "
+                                           "another declared service")
 
 
 def check_class(service: Service, cls) -> None:

@@ -7,6 +7,8 @@ same queues with the same arguments (a mismatch would be refused by the broker).
 """
 from __future__ import annotations
 
+import os
+
 from kombu import Exchange, Queue
 
 from .system import Subscription, System, load_system
@@ -36,6 +38,26 @@ def parking_exchange(consumer: str) -> Exchange:
     return Exchange(PARKING_PREFIX + consumer, type="direct", durable=True, delivery_mode=2)
 
 
+DEFAULT_DELIVERY_LIMIT = 10
+
+
+def quorum_arguments(delivery_limit: bool = True) -> dict:
+    """Queue arguments when the deployment asks for quorum queues (ORGLIFE_QUORUM=1: the
+    default on a RabbitMQ cluster, off on a single node): replicated on the cluster's nodes
+    (a write is confirmed once a majority has it), and (consumer queues) dead-lettered to
+    parking after ORGLIFE_DELIVERY_LIMIT
+    redeliveries, so a message that kills its consumer every time cannot loop. Parking queues
+    get no limit: reading them (`orglife parked list`) returns their messages unacked. Every
+    process of a deployment must agree (the broker refuses a declaration that differs)."""
+    if os.environ.get("ORGLIFE_QUORUM", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return {}
+    arguments = {"x-queue-type": "quorum"}
+    if delivery_limit:
+        arguments["x-delivery-limit"] = int(os.environ.get("ORGLIFE_DELIVERY_LIMIT")
+                                            or DEFAULT_DELIVERY_LIMIT)
+    return arguments
+
+
 def consumer_queue(sub: Subscription) -> Queue:
     """A durable queue whose rejected messages are dead-lettered to its parking queue."""
     return Queue(
@@ -44,13 +66,15 @@ def consumer_queue(sub: Subscription) -> Queue:
         queue_arguments={
             "x-dead-letter-exchange": PARKING_PREFIX + sub.consumer,
             "x-dead-letter-routing-key": sub.queue_name,
+            **quorum_arguments(),
         },
     )
 
 
 def parking_queue(sub: Subscription) -> Queue:
     return Queue(sub.parking_queue_name, exchange=parking_exchange(sub.consumer),
-                 routing_key=sub.queue_name, durable=True)
+                 routing_key=sub.queue_name, durable=True,
+                 queue_arguments=quorum_arguments(delivery_limit=False) or None)
 
 
 def rpc_exchange() -> Exchange:
@@ -171,17 +195,37 @@ def service_permissions(system: System, service: str) -> dict:
     own_queues = [f"rpc-{service}"] + [q for sub in subs
                                        for q in (sub.queue_name, sub.parking_queue_name)]
     parking = PARKING_PREFIX + service
-    return {
+    permissions = {
         "configure": _anchored(own_queues + [declared.exchange, parking]),
         "write": _anchored(own_queues + [RPC_EXCHANGE, declared.exchange, parking]),
         "read": _anchored(own_queues + [RPC_EXCHANGE, parking]
                           + [f"{sub.source}.events" for sub in subs]),
     }
+    if declared.calls:  # an RPC client (the dashboard): its own reply queues as well
+        replies = reply_queue_pattern(service)
+        permissions = {key: value[:-2] + "|" + replies + ")$"
+                       for key, value in permissions.items()}
+    return permissions
 
 
-def rpc_topic_permissions(service: str) -> dict:
-    """On nameko's RPC exchange: bind only `<service>.*` (its own requests, not everyone's
-    with their tokens) and publish only replies (routed by the caller's reply queue id)."""
+UUID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def reply_queue_pattern(service: str) -> str:
+    """nameko's reply queues of a calling service: `rpc.reply-<service>-<uuid>`."""
     import re
-    return {"exchange": RPC_EXCHANGE, "read": rf"^{re.escape(service)}\.",
-            "write": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
+    return re.escape(f"rpc.reply-{service}-") + UUID_PATTERN
+
+
+def rpc_topic_permissions(service: str, calls: tuple[str, ...] = ()) -> dict:
+    """On nameko's RPC exchange: bind only `<service>.*` (its own requests, not everyone's
+    with their tokens) and publish only replies (routed by the caller's reply queue id).
+    A service that `calls` others (the dashboard) may also publish requests to their methods
+    and bind its reply queue (routed by a uuid), and nothing else."""
+    import re
+    read, write = rf"^{re.escape(service)}\.", f"^{UUID_PATTERN}$"
+    if calls:
+        read = f"({read}|^{UUID_PATTERN}$)"
+        callees = "|".join(re.escape(name) for name in sorted(calls))
+        write = f"({write}|^({callees})\\.)"
+    return {"exchange": RPC_EXCHANGE, "read": read, "write": write}

@@ -1,0 +1,201 @@
+"""The dashboard's pages as data and as HTML, over the real services' workers (conftest.py):
+what each page shows, that its tables download as .xlsx with Chinese headers, that it asks
+a few calls whatever the size of the county, and that scopes hold."""
+import io
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from orglife.common.errors import Forbidden
+from services.dashboard import pages
+from services.dashboard.present import Badge, Link, Ratio, mask_phone, xlsx_bytes
+from services.dashboard.rendering import render
+from tests.dashboard.conftest import attendance, principal, register_village
+
+TZ = ZoneInfo("Asia/Shanghai")
+TODAY = date(2026, 11, 20)
+NINE = [f"m{n}" for n in range(1, 10)]
+
+
+def meeting(meeting_id, branch_id, type_, day, **who):
+    return {"meeting_id": meeting_id, "branch_id": branch_id, "type": type_,
+            "held_at": f"{day}T19:30:00", "topic": f"主题{meeting_id}",
+            "attendance": attendance(**who)}
+
+
+@pytest.fixture
+def county(pipeline):
+    """b1 (village, t1): theme days June–October and two assemblies, m9 absent at each;
+    张伟 (m10, a phone) present; b2 (community, t2) one theme day; b3 (enterprise) nothing."""
+    register_village(pipeline)
+    pipeline.members.register_member({"member_id": "m10", "name": "张伟", "branch_id": "b1",
+                                      "phone": "13800138000", "joined_on": "2001-07-01"})
+    pipeline.deliver()
+    for month in range(6, 11):
+        pipeline.meetings.log_meeting(meeting(f"td{month}", "b1", "theme_day",
+                                              f"2026-{month:02d}-15",
+                                              present=NINE[:8] + ["m10"], absent=["m9"]))
+    pipeline.meetings.log_meeting(meeting("a2", "b1", "branch_assembly", "2026-05-10",
+                                          present=NINE[:7] + ["m10"], leave=["m8"],
+                                          absent=["m9"]))
+    pipeline.meetings.log_meeting(meeting("a3", "b1", "branch_assembly", "2026-08-10",
+                                          present=["m1", "m2"], absent=NINE[2:] + ["m10"]))
+    pipeline.meetings.log_activity({"activity_id": "v1", "member_id": "m10",
+                                    "kind": "household_visit", "held_at": "2026-09-01T10:00",
+                                    "household": "李大爷家"})
+    pipeline.meetings.log_meeting(meeting("n-td", "b2", "theme_day", "2026-03-03",
+                                          present=["n1"], absent=["n2"]))
+    pipeline.deliver()
+    return pipeline
+
+
+def period(year=2026, as_of=None):
+    return pages.Period(year, as_of, TODAY)
+
+
+def html(page, role="county_admin", org_id=None, path="/"):
+    return render(page.template, page=page, user=principal(role, org_id), path=path, query="")
+
+
+def text_of(cell):
+    if isinstance(cell, (Link, Badge)):
+        return str(cell.text)
+    if isinstance(cell, Ratio):
+        return str(cell)
+    return "" if cell is None else str(cell)
+
+
+def test_the_county_overview(county, reads_as):
+    reads = reads_as()
+    page = pages.overview(reads, principal(), "c1", period(), TZ)
+    data = page.data
+    assert data["counts"]["branches"] == 3 and data["counts"]["members"] == 12
+    assert data["counts"]["meetings"] == 8  # logged, not cancelled, this year
+    assert sum(data["counts"]["lights"].values()) == 3
+    assert [row["name"] for row in data["grid"]] == ["石桥镇", "白沙乡"]
+    assert [len(row["branches"]) for row in data["grid"]] == [2, 1]  # b3 under gb1 is t1's
+    assert data["counts"]["at_risk"]["review"] == 1  # m9: May to October
+    tables = page.tables
+    assert {"townships", "branches", "top", "bottom", "unevenness", "at_risk", "alerts",
+            "notifications", "notifications_failed"} <= set(tables)
+    categories = [row[0] for row in tables["unevenness"].rows]
+    assert sorted(categories) == sorted(["社区", "村", "非公企业"])  # names, never codes
+    [risk] = [row for row in tables["at_risk"].rows if text_of(row[0]) == "党员9"]
+    assert (risk[2], text_of(risk[3])) == (6, "提请审议")
+    assert "2026年5月" in risk[4]
+    # one call per question, never one per branch or member
+    assert sorted(reads.calls) == sorted([
+        "members.get_organization", "scoring.branch_overview", "scoring.members_at_risk",
+        "scoring.list_alerts", "meetings.list_meetings", "notifications.notification_summary",
+        "notifications.list_notifications", "notifications.list_notifications"])
+    out = html(page, path="/org/c1")
+    assert "青山县 组织生活总览" in out
+    assert out.count('class="cell ') == 3 and 'data-light="' in out
+    assert "/org/c1/export/unevenness.xlsx" in out and "village" not in out
+
+
+def test_every_table_downloads_with_chinese_headers(county, reads_as):
+    reads = reads_as()
+    for page in (pages.overview(reads, principal(), "c1", period(), TZ),
+                 pages.branch(reads, principal(), "b1", period(), TZ),
+                 pages.member(reads, principal(), "m10", period(), TZ)):
+        for key, table in page.tables.items():
+            book = load_workbook(io.BytesIO(xlsx_bytes([table])))
+            sheet = book.worksheets[0]
+            headers = [cell.value for cell in sheet[1]]
+            assert headers == table.headers, key
+            assert all(any("\u4e00" <= ch <= "\u9fff" for ch in h) for h in headers), key
+            assert sheet.max_row == 1 + len(table.rows) + (1 if table.footer else 0), key
+            for row in sheet.iter_rows(min_row=2, values_only=True):
+                assert "13800138000" not in [str(v) for v in row], key
+
+
+def test_a_branch_page(county, reads_as):
+    reads = reads_as()
+    page = pages.branch(reads, principal(), "b1", period(), TZ)
+    figures = page.data["figures"]
+    assert page.data["township"] == "石桥镇"
+    by_type = page.table("by_type")
+    assert by_type.footer[2] == figures["required"] and by_type.footer[3] == figures["met"]
+    assert by_type.footer[4] == len(figures["missed"])
+    rows = {text_of(r[0]): r for r in page.table("members").rows}
+    assert rows["张伟"][6] == "138****8000"
+    assert rows["党员9"][9].text.startswith("连续6个月未参加")
+    meetings = {r[2]: r for r in page.table("meetings").rows}
+    assert meetings["主题a3"][8].startswith("未达到")  # 2 of 10 voting members present
+    assert text_of(meetings["主题a3"][9]) == "不计入达标"
+    assert text_of(meetings["主题td6"][9]) == "有效"
+    grid = page.data["grid"]
+    theme = next(row for row in grid["rows"] if row["type"] == "主题党日")
+    assert sum(cell["span"] for cell in theme["cells"]) == 12
+    assert [c["label"] for c in theme["cells"] if not c["blank"]][5:10] == ["已达标"] * 5
+    assert len(reads.calls) <= 10
+    out = html(page, path="/branch/b1")
+    assert "13800138000" not in out and "138****8000" in out
+    assert "支部党员大会" in out and "branch_assembly" not in out
+
+
+def test_a_member_page_sums_line_by_line(county, reads_as):
+    reads = reads_as()
+    page = pages.member(reads, principal(), "m10", period(), TZ)
+    score = page.data["score"]
+    lines = page.table("breakdown").rows
+    assert sum(row[5] for row in lines) == page.data["raw"] == score["raw"]
+    assert page.table("breakdown").footer[5] == score["raw"]
+    assert lines[0][1] == "基础分" and lines[0][5] == 60
+    assert any(row[1] == "缺席（未请假）" and row[5] == -3 for row in lines)
+    assert any(row[1] == "活动" and row[2] == "走访联系户" for row in lines)
+    assert page.data["phone"] == "138****8000"
+    out = html(page, path="/member/m10")
+    assert "13800138000" not in out and f'data-score="{score["score"]}"' in out
+    nine = pages.member(reads, principal(), "m9", period(), TZ)
+    streak = nine.table("streak").rows
+    assert [row[0] for row in streak][:1] == ["2026年10月"]
+    assert {row[4] for row in streak} >= {"td10", "td6", "a2"}
+    assert nine.data["risk"]["level"] == "review"
+
+
+def test_scopes_hold_on_every_page(county, reads_as):
+    township = reads_as("township_admin", "t2")
+    who = principal("township_admin", "t2")
+    page = pages.overview(township, who, "t2", period(), TZ)
+    assert [row["name"] for row in page.data["grid"]] == ["白沙乡"]
+    assert page.data["counts"]["branches"] == 1
+    assert [c.text for c in page.crumbs] == ["白沙乡"]  # its trail starts at its township
+    for show, ident in ((pages.overview, "t1"), (pages.overview, "c1"),
+                        (pages.branch, "b1"), (pages.member, "m1")):
+        with pytest.raises(Forbidden):
+            show(township, who, ident, period(), TZ)
+    secretary = reads_as("branch_secretary", "b1")
+    page = pages.branch(secretary, principal("branch_secretary", "b1"), "b1", period(), TZ)
+    assert [c.text for c in page.crumbs] == ["石桥村党支部"]
+    with pytest.raises(Forbidden):
+        pages.branch(secretary, principal("branch_secretary", "b1"), "b2", period(), TZ)
+
+
+def test_where_each_user_starts(county, reads_as):
+    assert pages.landing(reads_as(), principal(), period()).redirect == "/org/c1"
+    assert pages.landing(reads_as("township_admin", "t2"),
+                         principal("township_admin", "t2"), period()).redirect == "/org/t2"
+    assert pages.landing(reads_as("branch_secretary", "b1"), principal("branch_secretary", "b1"),
+                         period(2025)).redirect == "/branch/b1?year=2025"
+    assert pages.overview(reads_as(), principal(), "b1", period(), TZ).redirect == "/branch/b1"
+    assert pages.branch(reads_as(), principal(), "t1", period(), TZ).redirect == "/org/t1"
+
+
+def test_an_earlier_day_and_year_are_shown_as_of_then(county, reads_as):
+    page = pages.branch(reads_as(), principal(), "b1", period(2026, date(2026, 7, 1)), TZ)
+    assert page.data["figures"]["as_of"] == "2026-07-01"
+    assert all(r[0] < "2026-07-02" for r in page.table("meetings").rows)
+    page = pages.overview(reads_as(), principal(), "c1", period(2026, date(2026, 9, 5)), TZ)
+    assert page.data["counts"]["at_risk"]["notice"] == 1  # m9: May to August then
+
+
+def test_phones_are_masked():
+    assert mask_phone("13800138000") == "138****8000"
+    assert mask_phone("+86 138-0013-8000") == "138****8000"
+    assert mask_phone("138 0013 8000") == "138****8000"
+    assert mask_phone("12345") == "***45"
+    assert mask_phone(None) == "" and mask_phone("") == ""

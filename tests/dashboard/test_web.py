@@ -1,0 +1,168 @@
+"""The dashboard's edge without a broker: sign-in links and cookies, the error table, what a
+form may redirect to, static files."""
+import gzip
+from datetime import timedelta
+
+import jwt
+import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from orglife.common.auth import decode_token, mint_token
+from orglife.common.errors import (
+    Conflict, Forbidden, NotFound, Unauthorized, ValidationError,
+)
+from services.dashboard import tickets, web
+from services.dashboard.reads import ReadTimeout
+from services.dashboard.static_files import StaticFiles
+from tests.conftest import SECRET
+
+
+def request(path="/", method="GET", headers=None, cookie=None):
+    builder = EnvironBuilder(path=path, method=method, headers=headers or {})
+    if cookie:
+        builder.headers["Cookie"] = f"{tickets.COOKIE}={cookie}"
+    return Request(builder.get_environ())
+
+
+def test_a_sign_in_link_is_good_once_and_is_no_token_for_the_services():
+    cli = mint_token(SECRET, "cli", "township_admin", "t1")
+    ticket = tickets.mint_ticket(SECRET, cli)
+    with pytest.raises(Unauthorized, match="bad token"):
+        decode_token(SECRET, f"Bearer {ticket}")  # services refuse it (no role, an audience)
+    redeem = tickets.Tickets(SECRET)
+    session, max_age = redeem.redeem(ticket)
+    who = decode_token(SECRET, f"Bearer {session}")
+    assert (who.sub, who.role, who.org_id) == ("cli", "township_admin", "t1")
+    assert 12 * 3600 - 60 <= max_age <= 12 * 3600
+    with pytest.raises(Unauthorized, match="used already"):
+        redeem.redeem(ticket)
+    with pytest.raises(Unauthorized):
+        tickets.Tickets("another-secret-0123456789-abcdefghijklmn").redeem(
+            tickets.mint_ticket(SECRET, cli))
+    # never longer than the CLI's own token
+    short = mint_token(SECRET, "cli", "county_admin", ttl=timedelta(minutes=30))
+    _, max_age = tickets.Tickets(SECRET).redeem(tickets.mint_ticket(SECRET, short))
+    assert max_age <= 30 * 60
+    expired = jwt.encode({"sub": "x", "signin_role": "county_admin", "aud":
+                          tickets.TICKET_AUDIENCE, "exp": 1, "jti": "j", "until": 2},
+                         SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized, match="expired"):
+        redeem.redeem(expired)
+    with pytest.raises(Unauthorized):
+        tickets.mint_ticket(SECRET, "not-a-token")
+
+
+def test_a_pasted_token_is_checked_and_kept_as_it_is():
+    token = mint_token(SECRET, "li", "branch_secretary", "b1")
+    kept, who, seconds = tickets.check_pasted(SECRET, f"  Bearer {token}\n")
+    assert kept == token and who.org_id == "b1" and seconds > 29 * 24 * 3600
+    for bad in ("", "nonsense", mint_token("other-secret-0123456789-abcdefghijkl", "x",
+                                           "county_admin")):
+        with pytest.raises(Unauthorized):
+            tickets.check_pasted(SECRET, bad)
+
+
+def test_the_cookie_is_http_only_and_strict():
+    header = tickets.cookie_header("T", 600, secure=False)
+    assert header == "orglife_session=T; Path=/; HttpOnly; SameSite=Strict; Max-Age=600"
+    assert tickets.cookie_header("", 0, secure=True).endswith("Max-Age=0; Secure")
+    assert web.is_secure(request(headers={"X-Forwarded-Proto": "https"}))
+    assert not web.is_secure(request())
+
+
+def test_errors_map_to_statuses_in_one_table():
+    cases = {Forbidden("x"): 403, NotFound("x"): 404, ValidationError({"year": ["bad"]}): 400,
+             Conflict("x"): 409, ReadTimeout("scoring", "ranking", 20): 504,
+             KeyError("boom"): 500, Unauthorized("x"): 401}
+    for exc, status in cases.items():
+        assert web.error_status(exc)[0] == status, exc
+    page = web.error_response(Forbidden("organization 't1' is outside the scope"),
+                              request("/org/t1"))
+    body = page.get_data(as_text=True)
+    assert page.status_code == 403 and "无权查看" in body and "t1" not in body
+    page = web.error_response(KeyError("secret detail"), request("/org/c1"))
+    body = page.get_data(as_text=True)
+    assert page.status_code == 500 and "secret detail" not in body and "Traceback" not in body
+    page = web.error_response(ValidationError({"year": ["Not a valid integer."]}),
+                              request("/org/c1?year=x"))
+    assert page.status_code == 400 and "year" in page.get_data(as_text=True)
+    # not signed in: the sign-in form, coming back here afterwards; a stale cookie is cleared
+    page = web.error_response(Unauthorized("x"), request("/branch/b1?year=2025", cookie="old"))
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/signin?next=%2Fbranch%2Fb1%3Fyear%3D2025&expired=1"
+    assert "Max-Age=0" in page.headers["Set-Cookie"]
+    assert web.error_response(Unauthorized("x"), request("/")).headers["Location"] == \
+        "/signin?next=%2F"
+
+
+def test_forms_redirect_only_within_the_site_and_only_from_it():
+    assert web.local_path("/org/c1?year=2025") == "/org/c1?year=2025"
+    for bad in ("https://evil.example/", "//evil.example/", "/\\evil", "javascript:x", None):
+        assert web.local_path(bad) == "/"
+    host = {"Host": "127.0.0.1:8600"}
+    assert web.same_origin(request(method="POST", headers={**host, "Origin":
+                                                            "http://127.0.0.1:8600"}))
+    assert not web.same_origin(request(method="POST", headers={**host, "Origin":
+                                                                "http://evil.example"}))
+    assert not web.same_origin(request(method="POST", headers={**host, "Origin": "null"}))
+    assert web.same_origin(request(method="POST", headers=host))  # not a browser
+
+
+def test_static_files_are_served_gzipped_and_cached_without_leaving_their_folder():
+    files = StaticFiles()
+    plain = files.response(request(), "vendor/echarts-6.0.0.min.js")
+    packed = files.response(request(headers={"Accept-Encoding": "gzip, br"}),
+                            "vendor/echarts-6.0.0.min.js")
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.get_data()) == plain.get_data()
+    assert len(packed.get_data()) < len(plain.get_data()) / 2
+    assert "immutable" in plain.headers["Cache-Control"]
+    again = files.response(request(headers={"If-None-Match": plain.headers["ETag"]}),
+                           "vendor/echarts-6.0.0.min.js")
+    assert again.status_code == 304
+    assert files.response(request(), "css/dashboard.css").content_type.startswith("text/css")
+    for bad in ("../service.py", "/etc/passwd", "vendor/README.md", "nothing.js"):
+        with pytest.raises(NotFound):
+            files.response(request(), bad)
+
+
+def test_pages_carry_a_content_security_policy_that_allows_no_other_site():
+    from werkzeug.wrappers import Response
+    headers = web.secure_headers(Response("x")).headers
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert "http" not in headers["Content-Security-Policy"]  # no CDN
+    assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+
+
+class _Silent:
+    """A reply that never comes (the service's queue holds the request)."""
+
+    def result(self):
+        import eventlet
+        eventlet.sleep(10)
+
+
+class _Proxy:
+    def __getattr__(self, method):
+        class Method:
+            @staticmethod
+            def call_async(*args, **kwargs):
+                return _Silent()
+        return Method
+
+
+def test_a_read_that_is_not_answered_is_a_stopped_service_or_a_slow_one():
+    from nameko.exceptions import UnknownService
+
+    from services.dashboard.reads import Failed, Reads, call
+    stopped = Reads({"scoring": _Proxy()}, timeout=0.2, probe=lambda service: 0)
+    with pytest.raises(UnknownService):  # nobody consumes its queue: 503 "服务未运行"
+        stopped.one("scoring", "ranking", "c1")
+    assert web.error_status(UnknownService("scoring"))[0] == 503
+    slow = Reads({"scoring": _Proxy()}, timeout=0.2, probe=lambda service: 2)
+    with pytest.raises(ReadTimeout):  # running but late: 504
+        slow.one("scoring", "ranking", "c1")
+    unknown = Reads({"scoring": _Proxy()}, timeout=0.2, probe=lambda service: 1 / 0)
+    got = unknown.gather(optional=("r",), r=call("scoring", "ranking", "c1"))
+    assert isinstance(got["r"], Failed) and isinstance(got["r"].error, ReadTimeout)
