@@ -100,7 +100,8 @@ def new_env(system: System) -> str:
         alphabet = string.ascii_letters + string.digits
         return "".join(secrets.choice(alphabet) for _ in range(length))
     names = ["ORGLIFE_SECRET", "RABBITMQ_ADMIN_PASSWORD", "POSTGRES_PASSWORD",
-             "PEER_BROKER_PASSWORD"]
+             "PEER_BROKER_PASSWORD",
+             "RABBITMQ_ERLANG_COOKIE"]  # docker-compose.cluster.yml: the nodes' shared cookie
     for service in system.services:
         names.append(f"{service.name.upper()}_BROKER_PASSWORD")
         if service.database:

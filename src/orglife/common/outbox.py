@@ -257,7 +257,8 @@ class OutboxRelay:
     def _connect(self) -> None:
         self._disconnect()
         connection = Connection(self.amqp_uri, heartbeat=0, connect_timeout=5)
-        connection.ensure_connection(max_retries=1)
+        # each of kombu's failover URLs (`a;b;c`) once: a cluster with nodes down still connects
+        connection.ensure_connection(max_retries=max(1, self.amqp_uri.count(";") + 1))
         # Every consumer queue exists before the first event leaves (no `mandatory` here).
         declare_publisher(connection, self.system, self.source)
         channel = connection.channel()
