@@ -341,11 +341,15 @@ class LocalServer:
     def pid_file(self) -> Path:
         return self.folder / f"{self.name}.pid"
 
-    def start(self, timeout: float = START_TIMEOUT, attempts: int = 3) -> "LocalServer":
+    def start(self, timeout: float = START_TIMEOUT, attempts: int = 3,
+              port: int | None = None) -> "LocalServer":
+        """Start on `port` if it is free (a detached endpoint started again keeps its URL),
+        else on a free port."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._stop_leftover()
-        for _ in range(attempts):
-            self.port = free_ports(1)[0]
+        for attempt in range(attempts):
+            self.port = port if attempt == 0 and port and _port_free(self.host, port) \
+                else free_ports(1)[0]
             self.process = ManagedProcess(self.name, self.argv(self.port),
                                           self.folder / f"{self.name}.log")
             self.process.start()
@@ -428,16 +432,20 @@ class SmtpSink(LocalServer):
 class HttpRecorder(LocalServer):
     """The recorder process, answering at `path` (any other path is answered the same way)."""
 
-    def __init__(self, folder: Path, name: str, path: str, host: str = HOST):
+    def __init__(self, folder: Path, name: str, path: str, host: str = HOST,
+                 watch_parent: bool = True):
         super().__init__(folder, host)
         self.name = name
         self.path = path
         self.record_file = self.folder / f"{name}.jsonl"
+        self.watch_parent = watch_parent  # False: detached, outlives the process starting it
 
     def argv(self, port: int) -> list[str]:
-        return [sys.executable, "-m", "orglife.devservers", "http", "--host", self.host,
-                "--port", str(port), "--record", str(self.record_file),
-                "--parent", str(os.getpid())]
+        argv = [sys.executable, "-m", "orglife.devservers", "http", "--host", self.host,
+                "--port", str(port), "--record", str(self.record_file)]
+        if self.watch_parent:
+            argv += ["--parent", str(os.getpid())]
+        return argv
 
     def ready(self) -> bool:
         try:
@@ -490,20 +498,22 @@ class HttpRecorder(LocalServer):
 class LocalEndpoints:
     """The SMTP sink, the SMS gateway and the robot, side by side under one folder."""
 
-    def __init__(self, folder: Path, robot_flavour: str = "dingtalk"):
+    def __init__(self, folder: Path, robot_flavour: str = "dingtalk", detached: bool = False):
         self.folder = Path(folder)
         self.smtp = SmtpSink(self.folder / "smtp")
-        self.sms = HttpRecorder(self.folder / "http", "sms", "/sms")
-        self.robot = HttpRecorder(self.folder / "http", "robot", f"/robot?flavour={robot_flavour}")
+        self.sms = HttpRecorder(self.folder / "http", "sms", "/sms", watch_parent=not detached)
+        self.robot = HttpRecorder(self.folder / "http", "robot", f"/robot?flavour={robot_flavour}",
+                                  watch_parent=not detached)
 
     @property
     def servers(self) -> list[LocalServer]:
         return [self.smtp, self.sms, self.robot]
 
-    def start(self) -> "LocalEndpoints":
+    def start(self, ports: dict[str, int] | None = None) -> "LocalEndpoints":
+        """Start the three (on `ports` by server name where those are free)."""
         try:
             for server in self.servers:
-                server.start()
+                server.start(port=(ports or {}).get(server.name))
         except BaseException:
             self.stop()
             raise
@@ -544,6 +554,131 @@ class LocalEndpoints:
 
     def pids(self) -> list[int]:
         return [server.pid for server in self.servers if server.pid]
+
+
+# --- detached endpoints (the demo's): started once, kept running, found by their state file ---
+
+STATE_FILE = "endpoints.json"
+SERVER_NAMES = ("smtp", "sms", "robot")
+URL_KEYS = {"smtp": "ORGLIFE_SMTP_URL", "sms": "ORGLIFE_SMS_URL", "robot": "ORGLIFE_WEBHOOK_URL"}
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def detached_state(folder: Path) -> dict | None:
+    """What `start_detached` wrote under `folder` (None: it never ran there)."""
+    try:
+        state = json.loads((Path(folder) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and isinstance(state.get("servers"), dict) else None
+
+
+def _ours(pid: int | None, folder: Path) -> psutil.Process | None:
+    """The process `pid` if it is alive and one of this folder's endpoints (its command names
+    the folder), else None: a pid reused by another program is never signalled."""
+    if not pid:
+        return None
+    try:
+        process = psutil.Process(int(pid))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if str(Path(folder)) not in " ".join(process.cmdline()):
+            return None
+        return process
+    except (psutil.Error, ValueError):
+        return None
+
+
+def detached_status(folder: Path) -> list[dict]:
+    """Each detached endpoint: name, URL, whether it runs, and how much it received."""
+    state = detached_state(folder)
+    if state is None:
+        return []
+    folder = Path(folder)
+    received = {"smtp": _count_maildir(folder / "smtp" / "maildir"),
+                "sms": len(read_records(folder / "http" / "sms.jsonl")),
+                "robot": len(read_records(folder / "http" / "robot.jsonl"))}
+    rows = []
+    for name in SERVER_NAMES:
+        entry = state["servers"].get(name) or {}
+        rows.append({"endpoint": name, "url": entry.get("url"),
+                     "up": _ours(entry.get("pid"), folder) is not None,
+                     "pid": entry.get("pid"), "received": received[name]})
+    return rows
+
+
+def _count_maildir(path: Path) -> int:
+    return sum(1 for sub in ("new", "cur") if (path / sub).is_dir()
+               for _ in (path / sub).iterdir())
+
+
+def detached_urls(folder: Path) -> dict[str, str]:
+    """ORGLIFE_SMTP_URL / ORGLIFE_SMS_URL / ORGLIFE_WEBHOOK_URL of the detached endpoints under
+    `folder`, only if all three are running (else nothing: never a URL nobody answers)."""
+    rows = detached_status(folder)
+    if not rows or not all(row["up"] for row in rows):
+        return {}
+    return {URL_KEYS[row["endpoint"]]: row["url"] for row in rows}
+
+
+def start_detached(folder: Path) -> dict[str, str]:
+    """Start the three endpoints as processes that outlive the caller (each in a session of its
+    own, no parent watch), unless they already run; on the ports they had before when those are
+    free. Writes the state file (URLs and pids) and returns the URLs."""
+    folder = Path(folder)
+    urls = detached_urls(folder)
+    if urls:
+        return urls
+    stop_detached(folder)  # some of them only: start the three afresh
+    previous = detached_state(folder) or {"servers": {}}
+    ports = {name: (previous["servers"].get(name) or {}).get("port") for name in SERVER_NAMES}
+    endpoints = LocalEndpoints(folder, detached=True).start(ports)
+    servers = {server.name: {"pid": server.pid, "port": server.port, "url": server.url}
+               for server in endpoints.servers}
+    state = {"servers": servers, "robot_base": endpoints.robot.base_url,
+             "started_at": datetime.now(timezone.utc).isoformat()}
+    (folder / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    return {URL_KEYS[name]: entry["url"] for name, entry in servers.items()}
+
+
+def stop_detached(folder: Path, timeout: float = STOP_TIMEOUT) -> list[str]:
+    """Stop the detached endpoints under `folder` (their process groups); the state file stays,
+    so that they can be started again on the same ports. Returns the names stopped."""
+    folder = Path(folder)
+    state = detached_state(folder)
+    if state is None:
+        return []
+    stopped, processes = [], []
+    for name in SERVER_NAMES:
+        process = _ours((state["servers"].get(name) or {}).get("pid"), folder)
+        if process is not None:
+            _signal_group(process.pid, signal.SIGTERM)
+            processes.append(process)
+            stopped.append(name)
+    if processes and not wait_dead(processes, timeout=timeout):
+        for process in processes:
+            _signal_group(process.pid, signal.SIGKILL)
+        wait_dead(processes, timeout=timeout)
+    for server in ("smtp/smtp.pid", "http/sms.pid", "http/robot.pid"):
+        (folder / server).unlink(missing_ok=True)
+    return stopped
+
+
+def robot_url_for(folder: Path, name: str, query: str = "") -> str | None:
+    """A robot webhook of its own on the detached recorder (an organization's group robot)."""
+    state = detached_state(folder)
+    if state is None or not state.get("robot_base"):
+        return None
+    return f"{state['robot_base']}/robot/{name}" + (f"?{query}" if query else "")
 
 
 # --- command line --------------------------------------------------------------------------------

@@ -47,6 +47,15 @@ def broker_uri(settings: Settings, start: bool = False, say=print) -> str:
                 "ORGLIFE_AMQP_URI is set but no broker answers there; start it, or unset the "
                 "variable to let orglife run its own private node")
         return settings.amqp_uri
+    from .cluster import home_cluster
+    cluster = home_cluster(settings)
+    if cluster is not None:  # `up --cluster N`: every node's address (kombu failover)
+        if not cluster.running():
+            if not start:
+                raise BootstrapError("the RabbitMQ cluster of this home is not running: run "
+                                     "./orglife up first")
+            cluster.start(say=say)
+        return cluster.amqp_uri
     broker = private_broker(settings)
     if broker.running():
         return broker.amqp_uri
@@ -107,6 +116,111 @@ def start_services(settings: Settings, amqp_uri: str, scale: dict[str, int] | No
     return started
 
 
+# -- the demo's local endpoints and rules (only in a home where `./orglife demo` put them) --------
+def endpoints_dir(settings: Settings) -> Path:
+    """Where `./orglife demo` keeps its local SMTP sink, SMS gateway and robot recorder."""
+    return settings.home / "devservers"
+
+
+def demo_rules_path(settings: Settings) -> Path:
+    """The demo's copy of the rules file (follow-ups without the 10-minute grace, no quiet
+    hours)."""
+    return settings.home / "demo" / "rules.yaml"
+
+
+def endpoints_wanted(settings: Settings) -> bool:
+    """The demo started local endpoints for this home (their state file is there): `up`
+    starts them again. A home the demo never ran in has none, and nothing is pointed at them."""
+    from .devservers import detached_state
+    return detached_state(endpoints_dir(settings)) is not None
+
+
+def ensure_endpoints(settings: Settings) -> dict[str, str]:
+    """Start this home's local endpoints if they are wanted and not running; their URLs."""
+    from .devservers import start_detached
+    if not endpoints_wanted(settings):
+        return {}
+    return start_detached(endpoints_dir(settings))
+
+
+ENDPOINT_NAMES = {"ORGLIFE_SMTP_URL": "mail", "ORGLIFE_SMS_URL": "SMS",
+                  "ORGLIFE_WEBHOOK_URL": "robot"}
+
+
+def describe_endpoints(urls: dict[str, str]) -> str:
+    """`mail smtp://..., SMS http://..., robot http://...`, naming any the environment
+    overrides (an explicit ORGLIFE_SMTP_URL... wins)."""
+    return ", ".join(f"{ENDPOINT_NAMES.get(key, key)} {url}"
+                     + (f" (unused: {key} is set)" if os.environ.get(key) else "")
+                     for key, url in urls.items())
+
+
+def start_demo_endpoints(settings: Settings) -> dict[str, str]:
+    """`./orglife demo`: the local endpoints for this home, started (detached) unless they run;
+    from then on `up` starts them again for this home and `down` stops them."""
+    from .devservers import start_detached
+    return start_detached(endpoints_dir(settings))
+
+
+def stop_endpoints(settings: Settings) -> list[str]:
+    from .devservers import stop_detached
+    return stop_detached(endpoints_dir(settings))
+
+
+def local_channel_env(settings: Settings) -> dict[str, str]:
+    """What the demo's home gives the services on top of the environment: the running local
+    endpoints' URLs and the demo's rules, each only where the environment sets nothing (an
+    explicit ORGLIFE_SMTP_URL, ORGLIFE_RULES... always wins)."""
+    from .devservers import detached_urls
+    extra = {key: url for key, url in detached_urls(endpoints_dir(settings)).items()
+             if not os.environ.get(key)}
+    rules = demo_rules_path(settings)
+    if not os.environ.get("ORGLIFE_RULES") and rules.exists():
+        extra["ORGLIFE_RULES"] = str(rules)
+    return extra
+
+
+# What a running instance was started with that `./orglife demo` compares (run/*.config):
+# digests only, never the values (an SMTP URL may hold a password).
+CONFIG_KEYS = {"channels": ("ORGLIFE_SMTP_URL", "ORGLIFE_SMS_URL", "ORGLIFE_WEBHOOK_URL",
+                            "ORGLIFE_RULES"),
+               "clock": ("ORGLIFE_NOW", "ORGLIFE_TZ")}
+
+
+def config_fingerprint(env: dict) -> str:
+    """Digests of what CONFIG_KEYS name in `env`; the rules file counts by its content too
+    (the demo's copy edited in place is another configuration)."""
+    import hashlib
+    digests = {}
+    for part, keys in CONFIG_KEYS.items():
+        values = {key: env.get(key) or "" for key in keys}
+        if values.get("ORGLIFE_RULES"):
+            try:
+                content = Path(values["ORGLIFE_RULES"]).read_bytes()
+                values["ORGLIFE_RULES"] += "#" + hashlib.sha256(content).hexdigest()
+            except OSError:
+                pass
+        text = json.dumps(values, sort_keys=True)
+        digests[part] = hashlib.sha256(text.encode()).hexdigest()
+    return json.dumps(digests, sort_keys=True)
+
+
+def started_with(settings: Settings, amqp_uri: str, service: str) -> dict[str, bool | None]:
+    """For a running service, whether its instances were started with the channels (and
+    rules) and the clock they would get now: {"channels": bool, "clock": bool}, None where an
+    instance left no record (started by an older orglife)."""
+    wanted = json.loads(config_fingerprint(service_environment(settings, amqp_uri, service)))
+    same: dict[str, bool | None] = dict.fromkeys(CONFIG_KEYS, None)
+    for path in run_dir(settings).glob(f"{service}-*.config"):
+        try:
+            had = json.loads(path.read_text())
+        except ValueError:
+            continue
+        for part in CONFIG_KEYS:
+            same[part] = (same[part] is not False) and had.get(part) == wanted[part]
+    return same
+
+
 def service_environment(settings: Settings, amqp_uri: str, service: str) -> dict:
     """The environment of one service's processes: its own broker account and nothing of the
     others' (SPEC §7), never the admin account."""
@@ -114,10 +228,14 @@ def service_environment(settings: Settings, amqp_uri: str, service: str) -> dict
     env = {key: value for key, value in os.environ.items()
            if not (key.startswith("ORGLIFE_") and key.endswith(("AMQP_URI", "DB_URL")))
            or key == own_db}
+    env.update(local_channel_env(settings))
+    from .cluster import home_cluster, province_env
+    env.update(province_env(settings, service))  # quorum queues, its own PostgreSQL database
     env.update(ORGLIFE_SECRET=settings.secret, ORGLIFE_HOME=str(settings.home))
     own = settings.service_amqp_uris.get(service)
     if own is None and not settings.amqp_uri:  # our private node: an account per service
-        own = private_broker(settings).service_account(service, system=system_of(settings))
+        own = (home_cluster(settings) or private_broker(settings)).service_account(
+            service, system=system_of(settings))
     env["ORGLIFE_AMQP_URI"] = own or amqp_uri
     return env
 
@@ -131,7 +249,31 @@ def start_instance(settings: Settings, service: str, instance: int, env: dict) -
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     (run_dir(settings) / f"{service}-{instance}.pid").write_text(str(proc.pid))
+    (run_dir(settings) / f"{service}-{instance}.config").write_text(config_fingerprint(env))
     return Started(service, instance, proc.pid, log)
+
+
+def start_stack(settings: Settings, scale: dict[str, int] | None = None,
+                say=print) -> list[Started]:
+    """What `up` does: the broker (a private node unless ORGLIFE_AMQP_URI is set), the demo's
+    local endpoints where the demo put them, migrations, topology, every service; returns once
+    every service answers. Anything half-started is stopped again on failure."""
+    try:
+        uri = broker_uri(settings, start=True, say=say)
+        urls = ensure_endpoints(settings)
+        if urls:
+            say(f"local endpoints of ./orglife demo under {endpoints_dir(settings)}: "
+                + describe_endpoints(urls))
+        say("migrating databases ...")
+        migrate(settings)
+        declare(uri, system_of(settings))
+        started = start_services(settings, uri, scale)
+        say(f"starting {', '.join(sorted({x.service for x in started}))} ...")
+        wait_ready(uri, started)
+    except BootstrapError:
+        down(settings, say=say)  # nothing half-started is left behind
+        raise
+    return started
 
 
 def restart(settings: Settings, service: str, say=print) -> list[Started]:
@@ -148,7 +290,7 @@ def restart(settings: Settings, service: str, say=print) -> list[Started]:
         pid_file = folder / f"{service}-{instance}.pid"
         say(f"restarting {service}-{instance}")
         stop_pids([int(pid_file.read_text() or 0)])
-        for leftover in ("alive", "state"):
+        for leftover in ("alive", "state", "config"):
             (folder / f"{service}-{instance}.{leftover}").unlink(missing_ok=True)
         started.append(start_instance(settings, service, instance, env))
     wait_ready(uri, started)
@@ -235,14 +377,19 @@ def down(settings: Settings, say=print) -> None:
             say(f"stopping {pid_file.stem} (pid {pid})")
             pids.append(pid)
     stop_pids(pids)
-    for pattern in ("*.pid", "*.alive", "*.state"):
+    for pattern in ("*.pid", "*.alive", "*.state", "*.config"):
         for path in folder.glob(pattern):
             path.unlink(missing_ok=True)
+    stopped = stop_endpoints(settings)
+    if stopped:
+        say(f"stopped the local endpoints ({', '.join(stopped)}) of ./orglife demo")
     marker = folder / "broker.started"
     if marker.exists():
         say("stopping the private RabbitMQ node")
         private_broker(settings).stop()
         marker.unlink()
+    from .cluster import stop_province
+    stop_province(settings, say=say)  # `up --cluster N --postgres`: the cluster, PostgreSQL
 
 
 def rpc_consumers(amqp_uri: str, service: str) -> int:
@@ -331,7 +478,8 @@ def status(settings: Settings) -> dict:
     try:
         uri = broker_uri(settings)
     except BootstrapError as exc:
-        return {"broker": {"ok": False, "detail": str(exc)}, "services": [], "queues": []}
+        return {"broker": {"ok": False, "detail": str(exc)}, "services": [], "queues": [],
+                "endpoints": endpoint_status(settings)}
     system = system_of(settings)
     services = []
     for service in system.names:
@@ -346,8 +494,16 @@ def status(settings: Settings) -> dict:
             "instance_health": instances,
         })
     broker = None if settings.amqp_uri else private_broker(settings)
-    return {"broker": {"ok": True, "uri": _safe(uri)}, "services": services,
-            "queues": queue_depths(uri, system, broker)}
+    from .cluster import province_status
+    return {"broker": {"ok": True, "uri": " ; ".join(_safe(one) for one in uri.split(";"))},
+            "services": services, "queues": queue_depths(uri, system, broker),
+            "endpoints": endpoint_status(settings), "cluster": province_status(settings)}
+
+
+def endpoint_status(settings: Settings) -> list[dict]:
+    """The demo's local endpoints in this home (none elsewhere): URL, running, received."""
+    from .devservers import detached_status
+    return detached_status(endpoints_dir(settings))
 
 
 def _safe(uri: str) -> str:
@@ -361,3 +517,49 @@ def _safe(uri: str) -> str:
 
 def dump(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2, default=str)
+
+
+# -- the dashboard's address (`./orglife dashboard`, the demo) -------------------------------------
+def dashboard_base(settings: Settings) -> str:
+    """Where this home's dashboard listens: ORGLIFE_DASHBOARD_URL (a deployment behind a
+    proxy, docker-compose), else the URL the running dashboard wrote to
+    ORGLIFE_HOME/run/dashboard.url, checked to answer."""
+    import socket
+    from urllib.parse import urlsplit
+    explicit = os.environ.get("ORGLIFE_DASHBOARD_URL")
+    if explicit:
+        return explicit.rstrip("/")
+    path = run_dir(settings) / "dashboard.url"
+    base = path.read_text().strip() if path.exists() else ""
+    if base:
+        parts = urlsplit(base)
+        try:
+            socket.create_connection((parts.hostname, parts.port), timeout=2).close()
+            return base
+        except OSError:
+            pass
+    raise BootstrapError("the dashboard is not running for this home: ./orglife up "
+                         "(or set ORGLIFE_DASHBOARD_URL)")
+
+
+def dashboard_url(settings: Settings, path: str = "/") -> str:
+    """The dashboard's URL signed in as the CLI's identity: a link that is good once and for
+    ten minutes (services/dashboard/tickets.py), so the CLI's own token never appears in a
+    URL, a browser's history or a log."""
+    from urllib.parse import quote
+
+    from orglife.common.errors import Unauthorized
+    from services.dashboard.tickets import mint_ticket
+    base = dashboard_base(settings)
+    token = settings.token
+    if not token and (settings.home / "token").exists():
+        token = (settings.home / "token").read_text().strip()
+    if not token:
+        raise BootstrapError("no CLI identity: ./orglife token --role county_admin first")
+    try:
+        ticket = mint_ticket(settings.secret, token)
+    except Unauthorized as exc:
+        raise BootstrapError(f"the CLI's token cannot sign in ({exc}): ./orglife token "
+                             "--role ... for a new one") from None
+    query = "" if path == "/" else f"&next={quote(path, safe='')}"
+    return f"{base}/signin?ticket={ticket}{query}"

@@ -40,4 +40,5 @@ def test_a_group_imported_before_the_app_leaves_the_app_whole():
     assert done.stdout.strip() == str(sorted([
         "up", "down", "status", "restart", "test", "token", "org", "member", "meeting",
         "activity", "intake", "parked", "broker", "score", "compliance", "ranking", "unevenness",
-        "at-risk", "alerts", "recalculate", "notifications", "preferences", "demo"]))
+        "at-risk", "alerts", "recalculate", "notifications", "preferences", "demo",
+        "dashboard"]))

@@ -175,7 +175,8 @@ def test_up_status_commands_down(stacks, tmp_path, vhost_uri):
     assert not any(alive(pid) for pid in pids.values())
     assert list((tmp_path / "home" / "run").glob("*.pid")) == []
     assert "stopping" not in stack("down").stdout  # nothing left to stop: fine
-    assert time.monotonic() - started < 120
+    # five services and a dozen CLI processes on 2 shared cores: minutes at worst, not hangs
+    assert time.monotonic() - started < 180
 
 
 def psutil_children(pids: dict) -> list:
@@ -229,7 +230,8 @@ def test_two_homes_side_by_side(stacks, tmp_path, vhost_uri, second_vhost_uri, p
         assert time.monotonic() < deadline, "the relay process did not publish"
         time.sleep(0.5)
     relays = [p for p in psutil_children(two.pids()) if "--relay-only" in " ".join(p.cmdline())]
-    assert len(relays) == len(SERVICES), relays  # one per service
+    # one per service with a database (the dashboard has none, so no outbox to relay)
+    assert len(relays) == sum(1 for s in SYSTEM.services if s.database), relays
 
     # stopping one leaves the other running
     one_pids, two_pids = one.pids(), two.pids()
