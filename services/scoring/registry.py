@@ -94,6 +94,24 @@ def _stream(session, query, size: int = 5000):
 _cursor_names = itertools.count(1)
 
 
+def _rows(session, query) -> list[tuple]:
+    """The rows of a query as the driver gives them (plain tuples, no SQLAlchemy result
+    processing), fetched at once from the executed statement's own cursor: for the drain's and
+    the reads' large loads, where building SQLAlchemy rows and converting their values cost
+    more than the query. Values come as the driver stores them: on SQLite a date is its ISO
+    text (see `_day`) and a boolean 0 or 1."""
+    result = session.connection().execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _day(value):
+    """A date as `_rows` gives it (ISO text on SQLite) as a date."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _all(session, query) -> list:
     """The rows of a query, through Core (no ORM loading) and fetched at once (iterating a
     Core result fetches row by row, which costs more on SQLite)."""
@@ -224,12 +242,12 @@ def _recompute_members(session, rules: Rules, year: int, member_ids: list[str]) 
     tallies: dict[str, dict] = defaultdict(dict)
     states: dict[str, tuple] = {}
     for chunk in _chunks(member_ids):
-        for member_id, bucket, status, count in _all(session,
+        for member_id, bucket, status, count in _rows(session,
                 select(MemberTally.member_id, MemberTally.bucket, MemberTally.status,
                        MemberTally.count)
                 .where(MemberTally.year == year, MemberTally.member_id.in_(chunk))):
             tallies[member_id][(bucket, status)] = count
-        for member_id, status, path in _all(session,
+        for member_id, status, path in _rows(session,
                 select(MemberState.member_id, MemberState.status, OrgCopy.path)
                 .outerjoin(OrgCopy, OrgCopy.org_id == MemberState.branch_id)
                 .where(MemberState.member_id.in_(chunk))):
@@ -381,22 +399,37 @@ def branch_inputs(session, branch_ids, year: int, as_of: date) -> dict[str, Bran
                 .where(MemberState.branch_id.in_(chunk), MemberState.committee_member.is_(True),
                        MemberState.status.in_(ACTIVE_STATUSES))):
             out[branch_id].committee = True
+        days: dict[str, date] = {}  # held_on's text → date, parsed once per day
         for (branch_id, meeting_id, type_, held_on, group_id, logged, cancelled, quorum_met,
-             expected, present) in _all(session,
+             expected, present) in _rows(session,
                 select(MeetingCopy.branch_id, MeetingCopy.meeting_id, MeetingCopy.type,
                        MeetingCopy.held_on, MeetingCopy.group_id, MeetingCopy.logged,
                        MeetingCopy.cancelled, MeetingCopy.quorum_met, MeetingCopy.expected,
                        MeetingCopy.present)
                 .where(MeetingCopy.branch_id.in_(chunk), MeetingCopy.year == year)):
-            out[branch_id].meetings.append(domain.MeetingFacts(
-                meeting_id, type_, held_on, group_id, bool(logged and not cancelled and quorum_met),
+            day = days.get(held_on) if isinstance(held_on, str) else held_on
+            if day is None:
+                day = days[held_on] = date.fromisoformat(held_on)
+            inputs = out[branch_id]
+            inputs.meetings.append(domain.MeetingFacts(
+                meeting_id, type_, day, group_id, bool(logged and not cancelled and quorum_met),
                 bool(cancelled or not logged), expected, present))
-        for branch_id, last in _all(session,
-                select(MeetingCopy.branch_id, func.max(MeetingCopy.held_on))
-                .where(MeetingCopy.branch_id.in_(chunk), MeetingCopy.logged.is_(True),
-                       MeetingCopy.cancelled.is_(False), MeetingCopy.held_on <= as_of)
-                .group_by(MeetingCopy.branch_id)):
-            out[branch_id].last_meeting_on = last
+            # the newest meeting held by `as_of`: a meeting of `year` held by then is newer
+            # than any of an earlier year (as_of is never after the year's end, year_end)
+            if logged and not cancelled and day <= as_of and (
+                    inputs.last_meeting_on is None or day > inputs.last_meeting_on):
+                inputs.last_meeting_on = day
+        # the others' newest meeting is of an earlier year, if any
+        earlier = [b for b in chunk if out[b].last_meeting_on is None or as_of.year > year]
+        if earlier:
+            for branch_id, last in _rows(session,
+                    select(MeetingCopy.branch_id, func.max(MeetingCopy.held_on))
+                    .where(MeetingCopy.branch_id.in_(earlier), MeetingCopy.logged.is_(True),
+                           MeetingCopy.cancelled.is_(False), MeetingCopy.held_on <= as_of)
+                    .group_by(MeetingCopy.branch_id)):
+                last = _day(last)
+                if out[branch_id].last_meeting_on is None or last > out[branch_id].last_meeting_on:
+                    out[branch_id].last_meeting_on = last
     return out
 
 
@@ -817,7 +850,7 @@ def _branch_stats(session, rules: Rules, org: OrgCopy, year: int, day: date,
     stale; only the others (a day in the past, a change not drained yet) are computed here, in
     bulk. Recomputing every branch per call cost seconds for a county."""
     stat, mark = BranchStat.__table__, Dirty.__table__
-    rows = _all(session,
+    rows = _rows(session,
         select(OrgCopy.org_id, OrgCopy.name, OrgCopy.category, OrgCopy.path, stat.c.as_of,
                stat.c.closed, stat.c.rules_version, stat.c.compliance,
                stat.c.attendance_rate, stat.c.score, stat.c.light,
@@ -828,18 +861,22 @@ def _branch_stats(session, rules: Rules, org: OrgCopy, year: int, day: date,
                    & (mark.c.year == year))
         .where(OrgCopy.kind == "branch", under(OrgCopy.path, org.org_id))
         .order_by(OrgCopy.path))
-    missing = [row.org_id for row in rows if not (
-        row.as_of == day and bool(row.closed) == closed and row.rules_version == rules.version
-        and row.stale is None)]
+    # plain tuples (`_rows`): as_of as the driver gives it, compared as text or as a date
+    version, days = rules.version, (day, day.isoformat())
+    missing = [row[0] for row in rows if not (
+        row[4] in days and bool(row[5]) == closed and row[6] == version and row[11] is None)]
     computed = {branch_id: figures_of(rules, inputs, year, day, closed) for branch_id, inputs
                 in branch_inputs(session, missing, year, day).items()} if missing else {}
     out = []
-    for row in rows:
-        figures = computed.get(row.org_id) or row._mapping
-        out.append({"branch_id": row.org_id, "name": row.name, "category": row.category,
-                    "path": row.path, "compliance": figures["compliance"],
-                    "attendance_rate": figures["attendance_rate"],
-                    "score": figures["score"], "light": figures["light"]})
+    for org_id, name, category, path, _, _, _, compliance, rate, score, light, _ in rows:
+        figures = computed.get(org_id)
+        if figures is not None:
+            compliance, rate, score, light = (figures["compliance"],
+                                              figures["attendance_rate"], figures["score"],
+                                              figures["light"])
+        out.append({"branch_id": org_id, "name": name, "category": category, "path": path,
+                    "compliance": compliance, "attendance_rate": rate, "score": score,
+                    "light": light})
     return out
 
 

@@ -391,3 +391,23 @@ def test_the_daily_job_runs_at_start():
     from services.scoring.service import ScoringService
     [timer] = ScoringService.daily_when_due.nameko_entrypoints
     assert timer.eager and timer.interval == 60
+
+
+def test_the_last_meeting_is_the_newest_held_by_the_day_asked_of_any_year(pipeline,
+                                                                         scoring_worker,
+                                                                         scoring_clock):
+    """A branch's last meeting (silence, the light) comes from the year's meetings when one
+    was held by the day asked, else from an earlier year's."""
+    register_village(pipeline)
+    pipeline.meetings.log_meeting(assembly("a1", "2026-10-10", present=NINE))
+    pipeline.meetings.log_meeting(assembly("a2", "2026-11-18", present=NINE))
+    pipeline.deliver()
+    scoring = scoring_worker()
+    assert scoring.branch_compliance("b1", 2026, "2026-11-01")["last_meeting_on"] \
+        == "2026-10-10"  # the meeting of November 18 was not held yet
+    november = scoring.branch_compliance("b1", 2026, "2026-11-19")
+    assert november["last_meeting_on"] == "2026-11-18" and november["silent_days"] is None
+    scoring_clock.set(date(2027, 3, 1))
+    march = scoring.branch_compliance("b1", 2027, "2027-03-01")
+    assert march["last_meeting_on"] == "2026-11-18"  # none this year: the newest of 2026
+    assert march["silent_days"] == 103
