@@ -821,6 +821,12 @@ def print_explore(console: Console, o: dict, settings: Settings) -> None:
             what += " (coming)"
         table.add_row(command, what)
     console.print(table)
+    try:  # the overview of the demo county, signed in (SPEC §4, Dashboard)
+        link = launcher.dashboard_url(settings, f"/org/{COUNTY_ID}")
+        console.print(f"The web page, signed in (good once, for ten minutes; "
+                      f"`./orglife dashboard` gives a new link): {link}", soft_wrap=True)
+    except Exception as exc:  # noqa: BLE001 - the summary stands without it
+        console.print(f"[yellow]the dashboard's link: {exc}[/]")
     notes = []
     if o.get("saved_token"):
         notes.append("a county admin token was saved as this home's CLI identity")

@@ -200,6 +200,8 @@ def test_the_demo_prints_what_a_county_admin_looks_at(demo):
     assert "without the 10-minute grace" in out  # it says it uses its own rules copy
     assert "no quiet hours" in out
     assert "parked messages: 0" in out
+    assert re.search(r"The web page, signed in .*: http://127\.0\.0\.1:\d+/signin\?ticket=",
+                     demo["first"]), out
     assert not re.search(r"(?<!\d)1\d{10}(?!\d)", out)  # no phone number is shown
     assert not re.search(r"[A-Za-z0-9]{2}@example\.", out)  # nor an e-mail address
 
