@@ -13,7 +13,7 @@ import os
 import time
 from functools import partial
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import eventlet
 from eventlet.event import Event
@@ -81,8 +81,15 @@ def error_status(exc: BaseException) -> tuple[int, str, bool]:
 
 
 def local_path(target: str | None, default: str = "/") -> str:
-    """A redirect target from a form or a query: only a path of this site (never //host)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A redirect target from a form or a query: only a path of this site (never //host).
+    Control characters are refused outright: browsers drop a tab or newline from a URL, so
+    `/\t/evil.example` would become `//evil.example`."""
+    if not target or any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in target):
+        return default
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return default
     return target
 

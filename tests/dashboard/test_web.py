@@ -98,7 +98,9 @@ def test_errors_map_to_statuses_in_one_table():
 
 def test_forms_redirect_only_within_the_site_and_only_from_it():
     assert web.local_path("/org/c1?year=2025") == "/org/c1?year=2025"
-    for bad in ("https://evil.example/", "//evil.example/", "/\\evil", "javascript:x", None):
+    for bad in ("https://evil.example/", "//evil.example/", "/\\evil", "javascript:x", None,
+                "/\t/evil.example", "/\n/evil.example", "/\r/evil", " //evil.example",
+                "/\x7f/evil"):
         assert web.local_path(bad) == "/"
     host = {"Host": "127.0.0.1:8600"}
     assert web.same_origin(request(method="POST", headers={**host, "Origin":
