@@ -148,7 +148,9 @@ def amqp_reachable(uri: str, timeout: float = 2) -> bool:
         transport_options={"read_timeout": timeout, "write_timeout": timeout},
     )
     try:
-        conn.ensure_connection(max_retries=0)  # connect() would retry once after a 2 s sleep
+        # connect() would retry once after a 2 s sleep; each of kombu's failover URLs
+        # (`a;b;c`) is tried once, so a cluster with its first node down still answers
+        conn.ensure_connection(max_retries=uri.count(";"))
         return conn.connected
     except Exception:
         return False

@@ -56,8 +56,10 @@ def summary(amqp_uri: str, system: System, queue: str | None = None, first: int 
                 if message is None:
                     break
                 headers = message.headers or {}
-                reason = str(headers.get("x-parked-reason") or
-                             "dead-lettered by the broker (no reason recorded)")
+                reason = str(headers.get("x-parked-reason") or (
+                    f"dead-lettered by the broker ({headers['x-first-death-reason']})"
+                    if headers.get("x-first-death-reason") else
+                    "dead-lettered by the broker (no reason recorded)"))
                 reasons[reason] += 1
                 if len(shown) < first:
                     shown.append({"reason": reason, "parked_at": headers.get("x-parked-at"),

@@ -55,6 +55,11 @@ def quorum_arguments(delivery_limit: bool = True) -> dict:
     if delivery_limit:
         arguments["x-delivery-limit"] = int(os.environ.get("ORGLIFE_DELIVERY_LIMIT")
                                             or DEFAULT_DELIVERY_LIMIT)
+        # a message over the limit reaches parking even while parking's leader is being
+        # elected (RabbitMQ dead-letters from quorum queues at most once unless asked; the
+        # at-least-once strategy needs reject-publish overflow)
+        arguments["x-dead-letter-strategy"] = "at-least-once"
+        arguments["x-overflow"] = "reject-publish"
     return arguments
 
 
