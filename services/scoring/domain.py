@@ -200,6 +200,9 @@ class Branch:
     groups: tuple[str, ...] = ()
     has_committee: bool = False
     registered_on: date | None = None
+    # (group_id, the day it was registered): a group formed in September raises no alert
+    # about January's group meetings
+    groups_registered: tuple[tuple[str, date | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -336,13 +339,20 @@ def alerts_apply(branch: Branch, day: date) -> bool:
     return branch.registered_on is None or day >= branch.registered_on
 
 
+def group_alerts_apply(branch: Branch, group_id: str | None, day: date) -> bool:
+    """The same for one group's slots, from the day the group was registered."""
+    since = dict(branch.groups_registered).get(group_id) if group_id else None
+    return since is None or day >= since
+
+
 def overdue(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,
             as_of: date, closed: bool = False) -> list[dict]:
     """Slots whose period ended unmet, for alerts (`alerts_apply` to their last day)."""
     return [{"type": s.type, "period": s.period.label, "group_id": s.group_id,
              "ended": s.period.end.isoformat()}
             for s in slots(rules, branch, meetings, year, as_of, closed)
-            if s.ended and not s.met and alerts_apply(branch, s.period.end)]
+            if s.ended and not s.met and alerts_apply(branch, s.period.end)
+            and group_alerts_apply(branch, s.group_id, s.period.end)]
 
 
 def due_soon(rules: Rules, branch: Branch, meetings: list[MeetingFacts], year: int,

@@ -371,6 +371,7 @@ class BranchInputs:
 
     org: object  # a row of org_copy: org_id, name, category, path, registered_on
     groups: list = field(default_factory=list)
+    groups_registered: dict = field(default_factory=dict)
     committee: bool = False
     meetings: list = field(default_factory=list)
     last_meeting_on: date | None = None
@@ -378,7 +379,8 @@ class BranchInputs:
     @property
     def facts(self) -> domain.Branch:
         return domain.Branch(self.org.org_id, tuple(sorted(self.groups)), self.committee,
-                             self.org.registered_on)
+                             self.org.registered_on,
+                             tuple(sorted(self.groups_registered.items())))
 
 
 def branch_inputs(session, branch_ids, year: int, as_of: date) -> dict[str, BranchInputs]:
@@ -390,10 +392,11 @@ def branch_inputs(session, branch_ids, year: int, as_of: date) -> dict[str, Bran
                                    .where(OrgCopy.org_id.in_(chunk), OrgCopy.kind == "branch")):
             out[org.org_id] = BranchInputs(org)
         chunk = [b for b in chunk if b in out]
-        for group_id, parent_id in _all(session,
-                select(OrgCopy.org_id, OrgCopy.parent_id)
+        for group_id, parent_id, registered_on in _all(session,
+                select(OrgCopy.org_id, OrgCopy.parent_id, OrgCopy.registered_on)
                 .where(OrgCopy.kind == "group", OrgCopy.parent_id.in_(chunk))):
             out[parent_id].groups.append(group_id)
+            out[parent_id].groups_registered[group_id] = registered_on
         for (branch_id,) in _all(session,
                 select(MemberState.branch_id).distinct()
                 .where(MemberState.branch_id.in_(chunk), MemberState.committee_member.is_(True),

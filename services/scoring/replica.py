@@ -128,6 +128,13 @@ def apply_member(uow: UnitOfWork, envelope: Envelope, tz, changes: Changes) -> N
     if current is not None and current.version >= data["version"]:
         return
     year = envelope_year(envelope, tz)
+    if current is None or current.status != data["status"]:
+        # the status decides grade or recommendation in every year scored (member_score
+        # reads the current one): a member confirmed in January is rescored for last year too,
+        # as a recalculation would
+        for stored_year in uow.session.scalars(select(MemberTally.year).distinct().where(
+                MemberTally.member_id == data["member_id"])):
+            changes.members[stored_year].add(data["member_id"])
     if current is not None:
         changes.branches[year].add(current.branch_id)  # committee and roster may change
         for key, value in values.items():

@@ -228,3 +228,16 @@ def test_a_branch_that_held_nothing_has_no_attendance_rate_and_never_outranks_re
     everyone_absent = domain.compliance(RULES, Branch("b3"), [MeetingFacts(
         "t1", "theme_day", date(2026, 1, 10), expected=10, present=0)], 2026, day)
     assert everyone_absent.score == idle.score  # the idle branch is at best level with it
+
+
+def test_a_group_formed_mid_year_raises_no_alert_about_the_months_before_it():
+    """Its missed months still count in the figures (as a branch's do), but the alerts look
+    forward from the day the group was registered."""
+    branch = Branch("b1", groups=("g1", "g2"), registered_on=date(2025, 1, 1),
+                    groups_registered=(("g1", date(2025, 1, 1)), ("g2", date(2026, 9, 15))))
+    overdue = domain.overdue(RULES, branch, [], 2026, date(2026, 12, 2))
+    group_months = {o["period"] for o in overdue if o["group_id"] == "g2"}
+    assert group_months == {"2026-09", "2026-10", "2026-11"}
+    assert len({o["period"] for o in overdue if o["group_id"] == "g1"}) == 11
+    figures = domain.compliance(RULES, branch, [], 2026, date(2026, 12, 2))
+    assert figures.by_type["group"]["required"] == 22  # both groups, January to November

@@ -107,6 +107,9 @@ def test_recalculate_gives_exactly_what_the_incremental_path_gave(pipeline, scor
                                    "held_at": "2026-09-01T09:00", "topic": "党课",
                                    "attendance": attendance(present=["n1", "new", "m1"],
                                                             absent=["n2", "m2"])})
+    # a status that changes now is rescored for last year too (a grade becomes a
+    # recommendation), as a recalculation does
+    pipeline.members.update_member({"member_id": "m3", "status": "probationary"})
     pipeline.deliver()
     tables = ("member_tally", "member_month", "member_score", "member_risk")
     incremental = {name: table(scoring_store, name) for name in tables}
