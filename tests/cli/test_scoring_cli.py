@@ -411,3 +411,13 @@ def test_recalculate_and_files_that_cannot_be_written(orglife, tmp_path):
     assert ".xlsx" in done.stderr
     (tmp_path / "a-folder.xlsx").mkdir()
     orglife("unevenness", "c1", "--xlsx", tmp_path / "a-folder.xlsx", expect=2)
+
+
+def test_a_due_soon_alert_reads_in_both_languages_and_can_be_chosen():
+    from orglife.cli.scoring import AlertKind, alert_chinese, alert_says
+    alert = {"kind": "branch_due_soon", "data": {"branch_id": "b1", "type": "lecture",
+                                                 "period": "2026-Q4", "group_id": None,
+                                                 "due_on": "2026-12-31"}}
+    assert "due 2026-12-31" in alert_says(alert)
+    assert alert_chinese(alert).endswith("尚未开展，2026-12-31到期")
+    assert AlertKind("branch_due_soon")

@@ -37,7 +37,7 @@ LIGHT_COLORS = {"red": "red", "yellow": "yellow", "green": "green"}
 ITEM_NAMES = {"base": "基础分", "attended": "出席", "absence": "缺席", "leave": "请假",
               "activity": "活动"}
 ALERT_NAMES = {"branch_silent": "支部长期未开展组织生活", "branch_overdue": "组织生活逾期未开展",
-               "member_at_risk": "党员连续未参加组织生活"}
+               "branch_due_soon": "组织生活即将到期", "member_at_risk": "党员连续未参加组织生活"}
 RISK_STYLES = {"notice": "yellow", "alert": "red", "review": "bold red"}
 PERCENT = "0.0%"
 
@@ -66,6 +66,7 @@ class Level(str, Enum):
 class AlertKind(str, Enum):
     branch_silent = "branch_silent"
     branch_overdue = "branch_overdue"
+    branch_due_soon = "branch_due_soon"
     member_at_risk = "member_at_risk"
 
 
@@ -454,6 +455,8 @@ def alert_says(alert: dict) -> str:
     kind = alert.get("kind")
     if kind == "branch_overdue":
         return f"{slot_text(data)} not held (overdue)"
+    if kind == "branch_due_soon":
+        return f"{slot_text(data)} not held yet, due {data.get('due_on')}"
     if kind == "branch_silent":
         last = data.get("last_meeting_at")
         return (f"no meeting for {data.get('days')} days (last meeting "
@@ -473,6 +476,10 @@ def alert_chinese(alert: dict) -> str:
         group = f"（党小组 {data['group_id']}）" if data.get("group_id") else ""
         return (f"{period_chinese(data.get('period'))}{chinese(data.get('type'), 'meeting_type')}"
                 f"{group}逾期未开展")
+    if kind == "branch_due_soon":
+        group = f"（党小组 {data['group_id']}）" if data.get("group_id") else ""
+        return (f"{period_chinese(data.get('period'))}{chinese(data.get('type'), 'meeting_type')}"
+                f"{group}尚未开展，{data.get('due_on')}到期")
     if kind == "branch_silent":
         last = data.get("last_meeting_at")
         return (f"已连续{data.get('days')}天未开展组织生活（最近一次会议："
