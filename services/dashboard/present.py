@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from orglife.common.vocabulary import LABELS
+from orglife.common.vocabulary import LABELS, period_zh
 
 ROLE_NAMES = {"county_admin": "县委组织部", "township_admin": "乡镇党委",
               "branch_secretary": "支部书记", "service": "外部系统"}
@@ -87,18 +87,6 @@ def county_time(value: str | None, tz: ZoneInfo) -> str:
 
 def county_day(value: str | None, tz: ZoneInfo) -> str:
     return county_time(value, tz)[:10]
-
-
-def period_zh(period: str | None) -> str:
-    """2026-Q1 → 2026年第1季度, 2026-03 → 2026年3月, 2026 → 2026年."""
-    if not period:
-        return ""
-    year, _, rest = period.partition("-")
-    if not rest:
-        return f"{year}年"
-    if rest.upper().startswith("Q"):
-        return f"{year}年第{rest[1:]}季度"
-    return f"{year}年{int(rest)}月" if rest.isdigit() else period
 
 
 def short_period(period: str) -> str:

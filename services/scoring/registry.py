@@ -494,6 +494,21 @@ def risk_of(rules: Rules, member_id: str, name: str, branch_id: str, status: str
             "missed": missed}
 
 
+def live_risks(session, rules: Rules, org_id: str, day: date):
+    """The streaks of every member under `org_id` as of `day`, computed from the months
+    (what the daily run stores; a past day, or a day the run has not reached, asks this)."""
+    member_ids = session.scalars(select(MemberState.member_id).join(
+        OrgCopy, OrgCopy.org_id == MemberState.branch_id).where(
+            under(OrgCopy.path, org_id))).all()
+    for chunk in _chunks(member_ids):
+        states, months = _risk_inputs(session, chunk)
+        for state in states.values():
+            record = risk_of(rules, state.member_id, state.name, state.branch_id,
+                             state.status, state.joined_on, months[state.member_id], day)
+            if record:
+                yield record
+
+
 def _risk_inputs(session, member_ids):
     states = {row.member_id: row for row in _all(session,
         select(MemberState.member_id, MemberState.name, MemberState.branch_id,
@@ -943,17 +958,7 @@ def members_at_risk(uow: UnitOfWork, principal: Principal, rules: Rules, org_id:
                  "branch_id": r.branch_id, "months": r.months, "level": r.level,
                  "missed": r.missed} for r in rows]
     else:
-        records = []
-        member_ids = session.scalars(select(MemberState.member_id).join(
-            OrgCopy, OrgCopy.org_id == MemberState.branch_id).where(
-                under(OrgCopy.path, org.org_id))).all()
-        for chunk in _chunks(member_ids):
-            states, months = _risk_inputs(session, chunk)
-            for state in states.values():
-                record = risk_of(rules, state.member_id, state.name, state.branch_id,
-                                 state.status, state.joined_on, months[state.member_id], day)
-                if record:
-                    records.append(record)
+        records = list(live_risks(session, rules, org.org_id, day))
         records.sort(key=lambda r: (-r["months"], r["member_id"]))
         total, page = len(records), records[offset:offset + limit]
     for record in page:
@@ -1038,17 +1043,9 @@ def _risk_levels(session, rules: Rules, org: OrgCopy, day: date, today: date) ->
                 .group_by(MemberRisk.level)):
             counts[level or "none"] = counts.get(level or "none", 0) + count
     else:
-        member_ids = session.scalars(select(MemberState.member_id).join(
-            OrgCopy, OrgCopy.org_id == MemberState.branch_id).where(
-                under(OrgCopy.path, org.org_id))).all()
-        for chunk in _chunks(member_ids):
-            states, months = _risk_inputs(session, chunk)
-            for state in states.values():
-                record = risk_of(rules, state.member_id, state.name, state.branch_id,
-                                 state.status, state.joined_on, months[state.member_id], day)
-                if record:
-                    level = record["level"] or "none"
-                    counts[level] = counts.get(level, 0) + 1
+        for record in live_risks(session, rules, org.org_id, day):
+            level = record["level"] or "none"
+            counts[level] = counts.get(level, 0) + 1
     counts["total"] = sum(counts.values())
     return counts
 

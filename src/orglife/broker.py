@@ -202,7 +202,13 @@ class PrivateBroker:
 
     def __init__(self, home: Path | str):
         self.home = Path(home).expanduser().resolve()
-        self.root = self.home / "rabbitmq"
+        self.place(self.home / "rabbitmq")
+        self._proc: subprocess.Popen | None = None
+
+    def place(self, root: Path) -> None:
+        """Where this node keeps everything (a cluster's nodes each have a folder of their
+        own, orglife/cluster.py)."""
+        self.root = root
         self.mnesia_dir = self.root / "mnesia"
         self.log_dir = self.root / "log"
         self.erlang_home = self.root / "erlang-home"
@@ -213,7 +219,6 @@ class PrivateBroker:
         self.ports_file = self.root / "ports.json"
         self.server_log = self.log_dir / "server.out"
         self.lock_file = self.root / "start.lock"
-        self._proc: subprocess.Popen | None = None
 
     # ports and identity, fixed on first start and reused afterwards
     def _load_state(self) -> dict:

@@ -66,17 +66,7 @@ class ClusterNode(PrivateBroker):
         super().__init__(cluster.home)
         self.cluster = cluster
         self.index = index
-        self.root = cluster.root / f"node{index}"
-        self.mnesia_dir = self.root / "mnesia"
-        self.log_dir = self.root / "log"
-        self.erlang_home = self.root / "erlang-home"
-        self.config_file = self.root / "rabbitmq.conf"
-        self.env_file = self.root / "rabbitmq-env.conf"
-        self.plugins_file = self.root / "enabled_plugins"
-        self.pid_file = self.root / "server.pid"
-        self.ports_file = self.root / "ports.json"
-        self.server_log = self.log_dir / "server.out"
-        self.lock_file = self.root / "start.lock"
+        self.place(cluster.root / f"node{index}")
 
     def __repr__(self) -> str:
         return f"<ClusterNode {self.index} {self.node_name}>"

@@ -217,7 +217,8 @@ def test_a_file_that_cannot_be_written_is_a_usage_error(tmp_path):
 
 
 def test_periods_and_alerts_in_chinese():
-    from orglife.cli.scoring import alert_chinese, period_chinese
+    from orglife.cli.scoring import alert_chinese
+    from orglife.common.vocabulary import period_zh as period_chinese
     assert [period_chinese(p) for p in ("2026-Q1", "2026-03", "2026")] == [
         "2026年第1季度", "2026年3月", "2026年"]
     assert alert_chinese({"kind": "branch_overdue", "data": {

@@ -19,6 +19,7 @@ from orglife.cli.common import (
     Column, JsonOpt, Sheet, XlsxOpt, chinese, coded, console, county_time, err_console,
     items_table, percent, print_json, rpc, show_record, text, write_xlsx,
 )
+from orglife.common.vocabulary import period_zh
 
 app = typer.Typer()
 
@@ -101,18 +102,6 @@ def item_text(line: dict) -> str:
 def item_chinese(line: dict) -> str:
     return ITEM_NAMES.get(line.get("item"), line.get("item") or "") + \
         ("（线上）" if line.get("remote") else "")
-
-
-def period_chinese(period: Optional[str]) -> str:
-    """`2026-Q1` → 2026年第1季度, `2026-03` → 2026年3月, `2026` → 2026年."""
-    if not period:
-        return ""
-    year, _, rest = period.partition("-")
-    if not rest:
-        return f"{year}年"
-    if rest.upper().startswith("Q"):
-        return f"{year}年第{rest[1:]}季度"
-    return f"{year}年{int(rest)}月" if rest.isdigit() else period
 
 
 def standing(result: dict) -> tuple[str, str]:
@@ -261,9 +250,9 @@ def compliance_sheets(result: dict) -> list[Sheet]:
     per_type.append(["合计", result.get("required"), result.get("met"), result.get("held"),
                      result.get("compliance")])
     slot = ["会议类型", "期间", "党小组"]
-    missed = [[chinese(s["type"], "meeting_type"), period_chinese(s["period"]), s.get("group_id")]
+    missed = [[chinese(s["type"], "meeting_type"), period_zh(s["period"]), s.get("group_id")]
               for s in result.get("missed") or []]
-    due = [[chinese(s["type"], "meeting_type"), period_chinese(s["period"]), s.get("group_id"),
+    due = [[chinese(s["type"], "meeting_type"), period_zh(s["period"]), s.get("group_id"),
             s.get("due")] for s in result.get("due_soon") or []]
     summary = [["支部编号", result.get("branch_id")], ["支部名称", result.get("name")],
                ["支部类别", chinese(result.get("category"), "category")],
@@ -474,11 +463,11 @@ def alert_chinese(alert: dict) -> str:
     kind = alert.get("kind")
     if kind == "branch_overdue":
         group = f"（党小组 {data['group_id']}）" if data.get("group_id") else ""
-        return (f"{period_chinese(data.get('period'))}{chinese(data.get('type'), 'meeting_type')}"
+        return (f"{period_zh(data.get('period'))}{chinese(data.get('type'), 'meeting_type')}"
                 f"{group}逾期未开展")
     if kind == "branch_due_soon":
         group = f"（党小组 {data['group_id']}）" if data.get("group_id") else ""
-        return (f"{period_chinese(data.get('period'))}{chinese(data.get('type'), 'meeting_type')}"
+        return (f"{period_zh(data.get('period'))}{chinese(data.get('type'), 'meeting_type')}"
                 f"{group}尚未开展，{data.get('due_on')}到期")
     if kind == "branch_silent":
         last = data.get("last_meeting_at")

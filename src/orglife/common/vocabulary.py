@@ -84,3 +84,17 @@ def label(code: str, domain: str | None = None) -> str:
         names = {labels[code] for labels in LABELS.values() if code in labels}
         name = names.pop() if len(names) == 1 else None
     return f"{code} {name}" if name else code
+
+
+def period_zh(period: str | None) -> str:
+    """A period label in Chinese: `2026-Q1` → 2026年第1季度, `2026-03` → 2026年3月,
+    `2026` → 2026年 (the CLI's tables and the dashboard say it the same way)."""
+    if not period:
+        return ""
+    year, _, rest = period.partition("-")
+    if not rest:
+        return f"{year}年"
+    if rest.upper().startswith("Q"):
+        return f"{year}年第{rest[1:]}季度"
+    return f"{year}年{int(rest)}月" if rest.isdigit() else period
+
