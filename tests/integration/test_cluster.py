@@ -6,6 +6,7 @@ node leading their queues (kombu failover URLs, `a;b;c`).
 One cluster for the module (its first start forms it: ~1 min here; later starts ~15 s), a
 vhost per test, everything stopped at the end, checked."""
 import json
+from urllib.parse import quote
 
 import eventlet
 import psutil
@@ -31,6 +32,10 @@ def cluster():
     cluster = RabbitCluster(CLUSTER_HOME, 3)
     try:
         cluster.start(say=lambda *_: None)
+        # the home (and its formed cluster) is kept between runs to save its first formation;
+        # queues a previous run declared on "/" may carry other arguments than this code's
+        for queue in cluster.queues("/"):
+            cluster._api("DELETE", f"queues/%2F/{quote(queue['name'], safe='')}")
         yield cluster
     finally:
         cluster.stop()
