@@ -111,6 +111,11 @@ class Bench:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self, service: str) -> float:
+        """CPU seconds (user + system) of the service's process and its children (its outbox
+        relay runs in a child process), so far."""
+        return sum(_cpu_seconds(pid) for pid in _with_children(self.processes[service].pid))
+
     def close(self) -> None:
         if self._closed:
             return
@@ -128,6 +133,30 @@ class Bench:
         finally:
             if not self.broker_was_running:
                 self.broker.stop()
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _with_children(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
 
 
 def _exit_on_signal(signum, frame):

@@ -92,6 +92,9 @@ def main():
                         help="share of the year's meetings to send (quick runs)")
     parser.add_argument("--rate", type=float, default=0.0, help="pace the publisher (0: burst)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--profile", action="append", default=[], choices=["members", "meetings"],
+                        help="run this service under cProfile (its .prof is kept in the work "
+                             "folder)")
     args = parser.parse_args()
 
     county = make_county(seed=7)
@@ -100,7 +103,7 @@ def main():
     rows = sum(len(r["attendance"]) for r in reports)
     bench = Bench("meetings_flow", now=NOW)
     try:
-        bench.start("members", "meetings")
+        bench.start("members", "meetings", profile=args.profile)
         register_county_organizations(bench, county.organizations)
         chunks = [county.members[i:i + 1000] for i in range(0, len(county.members), 1000)]
         concurrent_calls(bench, "members", "import_members", chunks, proxies=1)
@@ -137,6 +140,8 @@ def main():
             "latency_p95_s": latencies[int(len(latencies) * 0.95)],
             "members_peak_rss_mb": bench.peak_rss_mb("members"),
             "meetings_peak_rss_mb": bench.peak_rss_mb("meetings"),
+            "members_cpu_s": bench.cpu_seconds("members"),
+            "meetings_cpu_s": bench.cpu_seconds("meetings"),
             "nameko_event_dispatcher_per_s": reference,
             "rejected_intake": rejected,
             "parked": bench.parked(),

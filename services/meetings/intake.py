@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from orglife.common.auth import SYSTEM, Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork, page
+from orglife.common.db import UnitOfWork, page, prefetch
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules
 from orglife.common.schemas import load, storable
@@ -100,8 +100,9 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
         return _reject(uow, event_type, body, event_id, exc.errors, pending, now)
     if pending is not None:
         uow.session.delete(pending)
-    uow.session.add(IntakeReceipt(event_id=event_id, event_type=event_type,
-                                  ref=result[kind.ref], accepted_at=now))
+    uow.session.execute(IntakeReceipt.__table__.insert(), {
+        "event_id": event_id, "event_type": event_type, "ref": result[kind.ref],
+        "accepted_at": now})
     uow.commit()  # a repeat report stores nothing new, but its inbox and receipt rows must
     return IntakeOutcome("accepted", result=result)
 
@@ -145,6 +146,12 @@ def _reported_branch_path(session, body: dict, now: datetime) -> str | None:
         branch_id = person.branch_id if person else None
     branch = session.get(OrgCopy, branch_id) if isinstance(branch_id, str) else None
     return branch.path if branch is not None else None
+
+
+def prefetch_meetings(session, envelopes) -> None:
+    """The stored meetings a batch of reports names, in one query (see db.prefetch)."""
+    prefetch(session, Meeting, [e.data.get("meeting_id") for e in envelopes
+                                if e.event_type == "meeting_reported" and isinstance(e.data, dict)])
 
 
 def waiting_event_ids(session) -> list[str]:

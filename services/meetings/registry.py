@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork, page, under
+from orglife.common.db import UnitOfWork, lookup, page, stored, under
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules
 
@@ -166,7 +166,7 @@ def log_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: di
         raise ValidationError(prepared.found.all_errors())
     digest = domain.report_digest(_report(meeting))
     meeting_id = meeting.get("meeting_id") or "mt-" + uuid.uuid5(ID_NAMESPACE, digest).hex[:16]
-    existing = session.get(Meeting, meeting_id)
+    existing = lookup(session, Meeting, meeting_id)
     if existing is not None:
         if existing.cancelled:
             raise Conflict(f"meeting {meeting_id!r} was cancelled")
@@ -181,7 +181,6 @@ def log_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: di
         record.revision += 1
     else:
         record = Meeting(meeting_id=meeting_id, revision=1, cancelled=False)
-        session.add(record)
     record.branch_id = meeting["branch_id"]
     record.branch_path = prepared.branch.path
     record.group_id = meeting.get("group_id")
@@ -195,7 +194,12 @@ def log_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: di
     _store_non_members(record, prepared)
     record.source = source
     record.report_digest = digest
-    session.flush()
+    if existing is None:
+        # A new meeting is one Core INSERT (intake stores hundreds per batch; an ORM flush
+        # per meeting cost more than the rest of storing it). `record` stays transient.
+        session.execute(Meeting.__table__.insert(), {
+            column.key: getattr(record, column.key) for column in Meeting.__table__.columns})
+        stored(session, Meeting, meeting_id)
     _store_attendance(session, meeting_id, prepared.rows, replace=existing is not None)
     data = meeting_dict(record, prepared.rows)
     uow.emit("meeting_logged", data)

@@ -148,9 +148,7 @@ class MeetingsService:
     def on_members_events(self, envelopes):
         """Keep the copy of organizations and members (highest version wins)."""
         with self.store() as uow:
-            for envelope in envelopes:
-                if not uow.first_time(envelope):
-                    continue
+            for envelope in uow.first_times(envelopes):
                 roster.HANDLERS[envelope.event_type](uow, envelope, self.clock.tz)
                 uow.session.flush()  # later events of the same batch see this one
             roster.bump_watermark(uow.session)
@@ -161,9 +159,8 @@ class MeetingsService:
         """Meetings and activities reported by other systems, checked as log_meeting checks;
         a batch of reports is stored in one transaction."""
         with self.store() as uow, uow.batch():
-            for envelope in envelopes:
-                if not uow.first_time(envelope):
-                    continue
+            intake.prefetch_meetings(uow.session, envelopes)
+            for envelope in uow.first_times(envelopes):
                 outcome = self._intake(uow, envelope.event_type, envelope.data,
                                        envelope.event_id)
                 if outcome.status == "rejected":

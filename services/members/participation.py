@@ -10,6 +10,8 @@ from datetime import datetime
 
 from sqlalchemy import delete
 
+from orglife.common.db import lookup, prefetch, stored
+
 from .models import MeetingVersion, Participation
 
 
@@ -22,18 +24,20 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
 
     One line per entry of `attendance`; the meeting's `non_members` (attendees who were not
     members on its date) count for nothing and get none."""
-    # Locked on PostgreSQL so two revisions handled at once are applied one after the other.
-    seen = session.get(MeetingVersion, meeting["meeting_id"], with_for_update=True)
+    # Locked on PostgreSQL so two revisions handled at once are applied one after the other
+    # (the consumer locks a whole batch's versions at once: prefetch_versions).
+    seen = lookup(session, MeetingVersion, meeting["meeting_id"], with_for_update=True)
     if seen is not None and seen.revision >= meeting["revision"]:
         return False
-    if seen is None:
-        session.add(MeetingVersion(meeting_id=meeting["meeting_id"], revision=meeting["revision"],
-                                   cancelled=meeting["cancelled"]))
-        session.flush()  # a later revision in the same batch must find it
+    if seen is None:  # a first revision: no lines of it to replace
+        session.execute(MeetingVersion.__table__.insert(), {
+            "meeting_id": meeting["meeting_id"], "revision": meeting["revision"],
+            "cancelled": meeting["cancelled"]})
+        stored(session, MeetingVersion, meeting["meeting_id"])  # a later revision finds it
     else:
         seen.revision, seen.cancelled = meeting["revision"], meeting["cancelled"]
-    session.execute(delete(Participation).where(Participation.ref == meeting["meeting_id"])
-                    .where(Participation.kind == "meeting"))
+        session.execute(delete(Participation).where(Participation.ref == meeting["meeting_id"])
+                        .where(Participation.kind == "meeting"))
     if meeting["cancelled"] or meeting.get("status") != "logged":
         return True
     held_at = instant(meeting["held_at"])
@@ -60,6 +64,13 @@ def apply_activity(session, activity: dict, tz) -> bool:
         year=held_at.astimezone(tz).year, status="done", remote=False, visiting=False,
         topic=(activity.get("household") or activity.get("note") or "")[:300] or None))
     return True
+
+
+def prefetch_versions(session, envelopes) -> None:
+    """The known revisions of a batch's meetings in one query (locked on PostgreSQL)."""
+    prefetch(session, MeetingVersion,
+             [e.data.get("meeting_id") for e in envelopes if e.event_type != "activity_logged"
+              and isinstance(e.data, dict)], for_update=True)
 
 
 # meetings' events → what each does to the record (members' consumer dispatches on this).

@@ -126,8 +126,8 @@ class MembersService:
     def on_meetings_events(self, envelopes):
         """Keep each member's participation record (highest meeting revision wins)."""
         with self.store() as uow:
-            for envelope in envelopes:
-                if uow.first_time(envelope):
-                    participation.HANDLERS[envelope.event_type](
-                        uow.session, envelope.data, self.clock.tz)
+            participation.prefetch_versions(uow.session, envelopes)
+            for envelope in uow.first_times(envelopes):
+                participation.HANDLERS[envelope.event_type](uow.session, envelope.data,
+                                                            self.clock.tz)
             uow.commit()

@@ -133,11 +133,10 @@ class NotificationsService:
             planning = Planning(self.rules, self.texts, self.clock.tz, self.clock.now(),
                                 SessionDirectory(uow.session, self.sender.default_robot,
                                                  self.sender.member_channels))
-            for envelope in envelopes:
-                if uow.first_time(envelope):
-                    planning.event_id = envelope.event_id
-                    table[envelope.event_type](uow, envelope, planning)
-                    uow.session.flush()  # later events of the batch see this one
+            for envelope in uow.first_times(envelopes):
+                planning.event_id = envelope.event_id
+                table[envelope.event_type](uow, envelope, planning)
+                uow.session.flush()  # later events of the batch see this one
             handlers.replan_arrived(uow, planning)
             uow.commit()
 

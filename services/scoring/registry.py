@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from orglife.common.auth import Principal
 from orglife.common.clock import iso
-from orglife.common.db import UnitOfWork, under, utcnow
+from orglife.common.db import UnitOfWork, under
 from orglife.common.errors import NotFound, ValidationError
 from orglife.common.rules import Rules
 from orglife.common.vocabulary import ACTIVE_STATUSES
@@ -122,31 +122,6 @@ def _chunks(items, size: int = 500):
     items = list(items)
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-# -- consuming a batch --------------------------------------------------------------------------
-def first_times(uow: UnitOfWork, envelopes) -> list:
-    """The envelopes of a batch not handled before, each once, in the batch's order, recorded
-    in the inbox in one statement (UnitOfWork.first_time does one per event; SQLAlchemy 2.0
-    compiles an ON CONFLICT statement anew at every execution, which cost more than the rest
-    of a meeting's handling)."""
-    unique = list({envelope.event_id: envelope for envelope in reversed(envelopes)}.values())
-    unique.reverse()
-    if not unique:
-        return []
-    connection = uow.session.connection()
-    now = utcnow()
-    fresh = set(connection.execute(_recording(uow.backbone.inbox, connection.dialect.name), [
-        {"event_id": e.event_id, "event_type": e.event_type, "source": e.source,
-         "handled_at": now} for e in unique]).scalars())
-    return [envelope for envelope in unique if envelope.event_id in fresh]
-
-
-@lru_cache(maxsize=8)
-def _recording(inbox, dialect_name: str):
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(inbox).on_conflict_do_nothing(
-        index_elements=["event_id"]).returning(inbox.c.event_id)
 
 
 # -- dirty marks and the drain ----------------------------------------------------------------

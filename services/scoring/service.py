@@ -207,7 +207,7 @@ class ScoringService:
     def _apply(self, envelopes, handlers):
         with self.store() as uow:
             changes = replica.Changes()
-            for envelope in registry.first_times(uow, envelopes):
+            for envelope in uow.first_times(envelopes):
                 handlers[envelope.event_type](uow, envelope, self.clock.tz, changes)
                 uow.session.flush()  # later events of the same batch see this one
             registry.mark_dirty(uow.session, changes, self.clock.tz)

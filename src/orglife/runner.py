@@ -177,12 +177,12 @@ def supervise(service: str, instance: int | None, settings, stop) -> int:
     if instance is not None:
         command += ["--instance", str(instance)]
     state_path = state_file(settings, service, instance)
-    restarts, quick = 0, 0
+    restarts, quick, last_exit = 0, 0, None
     while True:
         started = time.monotonic()
         child = subprocess.Popen(command)
         write_state(state_path, {"worker_pid": child.pid, "restarts": restarts,
-                                 "started_at": time.time()})
+                                 "last_exit": last_exit, "started_at": time.time()})
         while child.poll() is None and not stop.ready():
             stop.wait(0.5)
         if stop.ready():
@@ -196,7 +196,7 @@ def supervise(service: str, instance: int | None, settings, stop) -> int:
             return 0
         quick = 0 if time.monotonic() - started > STEADY_SECONDS else quick + 1
         pause = RESTART_PAUSES[min(max(quick - 1, 0), len(RESTART_PAUSES) - 1)]
-        restarts += 1
+        restarts, last_exit = restarts + 1, child.returncode
         log.warning("%s exited (code %s); starting it again in %ss (restart %d)",
                     service, child.returncode, pause, restarts)
         write_state(state_path, {"worker_pid": None, "restarts": restarts,

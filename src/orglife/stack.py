@@ -470,6 +470,7 @@ def instance_health(settings: Settings, service: str) -> list[dict]:
         rows.append({"instance": name, "pid": state.get("worker_pid"),
                      "up": alive and fresh and pid_alive(state.get("worker_pid") or 0),
                      "supervisor": alive, "restarts": state.get("restarts", 0),
+                     "last_exit": state.get("last_exit"),
                      "heartbeat_age_s": None if beat is None else round(time.time() - beat, 1)})
     return rows
 

@@ -397,19 +397,20 @@ def instance(report, service, number=1):
 
 def test_a_dead_container_exits_its_process_and_is_started_again(stacks, tmp_path, vhost_uri):
     """tests/toy/doomed.py: a thread of the container raises 3 s after each of its first two
-    starts. The process does not linger without its container: it exits, its supervisor
-    starts it again, and status shows the instance down, then up after two restarts."""
+    starts. The process does not linger without its container: it exits with the code that
+    says so, its supervisor starts it again, and status counts the restarts. (Status showing
+    an instance down while it is: tests/cli/test_instance_health.py; the window between an
+    exit and the restart, 1-2 s, is too short to catch here without flaking.)"""
+    from orglife.runner import DIED_EXIT_CODE
     stack = stacks(tmp_path / "home", vhost_uri, ORGLIFE_SYSTEM="tests.toy:DOOMED")
     stack.up()
     first = instance(stack.json("status"), "doomed")
-    assert first["up"] is True and first["restarts"] == 0
-    down = wait_status(stack, lambda r: not instance(r, "doomed")["up"],
-                       message="doomed shown down")
-    assert instance(down, "doomed")["supervisor"] is True  # the process is gone, not the supervisor
+    assert first["up"] is True and first["restarts"] == 0 and first["last_exit"] is None
     report = wait_status(stack, lambda r: instance(r, "doomed")["restarts"] == 2
                          and instance(r, "doomed")["up"], message="doomed restarted")
     again = instance(report, "doomed")
-    assert again["pid"] != first["pid"]
+    assert again["pid"] != first["pid"] and again["supervisor"] is True
+    assert again["last_exit"] == DIED_EXIT_CODE  # exited because its container died
     log = (tmp_path / "home" / "run" / "doomed-1.log").read_text()
     assert "container died" in log and "starting it again" in log
 
