@@ -210,3 +210,6 @@ class DailyRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[object] = mapped_column(Date)
+    # The rules' content digest the stored figures were last computed with (Rules.digest):
+    # an edited rules file that kept its version is recalculated too.
+    rules_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)

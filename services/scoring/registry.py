@@ -61,6 +61,7 @@ def counted_day(year: int, as_of: date | None, today: date) -> tuple[date, bool]
 
 def _upsert(session, table, keys: tuple[str, ...], rows: list[dict]) -> None:
     if rows:
+        rows = sorted(rows, key=lambda row: tuple(row[key] for key in keys))  # see add_counts
         connection = session.connection()
         connection.execute(replacing_upsert(table, connection.dialect.name, keys), rows)
 
@@ -250,6 +251,7 @@ def _score_row(rules: Rules, year: int, member_id: str, tally: dict, status: str
 
 def _upsert_scores(session, rows: list[tuple]) -> None:
     connection = session.connection()
+    rows = sorted(rows, key=lambda row: row[:2])  # member_id, year: see tallies.add_counts
     execute_many(connection, replacing_upsert(MemberScore.__table__, connection.dialect.name,
                                               ("member_id", "year")), SCORE_COLUMNS, rows)
 
@@ -653,6 +655,18 @@ def raise_member_at_risk(uow: UnitOfWork, record: dict, level: str, path: str | 
 
 
 DAILY_LOCK = zlib.crc32(b"orglife-scoring:daily")
+REBUILD_LOCK = zlib.crc32(b"orglife-scoring:rebuild")
+
+
+def rebuild_lock(session, exclusive: bool = False) -> None:
+    """recalculate deletes a year's tallies and inserts them anew from the copy: on
+    PostgreSQL it holds this lock exclusively for its transaction, and every consumer batch
+    and drain holds it shared, so they wait for a rebuild (and it for them) instead of one
+    failing on the other's rows or the rebuild missing rows committed meanwhile. SQLite's
+    writers are serialized already (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {function}(:key)"), {"key": REBUILD_LOCK})
 
 
 def daily_lock(session, wait: bool = True) -> bool:
@@ -712,11 +726,24 @@ def daily(uow: UnitOfWork, rules: Rules, today: date) -> dict:
         Alert.kind == "member_at_risk")) - before
     run = session.get(DailyRun, 1)
     if run is None:
-        session.add(DailyRun(id=1, day=today))
+        session.add(DailyRun(id=1, day=today, rules_digest=rules.digest))
     else:
         run.day = max(run.day, today)
+        run.rules_digest = run.rules_digest or rules.digest  # a recalculation changes it
     return {"day": today.isoformat(), "branches": len(branch_ids), "members": members,
             "raised": raised}
+
+
+def restore_today(uow: UnitOfWork, rules: Rules, earlier: date, today: date) -> None:
+    """After a daily run for an earlier day: the branch figures it stored (of that day's year
+    and of this one) and every member's stored streak as of today again, as the incremental
+    path keeps them (alerts that today's streaks raise are due today anyway)."""
+    session = uow.session
+    branch_ids = session.scalars(select(OrgCopy.org_id).where(OrgCopy.kind == "branch")).all()
+    for year in sorted({earlier.year, today.year}):
+        recompute_branches(session, rules, year, list(branch_ids), year_end(year, today),
+                           domain.year_closed(year, today))
+    recompute_all_risks(uow, rules, today)
 
 
 def _raise_overdue(uow: UnitOfWork, rules: Rules, year: int, branch: BranchInputs,
@@ -770,6 +797,18 @@ def judge_closed_year(uow: UnitOfWork, rules: Rules, year: int, today: date, bra
     session.add(ClosedYear(year=year, judged_on=today))
 
 
+def rules_edited(session, rules: Rules) -> bool:
+    """The stored figures were computed with rules of other content under this version."""
+    run = session.get(DailyRun, 1)
+    return run is not None and run.rules_digest not in (None, rules.digest)
+
+
+def rules_applied(session, rules: Rules) -> None:
+    run = session.get(DailyRun, 1)
+    if run is not None:
+        run.rules_digest = rules.digest
+
+
 def daily_due(session, today: date) -> bool:
     run = session.get(DailyRun, 1)
     return run is None or run.day < today
@@ -781,6 +820,7 @@ def recalculate(uow: UnitOfWork, rules: Rules, year: int, today: date) -> dict:
     branch's figures. Gives exactly what the incremental path gave."""
     started = time.monotonic()
     session = uow.session
+    rebuild_lock(session, exclusive=True)
     rebuild_year(session, year)
     session.execute(delete(MemberScore).where(MemberScore.year == year))
     members = recompute_all_members(session, rules, year)
@@ -804,19 +844,25 @@ def _org(session, principal: Principal, org_id: str) -> OrgCopy:
 
 
 def member_score(uow: UnitOfWork, principal: Principal, rules: Rules, member_id: str,
-                 year: int) -> dict:
+                 year: int, as_of: date | None = None) -> dict:
     session = uow.session
     state = session.get(MemberState, member_id)
     if state is None:
         raise NotFound(f"member {member_id!r} not found")
     branch = session.get(OrgCopy, state.branch_id)
     principal.check_scope(path_ids(branch.path if branch else None), f"member {member_id!r}")
-    score = domain.member_score(rules, member_lines(session, member_id, year), state.status)
-    return {"member_id": member_id, "name": state.name, "branch_id": state.branch_id,
-            "status": state.status, "year": year, "score": score.score, "raw": score.raw,
-            "clamped": score.clamped, "grade": score.grade,
-            "recommendation": score.recommendation, "breakdown": score.breakdown,
-            "rules_version": rules.version}
+    lines = member_lines(session, member_id, year)
+    if as_of is not None:
+        lines = [line for line in lines if _day(line.held_on) <= as_of]
+    score = domain.member_score(rules, lines, state.status)
+    out = {"member_id": member_id, "name": state.name, "branch_id": state.branch_id,
+           "status": state.status, "year": year, "score": score.score, "raw": score.raw,
+           "clamped": score.clamped, "grade": score.grade,
+           "recommendation": score.recommendation, "breakdown": score.breakdown,
+           "rules_version": rules.version}
+    if as_of is not None:
+        out["as_of"] = as_of.isoformat()
+    return out
 
 
 def branch_compliance(uow: UnitOfWork, principal: Principal, rules: Rules, branch_id: str,
@@ -914,7 +960,7 @@ def unevenness(uow: UnitOfWork, principal: Principal, rules: Rules, org_id: str,
 
 def members_at_risk(uow: UnitOfWork, principal: Principal, rules: Rules, org_id: str,
                     as_of: date | None, today: date, limit: int = 1000,
-                    offset: int = 0) -> dict:
+                    offset: int = 0, all_streaks: bool = False) -> dict:
     session = uow.session
     org = _org(session, principal, org_id)
     day = as_of or today
@@ -924,6 +970,8 @@ def members_at_risk(uow: UnitOfWork, principal: Principal, rules: Rules, org_id:
         # kept current: today's daily run computed every streak, events since updated them
         query = select(MemberRisk).where(under(MemberRisk.branch_path, org.org_id),
                                          MemberRisk.as_of == day)
+        if not all_streaks:
+            query = query.where(MemberRisk.level.is_not(None))
         total = session.scalar(select(func.count()).select_from(query.subquery()))
         rows = session.scalars(query.order_by(MemberRisk.months.desc(), MemberRisk.member_id)
                                .limit(limit).offset(offset)).all()
@@ -933,7 +981,8 @@ def members_at_risk(uow: UnitOfWork, principal: Principal, rules: Rules, org_id:
                  "branch_id": r.branch_id, "months": r.months, "level": r.level,
                  "missed": r.missed} for r in rows]
     else:
-        records = list(live_risks(session, rules, org.org_id, day))
+        records = [r for r in live_risks(session, rules, org.org_id, day)
+                   if all_streaks or r["level"] is not None]
         records.sort(key=lambda r: (-r["months"], r["member_id"]))
         total, page = len(records), records[offset:offset + limit]
     for record in page:

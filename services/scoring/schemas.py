@@ -14,6 +14,7 @@ KINDS = ("branch_silent", "branch_overdue", "branch_due_soon", "member_at_risk")
 class MemberScoreArgs(StrictSchema):
     member_id = fields.String(required=True, validate=ID)
     year = YEAR
+    as_of = Day(load_default=None, allow_none=True)  # the score as it stood that day
 
 
 class ComplianceArgs(StrictSchema):
@@ -43,6 +44,9 @@ class AtRiskArgs(StrictSchema):
                            validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(strict=True, load_default=0,
                             validate=validate.Range(min=0, max=MAX_OFFSET))
+    # Also streaks too short for a level (1-2 missed months): a branch page shows every
+    # member's streak; "members at risk" are those with a level (SPEC §3).
+    all_streaks = fields.Boolean(load_default=False)
 
 
 class YearArgs(StrictSchema):

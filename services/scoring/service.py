@@ -92,12 +92,16 @@ class ScoringService:
     # -- reads ----------------------------------------------------------------------------------
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
-    def member_score(self, member_id, year=None):
-        args = self._args(schemas.MemberScoreArgs(), member_id=member_id, year=year)
-        registry.counted_day(args["year"], None, self.clock.today())  # not a future year
+    def member_score(self, member_id, year=None, as_of=None):
+        """A member's points, grade and breakdown line by line (with `as_of`: counting only
+        what was held by that day)."""
+        args = self._args(schemas.MemberScoreArgs(), member_id=member_id, year=year,
+                          as_of=as_of)
+        day, _ = registry.counted_day(args["year"], args["as_of"], self.clock.today())
         with self.store.read() as uow:
             return registry.member_score(uow, self.auth.principal, self.rules,
-                                         args["member_id"], args["year"])
+                                         args["member_id"], args["year"],
+                                         day if args["as_of"] else None)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
@@ -128,13 +132,16 @@ class ScoringService:
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
-    def members_at_risk(self, org_id, as_of=None, limit=1000, offset=0):
+    def members_at_risk(self, org_id, as_of=None, limit=1000, offset=0, all_streaks=False):
+        """Members whose streak of missed months reached a level (with `all_streaks`, also
+        the shorter streaks, level None)."""
         args = self._args(schemas.AtRiskArgs(), org_id=org_id, as_of=as_of, limit=limit,
-                          offset=offset)
+                          offset=offset, all_streaks=all_streaks)
         with self.store.read() as uow:
             return registry.members_at_risk(uow, self.auth.principal, self.rules,
                                             args["org_id"], args["as_of"], self.clock.today(),
-                                            args["limit"], args["offset"])
+                                            args["limit"], args["offset"],
+                                            args["all_streaks"])
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     @authorized(*READERS)
@@ -152,6 +159,8 @@ class ScoringService:
         args = self._args(schemas.YearArgs(), year=year)
         with self.store() as uow:
             result = registry.recalculate(uow, self.rules, args["year"], self.clock.today())
+            if args["year"] == self.clock.today().year:
+                registry.rules_applied(uow.session, self.rules)
             uow.commit()
         return result
 
@@ -161,8 +170,13 @@ class ScoringService:
         """The daily job now (as of today, or an earlier day): alerts already raised stay
         quiet, so running it again is harmless."""
         args = self._args(schemas.DailyArgs(), as_of=as_of)
+        today = self.clock.today()
         with self.store() as uow:
-            result = registry.daily(uow, self.rules, args["as_of"] or self.clock.today())
+            result = registry.daily(uow, self.rules, args["as_of"] or today)
+            if args["as_of"] is not None and args["as_of"] < today:
+                # The run stored every figure and streak as of that day: today's reads
+                # answer from what is stored, so it is brought back to today.
+                registry.restore_today(uow, self.rules, args["as_of"], today)
             uow.commit()
         return result
 
@@ -179,10 +193,18 @@ class ScoringService:
             stale = uow.session.scalar(select(func.count()).select_from(MemberScore).where(
                 MemberScore.year == today.year,
                 MemberScore.rules_version != self.rules.version))
-            if stale:
-                log.info("rules version %s is new: recalculating %d", self.rules.version,
-                         today.year)
+            edited = registry.rules_edited(uow.session, self.rules)
+            if stale or edited:
+                if edited and not stale:
+                    log.warning("the rules file changed but its version %s did not: "
+                                "recalculating %d (give each edit a new version, so that "
+                                "figures say which rules computed them)",
+                                self.rules.version, today.year)
+                else:
+                    log.info("rules version %s is new: recalculating %d", self.rules.version,
+                             today.year)
                 registry.recalculate(uow, self.rules, today.year, today)
+                registry.rules_applied(uow.session, self.rules)
                 uow.commit()
         with self.store() as uow:
             if not registry.daily_lock(uow.session, wait=False):
@@ -206,6 +228,7 @@ class ScoringService:
 
     def _apply(self, envelopes, handlers):
         with self.store() as uow:
+            registry.rebuild_lock(uow.session)
             changes = replica.Changes()
             for envelope in uow.first_times(envelopes):
                 handlers[envelope.event_type](uow, envelope, self.clock.tz, changes)
@@ -223,6 +246,7 @@ class ScoringService:
         started = time.monotonic()
         risks = self.pace.risks_due()
         with self.store() as uow:
+            registry.rebuild_lock(uow.session)
             if registry.drain(uow, self.rules, self.clock.today(), risks=risks):
                 uow.commit()
         self.pace.drained(time.monotonic() - started, risks)

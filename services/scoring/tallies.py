@@ -40,6 +40,9 @@ def add_counts(session, table, keys: tuple[str, ...], counts: tuple[str, ...],
     reach zero are deleted so that a table holds what a rebuild would hold."""
     if not rows:
         return
+    # Key order: two instances upserting overlapping rows lock them in one order on
+    # PostgreSQL, so they wait for each other instead of deadlocking.
+    rows = sorted(rows, key=lambda row: row[:len(keys)])
     connection = session.connection()
     execute_many(connection, _adding_upsert(table, connection.dialect.name, keys, counts),
                  keys + counts, rows)  # one statement, executemany

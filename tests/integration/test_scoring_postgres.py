@@ -238,3 +238,41 @@ def test_the_year_recalculated_and_judged_on_postgresql(pipeline_pg, scoring_pg)
     pipeline.make_scoring().run_daily()
     assert [e for e in pipeline.new_events("scoring") if e.event_type != "scores_changed"] \
         == []
+
+
+def test_a_batch_arriving_while_recalculate_runs_waits_for_it(pipeline_pg, scoring_pg):
+    """recalculate deletes the year's tallies and inserts them anew from the copy. A
+    consumer batch committed in between (forced here: the rebuild pauses after its deletes)
+    put a tally row that the rebuild's INSERT then also wrote: a unique violation. The batch
+    now waits for the rebuild's transaction, then counts on top of it."""
+    from sqlalchemy import event
+
+    from services.scoring import registry
+    store, clock = scoring_pg
+    pipeline_pg.scoring.on_meetings_events([lecture("l1", "2026-03-10", NINE[:6])])
+    pipeline_pg.scoring.drain_dirty()
+    paused = eventlet.event.Event()
+    arriving = []
+
+    def pause_after_the_deletes(conn, cursor, statement, *args):
+        if statement.startswith("CREATE TEMPORARY TABLE scoring_lines") and not paused.ready():
+            paused.send()
+            theme_day = lecture("t2", "2026-04-10", NINE[:3])  # tally rows of a new bucket
+            theme_day.data["type"] = "theme_day"
+            arriving.append(eventlet.spawn(pipeline_pg.scoring.on_meetings_events,
+                                           [theme_day]))
+            eventlet.sleep(1.0)  # the batch commits now, unless it waits for the rebuild
+
+    with store() as rebuilding:
+        event.listen(rebuilding.session.connection(), "before_cursor_execute",
+                     pause_after_the_deletes)
+        registry.recalculate(rebuilding, RULES, 2026, clock.today())
+        assert paused.ready() and not arriving[0].dead, "the batch did not wait"
+        rebuilding.commit()
+    arriving[0].wait()
+    assert sum(tally(store, m) for m in NINE) == 6
+    assert sum(tally(store, m, bucket="meeting:theme_day") for m in NINE) == 3
+    pipeline_pg.scoring.drain_dirty()
+    served = pipeline_pg.scoring.ranking("c1", 2026, "member", 100)
+    pipeline_pg.scoring.recalculate(2026)
+    assert pipeline_pg.scoring.ranking("c1", 2026, "member", 100) == served

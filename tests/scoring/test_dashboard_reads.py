@@ -63,7 +63,8 @@ def test_the_overview_counts_members_at_risk_by_level_stored_or_computed(pipelin
                                                                          scoring_worker):
     a_year(pipeline)
     scoring = scoring_worker()
-    at_risk = scoring.members_at_risk("c1")
+    at_risk = scoring.members_at_risk("c1", all_streaks=True)
+    assert scoring.members_at_risk("c1")["total"] == at_risk["total"] - 1  # not n2's
     levels = {}
     for item in at_risk["items"]:
         levels[item["level"] or "none"] = levels.get(item["level"] or "none", 0) + 1
@@ -129,3 +130,22 @@ def test_branch_slots_are_the_slots_compliance_counts(pipeline, scoring_worker):
     with pytest.raises(Forbidden):
         scoring_worker("township_admin", "t2").branch_slots("b1", 2026)
     assert date.fromisoformat(slots["as_of"]) == date(2026, 11, 20)
+
+
+def test_a_daily_run_for_an_earlier_day_leaves_todays_figures_as_they_were(pipeline,
+                                                                          scoring_worker):
+    """run_daily(as_of) stores figures and streaks as of that day; today's reads answer
+    from what is stored, so they must be today's again afterwards (they were emptied)."""
+    a_year(pipeline)
+    scoring = scoring_worker()
+    scoring.run_daily()  # today's: the stored figures are what reads give
+    before = (scoring.members_at_risk("c1"), scoring.branch_overview("c1", 2026),
+              scoring.ranking("c1", 2026, "branch", 50))
+    assert before[0]["total"] == 1  # m9, six months
+    scoring.run_daily("2026-06-20")
+    after = (scoring.members_at_risk("c1"), scoring.branch_overview("c1", 2026),
+             scoring.ranking("c1", 2026, "branch", 50))
+    assert after == before
+    # and that day's own figures are still answered as of it
+    assert scoring.members_at_risk("c1", "2026-06-20", all_streaks=True)["items"][0][
+        "months"] == 1

@@ -314,8 +314,19 @@ def test_members_at_risk_lists_the_missed_meetings(pipeline, scoring_worker, sco
     [m9] = risk["items"]
     assert (m9["member_id"], m9["months"], m9["level"]) == ("m9", 3, "notice")
     assert [m["month"] for m in m9["months_list"]] == ["2026-04", "2026-02", "2026-01"]
+    # As of March m9 had missed two months: a streak without a level, not "at risk" (SPEC
+    # §3: notice at 3), listed only when every streak is asked for (a branch page's view).
     earlier = scoring_worker().members_at_risk("c1", "2026-03-01")
-    assert [(i["member_id"], i["months"]) for i in earlier["items"]] == [("m9", 2)]
+    assert (earlier["items"], earlier["total"]) == ([], 0)
+    streaks = scoring_worker().members_at_risk("c1", "2026-03-01", all_streaks=True)
+    assert [(i["member_id"], i["months"], i["level"]) for i in streaks["items"]] == [
+        ("m9", 2, None)]
+    scoring_worker().run_daily()  # the same from the streaks the daily run keeps
+    assert scoring_worker().members_at_risk("c1")["total"] == 1
+    scoring_clock.set(date(2026, 4, 3))
+    scoring_worker().run_daily()
+    assert scoring_worker().members_at_risk("c1")["total"] == 0
+    assert scoring_worker().members_at_risk("c1", all_streaks=True)["total"] == 1
 
 
 def test_branch_compliance_as_of_a_day_and_bad_arguments(pipeline, scoring_worker):
@@ -414,3 +425,56 @@ def test_the_last_meeting_is_the_newest_held_by_the_day_asked_of_any_year(pipeli
     march = scoring.branch_compliance("b1", 2027, "2027-03-01")
     assert march["last_meeting_on"] == "2026-11-18"  # none this year: the newest of 2026
     assert march["silent_days"] == 103
+
+
+def test_a_rules_file_edited_without_a_new_version_is_recalculated(pipeline, scoring_store,
+                                                                   scoring_clock):
+    """The version names the rules on every figure; an edit that forgot to change it must
+    not leave figures computed with the old content (the daily check compares the content's
+    digest too, says so in the log, and recalculates once)."""
+    from nameko.testing.services import worker_factory
+
+    from orglife.common.rules import load_rules
+    from services.scoring.service import ScoringService
+    from tests.conftest import auth_as
+    from tests.scoring.conftest import Unpaced
+    register_village(pipeline)
+    pipeline.meetings.log_meeting({"meeting_id": "a1", "branch_id": "b1",
+                                   "type": "branch_assembly", "held_at": "2026-02-10T19:30",
+                                   "topic": "学习", "attendance": attendance(present=NINE)})
+    pipeline.deliver()
+    rules = load_rules()
+    points = rules.raw["points"]
+    edited_raw = {**rules.raw, "points": {**points, "attendance": {
+        **points["attendance"], "branch_assembly": {"points": 5, "cap": 12}}}}
+    edited = type(rules)(edited_raw)
+    assert edited.version == rules.version and edited.digest != rules.digest
+
+    def scoring(with_rules):
+        return worker_factory(ScoringService, store=scoring_store, auth=auth_as("county_admin"),
+                              clock=scoring_clock, rules=with_rules, pace=Unpaced())
+    scoring(rules).daily_when_due()
+    assert scoring(rules).member_score("m1", 2026)["score"] == 63
+    scoring(edited).daily_when_due()  # the same day: only the edit makes it do anything
+    assert scoring(edited).member_score("m1", 2026)["score"] == 65
+    with scoring_store() as uow:  # and once only: the digest is stored with the figures
+        from services.scoring import registry
+        assert not registry.rules_edited(uow.session, edited)
+        assert registry.rules_edited(uow.session, rules)
+
+
+def test_a_members_score_as_of_a_day_counts_what_was_held_by_then(pipeline, scoring_worker):
+    register_village(pipeline)
+    for meeting_id, day in (("a1", "2026-02-10"), ("a2", "2026-08-10")):
+        pipeline.meetings.log_meeting({"meeting_id": meeting_id, "branch_id": "b1",
+                                       "type": "branch_assembly", "held_at": f"{day}T19:30",
+                                       "topic": "学习", "attendance": attendance(present=NINE)})
+    pipeline.deliver()
+    scoring = scoring_worker()
+    assert scoring.member_score("m1", 2026)["score"] == 66
+    march = scoring.member_score("m1", 2026, "2026-03-01")
+    assert (march["score"], march["as_of"]) == (63, "2026-03-01")
+    assert [line["ref"] for line in march["breakdown"] if line.get("ref")] == ["a1"]
+    with pytest.raises(ValidationError) as err:
+        scoring.member_score("m1", 2026, "2025-12-31")
+    assert set(err.value.errors) == {"as_of"}

@@ -194,15 +194,16 @@ def score_sheets(result: dict) -> list[Sheet]:
 
 @command("score")
 def score(member_id: str = typer.Argument(..., metavar="MEMBER", help="member id"),
-          year: Optional[int] = YearOpt, as_json: bool = JsonOpt,
-          xlsx: Optional[Path] = XlsxOpt):
-    """A member's points for a year, line by line, and grade.
+          year: Optional[int] = YearOpt, as_of: Optional[str] = AsOfOpt,
+          as_json: bool = JsonOpt, xlsx: Optional[Path] = XlsxOpt):
+    """A member's points for a year, line by line, and grade (with --as-of: counting what
+    was held by that day).
 
     The base, each meeting or activity (and whether a yearly cap cut it), each unexcused
     absence, summing to the score before the clamp; the grade, or for a probationary member
     the recommendation."""
     with rpc("scoring") as scoring:
-        result = scoring.member_score(member_id, year)
+        result = scoring.member_score(member_id, year, as_of)
     answer(result, as_json, show_score, xlsx, score_sheets)
 
 
@@ -421,14 +422,16 @@ def at_risk_sheets(result: dict) -> list[Sheet]:
 @command("at-risk")
 def at_risk(org_id: str = typer.Argument(..., metavar="ORG",
                                          help="the county, township or branch looked at"),
-            as_of: Optional[str] = AsOfOpt, as_json: bool = JsonOpt,
-            xlsx: Optional[Path] = XlsxOpt):
+            as_of: Optional[str] = AsOfOpt,
+            all_streaks: bool = typer.Option(False, "--all", help="also members whose streak "
+                                             "has no level yet (1-2 missed months)"),
+            as_json: bool = JsonOpt, xlsx: Optional[Path] = XlsxOpt):
     """Members missing organization life month after month.
 
     Party Constitution Art. 9: the streak of missed months, its level, and per missed month
     the meetings missed. The system flags; people decide."""
     with rpc("scoring") as scoring:
-        result = scoring.members_at_risk(org_id, as_of)
+        result = scoring.members_at_risk(org_id, as_of, all_streaks=all_streaks)
     answer(result, as_json, show_at_risk, xlsx, at_risk_sheets)
 
 

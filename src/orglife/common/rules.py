@@ -66,10 +66,16 @@ class Rules:
         """Named on every figure computed with these rules."""
         if self.raw.get("version"):
             return str(self.raw["version"])
+        return "sha1:" + self.digest[:10]
+
+    @property
+    def digest(self) -> str:
+        """The content's SHA-1, whatever its version says (an edit that forgot to change
+        the version still changes this)."""
         import hashlib
         import json
-        digest = hashlib.sha1(json.dumps(self.raw, sort_keys=True, default=str).encode())
-        return "sha1:" + digest.hexdigest()[:10]
+        return hashlib.sha1(json.dumps(self.raw, sort_keys=True, default=str).encode()
+                            ).hexdigest()
 
     # -- what a branch owes ------------------------------------------------------------------
     @property
