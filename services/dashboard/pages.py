@@ -391,7 +391,7 @@ def branch(reads: Reads, principal: Principal, branch_id: str, period: Period, t
             "branch_id": branch_id, "from": f"{period.year}-01-01", "to": day, "limit": 1000}),
         members=call("members", "list_members", {"branch_id": branch_id, "limit": 1000}),
         scores=call("scoring", "ranking", branch_id, period.year, "member", 5000),
-        risk=call("scoring", "members_at_risk", branch_id, period.as_of_arg, 1000, 0),
+        risk=call("scoring", "members_at_risk", branch_id, period.as_of_arg, 1000, 0, True),
     )
     org = got["org"]
     if org["kind"] != "branch":
@@ -462,7 +462,10 @@ def branch(reads: Reads, principal: Principal, branch_id: str, period: Period, t
          (scores.get(m["member_id"]) or {}).get("score", ""),
          standing_text(scores.get(m["member_id"])),
          risk_badge(risks.get(m["member_id"]))] for m in members],
-        total=got["members"]["total"]))
+        total=got["members"]["total"],
+        # the ranking's scores are the year's as recorded; a member's page counts to the day
+        note="积分与等次为本年度已记录的全部会议与活动，不随所选日期回溯；逐日积分见党员页"
+        if period.as_of else ""))
     page.data["chart_slots"] = {
         "types": [zh(t, "meeting_type") for t in sorted(by_type, key=lambda t: order.get(t, 99))],
         "met": [by_type[t]["met"] for t in sorted(by_type, key=lambda t: order.get(t, 99))],
@@ -559,13 +562,14 @@ def member(reads: Reads, principal: Principal, member_id: str, period: Period, t
     points, caps, absences), the grade or recommendation, the at-risk streak with the
     meetings missed; the phone masked."""
     first = reads.gather(member=call("members", "get_member", member_id),
-                         score=call("scoring", "member_score", member_id, period.year))
+                         score=call("scoring", "member_score", member_id, period.year,
+                                    period.as_of_arg))
     person, score = first["member"], first["score"]
     branch_id = person["branch_id"]
     more = reads.gather(optional=("branch", "risk"),
                         branch=call("members", "get_organization", branch_id),
                         risk=call("scoring", "members_at_risk", branch_id, period.as_of_arg,
-                                  1000, 0))
+                                  1000, 0, True))
     branch_org = more["branch"] or {"org_id": branch_id, "name": branch_id, "path": [branch_id]}
     page = Page(f"{person['name']}", "member.html")
     path = branch_org.get("path") or [branch_id]

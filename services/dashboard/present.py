@@ -191,6 +191,10 @@ def plain(value) -> Any:
     return str(value)
 
 
+def truncated(table: Table) -> bool:
+    return table.total is not None and table.total > len(table.rows)
+
+
 def xlsx_bytes(tables: Sequence[Table]) -> bytes:
     """The tables as one workbook (a sheet each, Chinese headers), written by the CLI's own
     writer (orglife/cli/common.py `write_xlsx`: bold frozen headers, filters, widths)."""
@@ -203,6 +207,8 @@ def xlsx_bytes(tables: Sequence[Table]) -> bytes:
         rows = [[plain(cell) for cell in row] for row in table.rows]
         if table.footer:
             rows.append([plain(cell) for cell in table.footer])
+        if truncated(table):  # never a partial list that looks whole
+            rows.append([f"仅含前 {len(table.rows)} 条，共 {table.total} 条"])
         formats = {}
         for index, column in enumerate(table.columns):
             if any(isinstance(row[index], Ratio) for row in table.rows if index < len(row)):

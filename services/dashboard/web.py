@@ -135,12 +135,19 @@ def is_secure(request: Request | None) -> bool:
 def same_origin(request: Request) -> bool:
     """A form POST from this site's own pages (Origin, else Referer, names this host); a
     browser sends Origin on every POST, so a cross-site form is refused (CSRF), on top of
-    SameSite=Strict."""
+    SameSite=Strict. Behind a reverse proxy the Host it forwards may be its upstream's: the
+    proxy's X-Forwarded-Host counts too (a cross-site form cannot set headers), and so does
+    any origin listed in ORGLIFE_DASHBOARD_ORIGINS ("https://orglife.example.gov.cn,...")."""
     origin = request.headers.get("Origin") or request.headers.get("Referer")
     if not origin:
         return True  # not a browser (curl, a test client): nothing to forge
     from urllib.parse import urlsplit
-    return urlsplit(origin).netloc == request.host
+    netloc = urlsplit(origin).netloc
+    forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    listed = {urlsplit(item.strip()).netloc or item.strip()
+              for item in os.environ.get("ORGLIFE_DASHBOARD_ORIGINS", "").split(",")
+              if item.strip()}
+    return bool(netloc) and netloc in {request.host, forwarded, *listed}
 
 
 def secure_headers(response: Response) -> Response:

@@ -10,7 +10,9 @@ from openpyxl import load_workbook
 
 from orglife.common.errors import Forbidden
 from services.dashboard import pages
-from services.dashboard.present import Badge, Link, Ratio, mask_phone, xlsx_bytes
+from services.dashboard.present import (
+    Badge, Link, Ratio, Table, cols, mask_phone, truncated, xlsx_bytes,
+)
 from services.dashboard.rendering import render
 from tests.dashboard.conftest import attendance, principal, register_village
 
@@ -107,9 +109,14 @@ def test_every_table_downloads_with_chinese_headers(county, reads_as):
             headers = [cell.value for cell in sheet[1]]
             assert headers == table.headers, key
             assert all(any("\u4e00" <= ch <= "\u9fff" for ch in h) for h in headers), key
-            assert sheet.max_row == 1 + len(table.rows) + (1 if table.footer else 0), key
+            assert sheet.max_row == 1 + len(table.rows) + (1 if table.footer else 0) + (
+                1 if truncated(table) else 0), key
             for row in sheet.iter_rows(min_row=2, values_only=True):
                 assert "13800138000" not in [str(v) for v in row], key
+    shown = Table("at_risk", "连续未参加组织生活的党员", cols("党员"), [["张伟"], ["李娜"]], total=57)
+    sheet = load_workbook(io.BytesIO(xlsx_bytes([shown]))).worksheets[0]
+    assert [row[0] for row in sheet.iter_rows(values_only=True)] == [
+        "党员", "张伟", "李娜", "仅含前 2 条，共 57 条"]  # a partial list says so
 
 
 def test_a_branch_page(county, reads_as):

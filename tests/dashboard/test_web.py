@@ -111,6 +111,22 @@ def test_forms_redirect_only_within_the_site_and_only_from_it():
     assert web.same_origin(request(method="POST", headers=host))  # not a browser
 
 
+def test_behind_a_reverse_proxy_its_public_origin_is_this_sites(monkeypatch):
+    """The proxy forwards Host as its upstream's (127.0.0.1:8600) while the browser's
+    Origin is the public name: accepted from X-Forwarded-Host or ORGLIFE_DASHBOARD_ORIGINS,
+    and another site is still refused."""
+    public = {"Host": "127.0.0.1:8600", "Origin": "https://orglife.county.example"}
+    monkeypatch.delenv("ORGLIFE_DASHBOARD_ORIGINS", raising=False)
+    assert not web.same_origin(request(method="POST", headers=public))
+    assert web.same_origin(request(method="POST", headers={
+        **public, "X-Forwarded-Host": "orglife.county.example"}))
+    monkeypatch.setenv("ORGLIFE_DASHBOARD_ORIGINS",
+                       "https://orglife.county.example, https://other.example")
+    assert web.same_origin(request(method="POST", headers=public))
+    assert not web.same_origin(request(method="POST", headers={
+        **public, "Origin": "https://evil.example"}))
+
+
 def test_static_files_are_served_gzipped_and_cached_without_leaving_their_folder():
     files = StaticFiles()
     plain = files.response(request(), "vendor/echarts-6.0.0.min.js")
