@@ -182,12 +182,16 @@ def ensure_stack(settings: Settings, console: Console, fresh: bool = False) -> s
     if explicit:
         console.print(f"[yellow]{', '.join(explicit)} set in the environment: the services "
                       f"send there instead of to the demo's local endpoints[/]")
+    from orglife.cluster import province_env, start_province
     if not running:
         launcher.start_demo_endpoints(settings)
         if settings.amqp_uri and fresh:
             purge_queues(settings, system)
+        # the cluster and PostgreSQL an earlier `up --cluster N --postgres` left in this home
+        settings = start_province(settings, say=console.print)
         launcher.start_stack(settings, say=console.print)  # names the endpoints
         return launcher.broker_uri(settings)
+    os.environ.update(province_env(settings))  # quorum queues, if the home runs a cluster
     names = {name.rsplit("-", 1)[0] for name in running}
     missing = sorted(set(system.names) - names)
     if missing:
