@@ -28,6 +28,30 @@ SECRET = "test-secret-not-for-deployment-0123456789"
 FIXED_NOW = "2026-11-20T10:00:00+08:00"
 
 
+BROWSER_TEST = "tests/browser/test_in_chromium.py::test_the_dashboard_in_a_real_browser"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The browser tests run in a process of their own: it is started as soon as collection
+    ends and its test is moved last, so that it runs alongside the rest of the suite."""
+    browser = [item for item in items if item.nodeid == BROWSER_TEST]
+    if browser and len(items) > 1:
+        items[:] = [item for item in items if item.nodeid != BROWSER_TEST] + browser
+
+
+def pytest_collection_finish(session):
+    if any(item.nodeid == BROWSER_TEST for item in session.items) and len(session.items) > 1:
+        from tests.browser.test_in_chromium import BrowserRun
+        BrowserRun.start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import sys
+    module = sys.modules.get("tests.browser.test_in_chromium")
+    if module is not None:
+        module.BrowserRun.stop()
+
+
 def bearer(role="county_admin", org_id=None, sub="tester"):
     return "Bearer " + mint_token(SECRET, sub, role, org_id)
 

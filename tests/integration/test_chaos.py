@@ -18,7 +18,8 @@ def test_kill_minus_9_under_a_flow_converges_to_the_undisturbed_outcome(tmp_path
 
     county = make_county(seed=7, townships=2, branches=12, members=260)
     reports = sorted(make_meetings(county), key=lambda r: r["held_at"])[:300]
-    calm, _ = chaos.run(tmp_path / "calm", county, reports, 30, [], 180, say=lambda *_: None)
+    # undisturbed, the same reports can come faster; the storm needs its ten seconds of flow
+    calm, _ = chaos.run(tmp_path / "calm", county, reports, 150, [], 180, say=lambda *_: None)
     blows = [(2.0, "kill-broker", None), (4.0, "start-broker", None),
              (6.5, "kill-service", "members"), (8.0, "kill-service", "meetings")]
     stormy, _ = chaos.run(tmp_path / "storm", county, reports, 30, blows, 180,

@@ -65,17 +65,16 @@ class Stack:
 
 
 @pytest.fixture
-def stacks():
-    made = []
-
+def stacks(request):
     def make(home, amqp_uri=None, **env):
         stack = Stack(home, amqp_uri, **env)
-        made.append(stack)
+        # Finalizers run last-in first-out: this one, added during the test, runs before
+        # the vhost the stack uses is deleted (services that lose their vhost first spend
+        # `down`'s whole 15 s reconnecting).
+        request.node.addfinalizer(stack.cleanup)
         return stack
 
-    yield make
-    for stack in made:
-        stack.cleanup()
+    return make
 
 
 @pytest.fixture
@@ -404,15 +403,13 @@ def test_a_dead_container_exits_its_process_and_is_started_again(stacks, tmp_pat
     from orglife.runner import DIED_EXIT_CODE
     stack = stacks(tmp_path / "home", vhost_uri, ORGLIFE_SYSTEM="tests.toy:DOOMED")
     stack.up()
-    first = instance(stack.json("status"), "doomed")
-    assert first["up"] is True and first["restarts"] == 0 and first["last_exit"] is None
     report = wait_status(stack, lambda r: instance(r, "doomed")["restarts"] == 2
                          and instance(r, "doomed")["up"], message="doomed restarted")
     again = instance(report, "doomed")
-    assert again["pid"] != first["pid"] and again["supervisor"] is True
+    assert again["supervisor"] is True
     assert again["last_exit"] == DIED_EXIT_CODE  # exited because its container died
     log = (tmp_path / "home" / "run" / "doomed-1.log").read_text()
-    assert "container died" in log and "starting it again" in log
+    assert log.count("container died") == 2 and log.count("starting it again") == 2
 
 
 def test_a_killed_service_process_is_restarted_and_restart_restarts_a_service(
