@@ -9,6 +9,11 @@
   its consumers' queues exist (the services' own accounts may not declare them).
 
     python -m orglife.accounts              make the accounts (docker-compose's one-shot)
+    python -m orglife.accounts --definitions FILE
+                                            write the same accounts (and the exchanges) as a
+                                            RabbitMQ definitions file, loaded by the node at
+                                            boot (docker-compose's `definitions` one-shot), so
+                                            a node whose volume was lost boots with them
     python -m orglife.accounts --new-env    print a .env for docker-compose.yml with new
                                             random passwords for every account and role
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
@@ -86,6 +92,61 @@ def provision(api: ManagementApi, admin_uri: str, system: System, passwords: dic
     return made
 
 
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's stored form of a password (rabbit_password_hashing_sha256): base64 of a
+    4-byte salt followed by SHA-256(salt + password)."""
+    import base64
+    import hashlib
+    import secrets
+    salt = salt if salt is not None else secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode("utf-8")).digest()
+                            ).decode("ascii")
+
+
+def definitions(system: System, vhost: str, admin: tuple[str, str], passwords: dict[str, str],
+                peer_password: str | None = None) -> dict:
+    """A RabbitMQ definitions file with what `provision` makes through the API: the admin
+    account, every service's least-privilege account, the peer account, their permissions,
+    and the events, parking and RPC exchanges (shared, so no service account may declare
+    them). No guest. Queues are left to `provision` and to the services, which declare their
+    own: their arguments depend on the deployment (quorum queues need the cluster formed)."""
+    from .common.topology import event_exchange, parking_exchange, rpc_exchange
+
+    def user(name, password, tags=""):
+        return {"name": name, "password_hash": password_hash(password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": tags}
+
+    def permit(name, permissions):
+        return {"user": name, "vhost": vhost, **permissions}
+    admin_user, admin_password = admin
+    users = [user(admin_user, admin_password, "administrator")]
+    permissions = [permit(admin_user, {"configure": ".*", "write": ".*", "read": ".*"})]
+    topic = []
+    for service in system.names:
+        name = f"orglife-{service}"
+        users.append(user(name, passwords[service]))
+        permissions.append(permit(name, service_permissions(system, service)))
+        rules = rpc_topic_permissions(service, system.service(service).calls)
+        topic.append({"user": name, "vhost": vhost, **rules})
+    if peer_password:
+        users.append(user("peer-intake", peer_password))
+        permissions.append(permit("peer-intake", PEER_PERMISSIONS))
+    exchanges = [event_exchange(source) for source in system.exchanges]
+    exchanges.append(rpc_exchange())
+    exchanges += [parking_exchange(name) for name in sorted({s.consumer
+                                                             for s in system.subscriptions})]
+    return {
+        "users": users,
+        "vhosts": [{"name": vhost}],
+        "permissions": permissions,
+        "topic_permissions": topic,
+        "exchanges": [{"name": e.name, "vhost": vhost, "type": e.type, "durable": e.durable,
+                       "auto_delete": e.auto_delete, "internal": False, "arguments": {}}
+                      for e in exchanges],
+        "queues": [], "bindings": [], "policies": [], "parameters": [],
+    }
+
+
 def _exists(api: ManagementApi, user: str) -> bool:
     return requests.get(f"{api.url}/users/{user}", auth=api.auth, timeout=10).status_code == 200
 
@@ -113,17 +174,38 @@ def new_env(system: System) -> str:
 def main(argv=None) -> int:
     env = os.environ
     system = load_system(env.get("ORGLIFE_SYSTEM"))
-    if (argv if argv is not None else sys.argv[1:]) == ["--new-env"]:
+    args = argv if argv is not None else sys.argv[1:]
+    if args == ["--new-env"]:
         sys.stdout.write(new_env(system))
         return 0
+    writing = len(args) == 2 and args[0] == "--definitions"
     missing = [f"ORGLIFE_{s.upper()}_BROKER_PASSWORD" for s in system.names
                if not env.get(f"ORGLIFE_{s.upper()}_BROKER_PASSWORD")]
-    missing += [name for name in ("ORGLIFE_RABBITMQ_API", "ORGLIFE_AMQP_URI")
+    missing += [name for name in ("ORGLIFE_AMQP_URI",) + (() if writing else
+                                                          ("ORGLIFE_RABBITMQ_API",))
                 if not env.get(name)]
     if missing:
         print(f"accounts: set {', '.join(missing)}", file=sys.stderr)
         return 2
-    admin = urlsplit(env["ORGLIFE_AMQP_URI"])
+    admin = urlsplit(env["ORGLIFE_AMQP_URI"].split(";")[0])
+    if writing:
+        import json
+
+        from .common.config import write_private
+        vhost = unquote(admin.path.lstrip("/")) or "/"
+        content = definitions(system, vhost, (unquote(admin.username or ""),
+                                              unquote(admin.password or "")),
+                              {s: env[f"ORGLIFE_{s.upper()}_BROKER_PASSWORD"]
+                               for s in system.names},
+                              env.get("ORGLIFE_PEER_BROKER_PASSWORD"))
+        write_private(Path(args[1]), json.dumps(content, indent=2))
+        owner = env.get("ORGLIFE_DEFINITIONS_OWNER")  # "999:999": RabbitMQ's user reads it
+        if owner:
+            uid, _, gid = owner.partition(":")
+            os.chown(args[1], int(uid), int(gid or uid))
+        print(f"accounts: definitions for {len(content['users'])} accounts written to "
+              f"{args[1]}", flush=True)
+        return 0
     api = ManagementApi(env["ORGLIFE_RABBITMQ_API"], unquote(admin.username or ""),
                         unquote(admin.password or ""))
     deadline = time.monotonic() + WAIT_SECONDS

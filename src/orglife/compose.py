@@ -17,7 +17,7 @@ from .common.system import System
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 INIT_SQL = REPO_ROOT / "deploy" / "postgres-init.sh"
-INFRASTRUCTURE = {"rabbitmq", "postgres", "accounts", "migrate", "cli"}
+INFRASTRUCTURE = {"rabbitmq", "postgres", "definitions", "accounts", "migrate", "cli"}
 
 
 def compose_problems(system: System, compose_file: Path = COMPOSE_FILE,
@@ -29,6 +29,7 @@ def compose_problems(system: System, compose_file: Path = COMPOSE_FILE,
                              init_sql.read_text(encoding="utf-8"), re.MULTILINE))
     migrate_env = (services.get("migrate") or {}).get("environment") or {}
     accounts_env = (services.get("accounts") or {}).get("environment") or {}
+    definitions_env = (services.get("definitions") or {}).get("environment") or {}
     postgres_env = (services.get("postgres") or {}).get("environment") or {}
     problems = []
     for service in system.services:
@@ -46,6 +47,9 @@ def compose_problems(system: System, compose_file: Path = COMPOSE_FILE,
         problems += _own_credentials_only(system, service.name, environment)
         if f"ORGLIFE_{service.name.upper()}_BROKER_PASSWORD" not in accounts_env:
             problems.append(f"{service.name}: the accounts one-shot does not make its account")
+        if f"ORGLIFE_{service.name.upper()}_BROKER_PASSWORD" not in definitions_env:
+            problems.append(f"{service.name}: the definitions RabbitMQ loads at boot lack "
+                            "its account")
         if service.database:
             variable = f"ORGLIFE_{service.name.upper()}_DB_URL"
             if variable not in environment:

@@ -101,6 +101,7 @@ def test_docker_compose_check_names_a_missing_database_and_shared_credentials(tm
     compose.write_text("""
 services:
   accounts: {environment: {ORGLIFE_MEMBERS_BROKER_PASSWORD: x}}
+  definitions: {environment: {ORGLIFE_MEMBERS_BROKER_PASSWORD: x}}
   postgres: {environment: {MEMBERS_DB_PASSWORD: x}}
   migrate: {environment: {ORGLIFE_MEMBERS_DB_URL: x}}
   members:
@@ -125,6 +126,7 @@ services:
         "meetings: 3 replicas, 1 declared",
         "meetings: its ORGLIFE_AMQP_URI is not its own account orglife-meetings",
         "meetings: the accounts one-shot does not make its account",
+        "meetings: the definitions RabbitMQ loads at boot lack its account",
         "meetings: no ORGLIFE_MEETINGS_DB_URL in its environment",
         "meetings: postgres has no MEETINGS_DB_PASSWORD for its role",
         "meetings: the migrate one-shot has no ORGLIFE_MEETINGS_DB_URL, so its database "

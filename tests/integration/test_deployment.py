@@ -46,6 +46,55 @@ def test_the_accounts_one_shot_makes_least_privilege_accounts_and_the_topology(r
         rabbit.delete_vhost(vhost)
 
 
+def test_a_node_booting_with_the_definitions_file_has_every_account(tmp_path):
+    """docker-compose's RabbitMQ loads `python -m orglife.accounts --definitions` at boot
+    (deploy/rabbitmq.conf), so a node whose volume was lost comes back with every account,
+    its permissions and the shared exchanges, before anything else runs. Here: a new private
+    node booting with that file and nothing else."""
+    import json
+
+    from orglife.accounts import definitions
+    from orglife.broker import ADMIN_USER, PrivateBroker
+    path = tmp_path / "definitions.json"
+
+    class Booting(PrivateBroker):
+        def _write_config(self, state):
+            super()._write_config(state)
+            with open(self.config_file, "a", encoding="utf-8") as conf:
+                conf.write(f"load_definitions = {path}\n")
+    node = Booting(tmp_path / "home")
+    path.write_text(json.dumps(definitions(
+        SYSTEM, "/", (ADMIN_USER, node._admin_password()),
+        {name: f"pw-{name}" for name in SYSTEM.names}, peer_password="pw-peer")))
+    node.start()
+    try:
+        port = node.amqp_port
+        members = f"amqp://orglife-members:pw-members@127.0.0.1:{port}/"
+        meetings = f"amqp://orglife-meetings:pw-meetings@127.0.0.1:{port}/"
+        peer = f"amqp://peer-intake:pw-peer@127.0.0.1:{port}/"
+        publish(members, "members.events")  # the exchange is there, and it may
+        publish(meetings, "meetings.events", "meeting_logged")
+        with pytest.raises(AccessRefused):
+            publish(meetings, "members.events")
+        publish(peer, "intake.events", "meeting_reported")
+        with pytest.raises(AccessRefused):
+            publish(peer, "members.events")
+        with pytest.raises(AccessRefused):
+            get(peer, "intake.events--meetings")
+        with Connection(members) as conn:  # its own queue: a service declares it itself
+            conn.channel().queue_declare("meetings.events--members", durable=True,
+                                         arguments={"x-dead-letter-exchange":
+                                                    "orglife.parked.members",
+                                                    "x-dead-letter-routing-key":
+                                                    "meetings.events--members"})
+        assert get(members, "meetings.events--members") is None
+        with pytest.raises(AccessRefused):
+            publish(f"amqp://guest:guest@127.0.0.1:{port}/", "members.events")
+        assert node.running()
+    finally:
+        node.stop()
+
+
 def test_postgres_init_gives_each_service_a_role_that_reaches_only_its_database():
     from orglife.postgres import PrivateCluster
     folder = Path(tempfile.mkdtemp(prefix="orglife-pginit-"))
