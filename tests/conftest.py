@@ -40,6 +40,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
     if any(item.nodeid == BROWSER_TEST for item in session.items) and len(session.items) > 1:
         from tests.browser.test_in_chromium import BrowserRun
         BrowserRun.start()

@@ -149,9 +149,12 @@ def _reported_branch_path(session, body: dict, now: datetime) -> str | None:
 
 
 def prefetch_meetings(session, envelopes) -> None:
-    """The stored meetings a batch of reports names, in one query (see db.prefetch)."""
+    """The stored meetings a batch of reports names, in one query (see db.prefetch), locked
+    on PostgreSQL as `_visible_meeting` locks one (an amendment or cancellation meanwhile
+    waits for the batch instead of being overwritten by its copy)."""
     prefetch(session, Meeting, [e.data.get("meeting_id") for e in envelopes
-                                if e.event_type == "meeting_reported" and isinstance(e.data, dict)])
+                                if e.event_type == "meeting_reported" and isinstance(e.data, dict)],
+             for_update=True)
 
 
 def waiting_event_ids(session) -> list[str]:

@@ -193,7 +193,10 @@ class ScoringService:
             stale = uow.session.scalar(select(func.count()).select_from(MemberScore).where(
                 MemberScore.year == today.year,
                 MemberScore.rules_version != self.rules.version))
-            edited = registry.rules_edited(uow.session, self.rules)
+            # checked once a day, with the daily run: instances that disagree on the file
+            # (a misconfiguration) recalculate once a day, not in turn every minute
+            edited = registry.daily_due(uow.session, today) and \
+                registry.rules_edited(uow.session, self.rules)
             if stale or edited:
                 if edited and not stale:
                     log.warning("the rules file changed but its version %s did not: "

@@ -388,6 +388,11 @@ class PrivateBroker:
         """
         if self._proc is not None and self._proc.poll() is not None:
             self._proc = None  # reaped: it exited
+        if self._proc is not None:
+            # Launched by this object and alive: the node, without asking its environment
+            # (unreadable for an instant while the wrapper execs its way to beam.smp, which
+            # made a starting node look gone: "exited during start-up").
+            return self._proc.pid
         try:
             pgid = int(self.pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError):
@@ -454,11 +459,12 @@ class PrivateBroker:
         """Start the node unless it is already up; return once AMQP and management answer."""
         ensure_rabbitmq_installed()
         with self._locked(timeout + STOP_TIMEOUT):
-            if self.running():
-                if not self.answering():
-                    self._wait_ready(timeout, launched=False)
+            if self.running() and (self.answering() or
+                                   self._wait_ready(timeout, launched=False)):
                 self._replace_guest()
                 return self
+            # Not running, or what looked like it were the last processes of a node killed a
+            # moment ago (kill -9 of beam leaves its wrapper shell to exit after it): start one.
             # A stray epmd from an earlier crash (a kill -9 leaves it) would keep its port and
             # make the node move to new ports, away from every client's URI: stop it first.
             self._stop_epmd()
@@ -481,18 +487,21 @@ class PrivateBroker:
             self._wait_ready(timeout, launched=True)
         return self
 
-    def _wait_ready(self, timeout: float, launched: bool) -> None:
+    def _wait_ready(self, timeout: float, launched: bool) -> bool:
+        """Until the node answers (True). A node this call did not launch that goes away
+        meanwhile: False (the caller starts one); one it launched: an error with its logs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():
-                if launched:
-                    self._stop_epmd()
+                if not launched:
+                    return False
+                self._stop_epmd()
                 raise BootstrapError(
                     f"the private RabbitMQ node exited during start-up.\n{self._log_tails()}"
                 )
             if self.answering():
                 self._replace_guest()
-                return
+                return True
             time.sleep(0.25)
         if launched:
             self._stop_unlocked(STOP_TIMEOUT)  # we hold the start lock already

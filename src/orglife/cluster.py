@@ -46,6 +46,10 @@ from .common.topology import DEFAULT_DELIVERY_LIMIT
 
 RABBITMQCTL = RABBITMQ_SERVER.with_name("rabbitmqctl")
 CLUSTER_DIR = "rabbitmq-cluster"
+# Every process declares its queues on its first node, and RabbitMQ's default puts a quorum
+# queue's leader there ("client-local"): all leaders, and so all of the work, on node 1. A
+# setting of the node, not a queue argument (queues declared without it stay declarable).
+LEADER_LOCATOR = "queue_leader_locator = balanced\n"
 RPC_POLICY = "orglife-rpc-mirrored"
 # nameko's RPC queues (classic: nameko declares them without arguments) on every node
 RPC_POLICY_DEFINITION = {"pattern": r"^rpc-", "apply-to": "queues", "priority": 0,
@@ -92,6 +96,8 @@ class ClusterNode(PrivateBroker):
         super()._write_config(state)
         from orglife.common.config import write_private
         write_private(self.erlang_home / ".erlang.cookie", self.cluster.cookie)
+        with open(self.config_file, "a", encoding="utf-8") as conf:
+            conf.write(LEADER_LOCATOR)
 
     def _stop_epmd(self) -> None:
         """The epmd is the cluster's: a node stopping (or restarting) leaves it to its peers."""

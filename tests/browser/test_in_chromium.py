@@ -49,17 +49,19 @@ class BrowserRun:
         try:
             code = cls.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(cls.process.pid, 9)
+            cls.stop()
             code = cls.process.wait()
         return code, cls.output.read_text(errors="replace")
 
     @classmethod
     def stop(cls) -> None:
-        """At the end of a session that did not reach the test (-x, Ctrl-C)."""
+        """At the end of a session that did not reach the test (-x, Ctrl-C): SIGINT, which
+        pytest turns into KeyboardInterrupt, so that its fixtures stop the demo's stack (its
+        processes run in sessions of their own: a signal to this group misses them)."""
         if cls.process is not None and cls.process.poll() is None:
-            os.killpg(cls.process.pid, 15)
+            os.killpg(cls.process.pid, 2)
             try:
-                cls.process.wait(timeout=60)
+                cls.process.wait(timeout=150)
             except subprocess.TimeoutExpired:
                 os.killpg(cls.process.pid, 9)
 

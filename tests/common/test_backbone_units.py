@@ -117,6 +117,22 @@ def test_an_event_is_handled_once(uow_factory):
         assert uow.first_time(envelope) is False
 
 
+def test_a_batch_is_recorded_once_per_event_in_its_order(uow_factory):
+    """first_times: one statement for a batch; a copy within the batch (a redelivery next to
+    the original) counts once, where the first copy came; events handled before drop out."""
+    def event(ref):
+        return Envelope.new("meetings", "meeting_logged", {"meeting_id": ref})
+    a, b, c = event("a"), event("b"), event("c")
+    with uow_factory() as uow:
+        assert uow.first_times([c]) == [c]
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.first_times([a, b, a, c]) == [a, b]
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.first_times([b, a]) == [] and uow.first_times([]) == []
+
+
 # -- rules ----------------------------------------------------------------------------------
 def test_the_shipped_rules_file_is_valid_and_has_no_time_zone():
     rules = load_rules()

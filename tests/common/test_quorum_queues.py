@@ -23,10 +23,7 @@ def test_a_cluster_asks_for_quorum_queues_with_a_delivery_limit(monkeypatch):
     monkeypatch.setenv("ORGLIFE_DELIVERY_LIMIT", "4")
     assert consumer_queue(SUB).queue_arguments["x-delivery-limit"] == 4
     # parked messages are read without being taken (`parked list`): no limit may drop them
-    assert parking_queue(SUB).queue_arguments == {"x-queue-type": "quorum",
-                                                  "x-queue-leader-locator": "balanced"}
-    # each queue's leader on the least loaded node, not all of them on the node declaring
-    assert arguments["x-queue-leader-locator"] == "balanced"
+    assert parking_queue(SUB).queue_arguments == {"x-queue-type": "quorum"}
 
 
 def test_quorum_off_spelled_out(monkeypatch):

@@ -85,6 +85,9 @@ def test_three_nodes_form_one_cluster_and_consumer_queues_are_quorum(cluster, vh
         consumer, parking = queues[sub.queue_name], queues[sub.parking_queue_name]
         assert consumer["type"] == parking["type"] == "quorum"
         assert consumer["leader"] in names and set(consumer["members"]) == names
+    # all declared through node 1, yet led from every node (queue_leader_locator = balanced)
+    leaders = {queues[sub.queue_name]["leader"] for sub in SYSTEM.subscriptions}
+    assert leaders == names, leaders
     rpc = queues["rpc-members"]
     assert rpc["type"] == "classic" and set(rpc["members"]) == names  # mirrored by policy
     policy = cluster._api("GET", f"policies/{vhost}/{RPC_POLICY}").json()

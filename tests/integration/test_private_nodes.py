@@ -190,6 +190,29 @@ def test_stop_leaves_no_process_and_restart_reuses_ports(nodes):
     assert amqp_reachable(node.amqp_uri)
 
 
+@pytest.mark.integration
+def test_start_right_after_a_kill_starts_a_new_node(nodes):
+    """bench/chaos.py restarts the broker right after killing it: the killed node's last
+    processes were still seen as the node, then vanished while `start` waited for them to
+    answer, and it failed with "exited during start-up". Forced here: the node frozen
+    (SIGSTOP, so it neither answers nor exits), `start` called, the node killed meanwhile."""
+    import signal
+    import threading
+    node = nodes[1]
+    beams = [p for p in node_processes(node) if p.name() == "beam.smp"]
+    assert beams, "the node should be running before the test"
+    for proc in beams:
+        proc.send_signal(signal.SIGSTOP)
+    killer = threading.Timer(1.5, lambda: [p.send_signal(signal.SIGKILL) for p in beams])
+    killer.start()
+    try:
+        node.start()  # sees a node that does not answer; it dies meanwhile; starts anew
+    finally:
+        killer.cancel()
+    assert amqp_reachable(node.amqp_uri)
+    assert not any(p.pid == beam.pid for beam in beams for p in node_processes(node))
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -455,9 +455,19 @@ def test_a_rules_file_edited_without_a_new_version_is_recalculated(pipeline, sco
                               clock=scoring_clock, rules=with_rules, pace=Unpaced())
     scoring(rules).daily_when_due()
     assert scoring(rules).member_score("m1", 2026)["score"] == 63
-    scoring(edited).daily_when_due()  # the same day: only the edit makes it do anything
-    assert scoring(edited).member_score("m1", 2026)["score"] == 65
-    with scoring_store() as uow:  # and once only: the digest is stored with the figures
+    quiet = type(rules)({**rules.raw, "notifications": {**rules.raw["notifications"],
+                                                         "quiet_hours": None}})
+    assert quiet.digest == rules.digest  # notification settings compute no figure
+    def stored(with_rules):  # rankings read the stored scores
+        items = scoring(with_rules).ranking("b1", 2026, "member")["items"]
+        return next(i["score"] for i in items if i["member_id"] == "m1")
+    assert stored(edited) == 63  # computed with the content before the edit
+    scoring(edited).daily_when_due()  # the same day: the daily run is done, nothing yet
+    assert stored(edited) == 63
+    scoring_clock.set(date(2026, 11, 21))  # the next daily run notices the edit
+    scoring(edited).daily_when_due()
+    assert stored(edited) == 65
+    with scoring_store() as uow:  # and once: the digest is kept with the figures
         from services.scoring import registry
         assert not registry.rules_edited(uow.session, edited)
         assert registry.rules_edited(uow.session, rules)

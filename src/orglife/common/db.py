@@ -205,8 +205,9 @@ class UnitOfWork:
         consumers recording one event at once: only one of them gets it back). One statement
         per batch: SQLAlchemy 2.0 compiles an ON CONFLICT statement anew at each execution,
         which cost more than the rest of handling a meeting."""
-        unique = list({envelope.event_id: envelope for envelope in reversed(envelopes)}.values())
-        unique.reverse()
+        seen: set[str] = set()
+        unique = [e for e in envelopes  # the first of copies, where it came
+                  if e.event_id not in seen and not seen.add(e.event_id)]
         if not unique:
             return []
         connection = self.session.connection()

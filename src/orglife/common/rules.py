@@ -66,15 +66,19 @@ class Rules:
         """Named on every figure computed with these rules."""
         if self.raw.get("version"):
             return str(self.raw["version"])
-        return "sha1:" + self.digest[:10]
+        import hashlib
+        import json
+        return "sha1:" + hashlib.sha1(json.dumps(self.raw, sort_keys=True, default=str)
+                                      .encode()).hexdigest()[:10]
 
     @property
     def digest(self) -> str:
-        """The content's SHA-1, whatever its version says (an edit that forgot to change
-        the version still changes this)."""
+        """The SHA-1 of what figures are computed from (every section but `notifications`),
+        whatever the version says: an edit that forgot to change the version changes it."""
         import hashlib
         import json
-        return hashlib.sha1(json.dumps(self.raw, sort_keys=True, default=str).encode()
+        scored = {k: v for k, v in self.raw.items() if k != "notifications"}
+        return hashlib.sha1(json.dumps(scored, sort_keys=True, default=str).encode()
                             ).hexdigest()
 
     # -- what a branch owes ------------------------------------------------------------------

@@ -51,9 +51,8 @@ def quorum_arguments(delivery_limit: bool = True) -> dict:
     process of a deployment must agree (the broker refuses a declaration that differs)."""
     if os.environ.get("ORGLIFE_QUORUM", "").strip().lower() not in ("1", "true", "yes", "on"):
         return {}
-    # Leaders spread over the nodes (RabbitMQ >= 3.10): every process declares on its first
-    # node, and "client-local" put every leader, and so all of the work, on node 1.
-    arguments = {"x-queue-type": "quorum", "x-queue-leader-locator": "balanced"}
+    # (leaders spread over the nodes by the nodes' queue_leader_locator: orglife/cluster.py)
+    arguments = {"x-queue-type": "quorum"}
     if delivery_limit:
         arguments["x-delivery-limit"] = int(os.environ.get("ORGLIFE_DELIVERY_LIMIT")
                                             or DEFAULT_DELIVERY_LIMIT)
