@@ -395,6 +395,7 @@ class RabbitCluster:
                 + list(row.get("slave_nodes") or []),
                 "online": row.get("online"),
                 "messages": row.get("messages") or 0,
+                "messages_ready": row.get("messages_ready") or 0,
                 "consumers": row.get("consumers") or 0,
             })
         return sorted(out, key=lambda row: row["name"])

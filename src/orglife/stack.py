@@ -401,11 +401,11 @@ def rpc_consumers(amqp_uri: str, service: str) -> int:
         return 0
 
 
-def queue_depths(amqp_uri: str, system: System | None = None,
-                 broker: PrivateBroker | None = None) -> list[dict]:
+def queue_depths(amqp_uri: str, system: System | None = None, broker=None) -> list[dict]:
     """Depth and consumers of every topology queue (passive declares work on any broker);
-    with our private node also the unacknowledged messages (from its management API), so
-    that "settled" can be read off: nothing ready, nothing unacked."""
+    with our private node or cluster (`broker`: anything with `queues(vhost)` listing
+    messages and messages_ready) also the unacknowledged messages (from its management API),
+    so that "settled" can be read off: nothing ready, nothing unacked."""
     unacked = {}
     if broker is not None:
         try:
@@ -445,7 +445,7 @@ def read_state(path: Path) -> dict:
 
 def amqp_vhost(uri: str) -> str:
     from urllib.parse import unquote, urlsplit
-    path = urlsplit(uri).path.lstrip("/")
+    path = urlsplit(uri.split(";")[0]).path.lstrip("/")  # of kombu's failover list too
     return unquote(path) if path else "/"
 
 
@@ -494,8 +494,9 @@ def status(settings: Settings) -> dict:
             "outbox_backlog": (health or {}).get("outbox_backlog"),
             "instance_health": instances,
         })
-    broker = None if settings.amqp_uri else private_broker(settings)
-    from .cluster import province_status
+    from .cluster import home_cluster, province_status
+    # the unacked counts come from the management API of the home's node or cluster
+    broker = None if settings.amqp_uri else (home_cluster(settings) or private_broker(settings))
     return {"broker": {"ok": True, "uri": " ; ".join(_safe(one) for one in uri.split(";"))},
             "services": services, "queues": queue_depths(uri, system, broker),
             "endpoints": endpoint_status(settings), "cluster": province_status(settings)}

@@ -270,6 +270,8 @@ def test_up_cluster_postgres_scale_status_down(cluster, tmp_path):
         for sub in SYSTEM.subscriptions:
             assert queues[sub.queue_name]["type"] == "quorum"
             assert queues[sub.queue_name]["leader"] in names
+        # unacked counts too, from the cluster's management API ("settled" can be read off)
+        assert all(row["unacked"] == 0 for row in report["queues"]), report["queues"]
         services = {s["service"]: s for s in report["services"]}
         assert services["members"]["instances"] == services["meetings"]["instances"] == 2
         assert all(s["answers"] for s in services.values())
