@@ -164,6 +164,10 @@ def over_rpc(bench: Bench, calls: dict, reads: int) -> dict:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--fraction", type=float, default=1.0)
+    parser.add_argument("--profile", action="append", default=[],
+                        choices=["members", "meetings", "scoring"],
+                        help="run this service under cProfile (its .prof stays in the work "
+                             "folder)")
     parser.add_argument("--reads", type=int, default=300, help="calls per read measured")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
@@ -176,7 +180,7 @@ def main():
     publisher = None
     deadline = time.monotonic() + args.timeout
     try:
-        bench.start("members", "meetings", "scoring")
+        bench.start("members", "meetings", "scoring", profile=args.profile)
         register_county_organizations(bench, county.organizations)
         chunks = [county.members[i:i + 1000] for i in range(0, len(county.members), 1000)]
         concurrent_calls(bench, "members", "import_members", chunks, proxies=1)
@@ -212,6 +216,7 @@ def main():
         caught_up = time.time() - started
         publisher.wait(timeout=60)
         flow_rss = bench.peak_rss_mb("scoring")
+        flow_cpu = {name: bench.cpu_seconds(name) for name in ("members", "meetings", "scoring")}
 
         rng = random.Random(3)
         members = [m["member_id"] for m in rng.sample(county.members, args.reads)]
@@ -239,6 +244,7 @@ def main():
             "seconds_to_catch_up": caught_up,
             "recalculate_s": result["seconds"],
             "recalculate_rpc_s": recalc_rpc,
+            **{f"{name}_cpu_s_flow": cpu for name, cpu in flow_cpu.items()},
         }
         for name in calls:
             figures[f"{name}_p50_ms"], figures[f"{name}_p95_ms"] = service_side[name]
