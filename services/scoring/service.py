@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 
 class DrainPace(DependencyProvider):
     """When the next drain may run: at least `MIN_SECONDS` after the last one ended, and under
-    a burst twice as long as it took, so the consumers keep two thirds of the process and each
-    drain
+    a burst as long again as it took, so the consumers keep half the process and each drain
     covers more events (a member is rescored once per drain, whatever the number of meetings
     about them, and a county's branches, most of which a second of meetings touches, are
     reloaded once per drain: replaying a county year in process, draining at most every 0.5 s
@@ -42,7 +41,6 @@ class DrainPace(DependencyProvider):
     only raise alerts, are drained every few seconds."""
 
     MIN_SECONDS = 0.5
-    BURST_FACTOR = 2.0  # a county year in a burst: 493 meetings/s end to end with 1.0
     RISK_SECONDS = 3.0
 
     def setup(self):
@@ -60,7 +58,7 @@ class DrainPace(DependencyProvider):
 
     def drained(self, seconds: float, risks: bool) -> None:
         now = time.monotonic()
-        self.next_at = now + max(self.BURST_FACTOR * seconds, self.MIN_SECONDS)
+        self.next_at = now + max(seconds, self.MIN_SECONDS)
         if risks:
             self.risks_at = now + self.RISK_SECONDS
 
