@@ -127,7 +127,10 @@ class ClusterNode(PrivateBroker):
         pgid = self._pid()
         if pgid is not None:
             os.killpg(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 15
+        self.reap(time.monotonic() + 15)
+
+    def reap(self, deadline: float) -> None:
+        """Wait (until `deadline`) for the node's processes to be gone; reap our child."""
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.1)
         if self._proc is not None:
@@ -283,14 +286,7 @@ class RabbitCluster:
             if pgid is not None and node.running():
                 PrivateBroker._signal_group(pgid, signal.SIGKILL)
         for node in self.nodes:
-            while node.running() and time.monotonic() < deadline + 5:
-                time.sleep(0.1)
-            if node._proc is not None:
-                try:
-                    node._proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
-                node._proc = None
+            node.reap(deadline + 5)
             node.pid_file.unlink(missing_ok=True)
         self.stop_epmd()
 
