@@ -24,6 +24,7 @@ from nameko.exceptions import UnknownService
 from nameko.rpc import ReplyListener, ServiceProxy
 
 from orglife.common.errors import OrglifeError
+from orglife.common.messaging import QuickStopQueueConsumer
 
 CALL_TIMEOUT = 20.0  # seconds a page waits for all of its reads
 
@@ -133,7 +134,10 @@ def rpc_consumers(amqp_uri: str, service: str, timeout: float = 3.0) -> int | No
 class CallingReplyListener(ReplyListener):
     """nameko's reply listener on a service's own broker account: the account may not
     declare the shared RPC exchange (SPEC §7), so the reply queue is declared and bound
-    without declaring it (it exists: `orglife up` or the deployment's accounts declared it)."""
+    without declaring it (it exists: `orglife up` or the deployment's accounts declared it).
+    Its consumer stops at once, like the services' (orglife/common/messaging.py)."""
+
+    queue_consumer = QuickStopQueueConsumer()
 
     def setup(self):
         super().setup()

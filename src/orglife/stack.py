@@ -19,7 +19,6 @@ from kombu import Connection
 
 from .broker import BootstrapError, PrivateBroker, amqp_reachable, ensure_rabbitmq_installed
 from .common.config import Settings
-from .common.migrate import upgrade
 from .common.system import System, load_system
 from .common.topology import declare_topology
 
@@ -70,6 +69,7 @@ def broker_uri(settings: Settings, start: bool = False, say=print) -> str:
 
 def migrate(settings: Settings) -> None:
     """Every declared service with a database, to its latest schema."""
+    from .common.migrate import upgrade  # alembic: a quarter second every CLI call would pay
     system = system_of(settings)
     for service in system.services:
         if service.database:
