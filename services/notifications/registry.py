@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork, under
+from orglife.common.db import UnitOfWork, lookup, prefetch, under
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules, parse_quiet_hours, RulesError
 from orglife.common.vocabulary import ACTIVE_STATUSES
@@ -48,7 +48,8 @@ def path_ids(path: str | None) -> list[str]:
 # -- the copy, as the planners see it ------------------------------------------------------------
 class SessionDirectory:
     """domain.Directory over notifications' own tables, remembering what it read (a batch
-    asks for the same secretary many times)."""
+    asks for the same secretary many times); `prefetch` reads a whole batch's members and
+    organizations in a few queries instead of one per name."""
 
     def __init__(self, session, default_robot: bool,
                  available: tuple[str, ...] = domain.MEMBER_CHANNELS):
@@ -57,26 +58,64 @@ class SessionDirectory:
         self._available = tuple(available)
         self._contacts: dict = {}
         self._orgs: dict = {}
+        self._paths: dict = {}
         self._preferences: dict = {}
 
-    def contact(self, member_id: str) -> domain.Contact | None:
+    def prefetch(self, member_ids, org_ids) -> None:
+        """Read these organizations, their secretaries and these members (contacts and
+        preferences) at once; later questions about them are answered from memory."""
+        found = self._load(OrgCopy, OrgCopy.org_id, org_ids, self._orgs)
+        for org_id, row in found.items():
+            self._remember_org(org_id, row)
+        members = set(member_ids) | {row.secretary_id for row in found.values()
+                                     if row is not None and row.secretary_id}
+        for member_id, row in self._load(ContactCopy, ContactCopy.member_id, members,
+                                         self._contacts).items():
+            self._remember_contact(member_id, row)
+        for member_id, row in self._load(Preference, Preference.member_id, members,
+                                         self._preferences).items():
+            self._preferences[member_id] = preference_of(row)
+
+    def _load(self, model, column, keys, known: dict) -> dict:
+        """{key: row or None} for the keys not yet in `known`, 500 to a query."""
+        wanted = sorted({key for key in keys if isinstance(key, str) and key not in known})
+        out = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = {getattr(row, column.key): row
+                    for row in self.session.scalars(select(model).where(column.in_(chunk)))}
+            out.update({key: rows.get(key) for key in chunk})
+        return out
+
+    def _remember_contact(self, member_id: str, row) -> None:
+        self._contacts[member_id] = None if row is None else domain.Contact(
+            row.member_id, row.name, row.branch_id, row.status, row.phone, row.email)
+
+    def _remember_org(self, org_id: str, row) -> None:
+        self._orgs[org_id] = None if row is None else domain.Org(
+            row.org_id, row.name, row.kind, row.parent_id, row.secretary_id, row.robot_url)
+        self._paths[org_id] = None if row is None else row.path
+
+    def known(self, member_id: str) -> bool:
+        """The copy has heard of this member (whatever the member's status)."""
         if member_id not in self._contacts:
-            row = self.session.get(ContactCopy, member_id)
-            self._contacts[member_id] = None if row is None else domain.Contact(
-                row.member_id, row.name, row.branch_id, row.status, row.phone, row.email)
-        found = self._contacts[member_id]
+            self._remember_contact(member_id, self.session.get(ContactCopy, member_id))
+        return self._contacts[member_id] is not None
+
+    def contact(self, member_id: str) -> domain.Contact | None:
+        found = self._contacts[member_id] if self.known(member_id) else None
         return found if found is not None and found.status in ACTIVE_STATUSES else None
 
     def org(self, org_id: str) -> domain.Org | None:
         if org_id not in self._orgs:
-            row = self.session.get(OrgCopy, org_id)
-            self._orgs[org_id] = None if row is None else domain.Org(
-                row.org_id, row.name, row.kind, row.parent_id, row.secretary_id, row.robot_url)
+            self._remember_org(org_id, self.session.get(OrgCopy, org_id))
         return self._orgs[org_id]
 
     def org_path(self, org_id: str | None) -> str | None:
-        row = self.session.get(OrgCopy, org_id) if org_id else None
-        return row.path if row is not None else None
+        if not org_id:
+            return None
+        self.org(org_id)
+        return self._paths[org_id]
 
     def preference(self, member_id: str) -> domain.Preference:
         if member_id not in self._preferences:
@@ -93,6 +132,7 @@ class SessionDirectory:
     def forget(self) -> None:
         self._contacts.clear()
         self._orgs.clear()
+        self._paths.clear()
         self._preferences.clear()
 
 
@@ -276,12 +316,27 @@ class Outgoing:
     body: str
 
 
+def prefetch_sends(session, notification_ids: list[str], addresses: bool = True) -> None:
+    """A group of sends' rows (locked, in key order) and, with `addresses`, their recipients'
+    contacts and robots, read in three queries; begin_send and finish_send then look each
+    up instead of one SELECT per row and address."""
+    prefetch(session, Notification, notification_ids, for_update=True)
+    if not addresses:
+        return
+    rows = [lookup(session, Notification, key) for key in notification_ids]
+    rows = [row for row in rows if row is not None]
+    prefetch(session, ContactCopy, [row.recipient_id for row in rows
+                                    if row.recipient_type == "member"])
+    prefetch(session, OrgCopy, [row.recipient_id for row in rows
+                                if row.recipient_type == "organization"])
+
+
 def begin_send(session, notification_id: str, owner: str, now: datetime,
                default_robot: str | None = None) -> Outgoing | None:
     """Mark a leased row `sending` just before the channel is called, with the address as
     the copy holds it now. None when the row was withdrawn or taken meanwhile, or when its
     robot has no slot left in the vendor's window (it waits, unleased, until one frees)."""
-    row = session.get(Notification, notification_id, with_for_update=True)
+    row = lookup(session, Notification, notification_id, with_for_update=True)
     if row is None or row.status != "pending" or row.lease_owner != owner:
         return None
     address = address_of(session, row)
@@ -329,9 +384,9 @@ def address_of(session, row: Notification) -> str | None:
     if row.channel == "in_app":
         return None
     if row.recipient_type == "organization":
-        org = session.get(OrgCopy, row.recipient_id)
+        org = lookup(session, OrgCopy, row.recipient_id)
         return org.robot_url if org is not None else None
-    contact = session.get(ContactCopy, row.recipient_id)
+    contact = lookup(session, ContactCopy, row.recipient_id)
     if contact is None:
         return None
     return {"email": contact.email, "sms": contact.phone}.get(row.channel)
@@ -345,7 +400,7 @@ def _event(row: Notification) -> dict:
 def finish_send(uow: UnitOfWork, rules: Rules, notification_id: str, now: datetime,
                 receipt: str | None = None, failure: ChannelFailure | None = None) -> str:
     """Record what the channel answered; returns the row's new status."""
-    row = uow.session.get(Notification, notification_id, with_for_update=True)
+    row = lookup(uow.session, Notification, notification_id, with_for_update=True)
     if row is None:
         return "missing"
     swept = row.status == "unknown" and row.last_error == SWEPT  # a verdict beats a guess

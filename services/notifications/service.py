@@ -43,7 +43,7 @@ class Sender(DependencyProvider):
     and this instance's name on the rows it leases."""
 
     BATCH = 200  # notifications leased per tick
-    CONCURRENCY = 8  # sends in flight at once (they wait on the network, not the CPU)
+    CONCURRENCY = 16  # sends in flight at once (they wait on the network, not the CPU)
     LEASE = timedelta(minutes=5)
     ROUNDS = 10  # batches per timer run, so one run cannot hold the worker for long
 
@@ -116,24 +116,27 @@ class NotificationsService:
     @subscribe("members", handlers.MEMBERS_HANDLERS, batch_size=200)
     def on_members_events(self, envelopes):
         """Keep the copy of contacts, secretaries and robots."""
-        self._apply(envelopes, handlers.MEMBERS_HANDLERS)
+        self._apply(envelopes, handlers.MEMBERS_HANDLERS, handlers.prepare_members)
 
     @subscribe("meetings", handlers.MEETINGS_HANDLERS, batch_size=100)
     def on_meetings_events(self, envelopes):
         """Reminders before, follow-ups and digests after, withdrawals when things change."""
-        self._apply(envelopes, handlers.MEETINGS_HANDLERS)
+        self._apply(envelopes, handlers.MEETINGS_HANDLERS, handlers.prepare_meetings)
 
     @subscribe("scoring", handlers.SCORING_HANDLERS, batch_size=100)
     def on_scoring_events(self, envelopes):
         """Overdue, silent, due-soon, at-risk and year-end notices."""
         self._apply(envelopes, handlers.SCORING_HANDLERS)
 
-    def _apply(self, envelopes, table):
+    def _apply(self, envelopes, table, prepare=None):
         with self.store() as uow:
             planning = Planning(self.rules, self.texts, self.clock.tz, self.clock.now(),
                                 SessionDirectory(uow.session, self.sender.default_robot,
                                                  self.sender.member_channels))
-            for envelope in uow.first_times(envelopes):
+            fresh = uow.first_times(envelopes)
+            if prepare is not None:
+                prepare(uow, fresh, planning)
+            for envelope in fresh:
                 planning.event_id = envelope.event_id
                 table[envelope.event_type](uow, envelope, planning)
                 uow.session.flush()  # later events of the batch see this one
@@ -181,6 +184,7 @@ class NotificationsService:
         once, their answers recorded together in one more (two transactions per group rather
         than per message; no more rows are `sending` at a time than before)."""
         def begin(uow):
+            registry.prefetch_sends(uow.session, notification_ids)
             found = [registry.begin_send(uow.session, notification_id, self.sender.owner,
                                          self.clock.now(), self.sender.default_robot_url)
                      for notification_id in notification_ids]
@@ -193,6 +197,8 @@ class NotificationsService:
         answers = list(pool.imap(self._send_one, outgoing))
 
         def record(uow):
+            registry.prefetch_sends(uow.session, [sent.notification_id for sent in outgoing],
+                                    addresses=False)
             found = [registry.finish_send(uow, self.rules, sent.notification_id,
                                           self.clock.now(), receipt, failure)
                      for sent, (receipt, failure) in zip(outgoing, answers)]

@@ -240,12 +240,19 @@ class RecorderHandler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 
 
+class RecorderServer(ThreadingHTTPServer):
+    """A listen backlog for a sender's concurrent connections (the default of 5 dropped
+    connections the notifications service had already sent on)."""
+
+    request_queue_size = 128
+
+
 def serve_recorder(port: int, record_file: Path, host: str = HOST,
                    parent_pid: int | None = None) -> None:
     """Run the recorder until killed (or until the process that started it is gone)."""
     state = RecorderState(record_file)
     handler = type("BoundRecorderHandler", (RecorderHandler,), {"state": state})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = RecorderServer((host, port), handler)
     server.daemon_threads = True  # a request sleeping in timeout mode never delays exit
     if parent_pid:
         _exit_with_parent(parent_pid)

@@ -124,6 +124,25 @@ def test_a_gateway_that_refuses_connections_is_temporary_and_not_delivered():
     assert not failure.value.may_have_been_delivered
 
 
+def test_the_environments_proxy_settings_are_followed(endpoints, own_name, monkeypatch):
+    """The environment is read once per endpoint (not at every send), and still obeyed: a
+    proxy that refuses connections stops the message, NO_PROXY lets it go straight."""
+    from services.notifications import channels
+    monkeypatch.setenv("HTTP_PROXY", refused_url("/"))
+    monkeypatch.setenv("NO_PROXY", "example.invalid")
+    channels._environment_settings.cache_clear()
+    try:
+        with pytest.raises(TemporaryFailure):
+            sms_channel(endpoints, own_name, connect_timeout=2).send(PHONE, SUBJECT, BODY)
+        assert endpoints.sms.requests(f"/sms/{own_name}") == []
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        channels._environment_settings.cache_clear()
+        assert sms_channel(endpoints, own_name).send(PHONE, SUBJECT, BODY).startswith("sms:")
+        assert len(endpoints.sms.requests(f"/sms/{own_name}")) == 1
+    finally:
+        channels._environment_settings.cache_clear()
+
+
 def test_a_malformed_phone_number_is_permanent():
     with pytest.raises(PermanentFailure):
         SmsChannel(refused_url()).send("call me", SUBJECT, BODY)
