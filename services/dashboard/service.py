@@ -34,8 +34,8 @@ from .reads import Services
 from .rendering import render
 from .schemas import PeriodArgs, SigninForm, check_id, check_table, load_args
 from .static_files import StaticFiles
-from .tickets import Tickets, check_pasted, cookie_header
-from .web import is_secure, local_path, page, redirect, same_origin
+from .tickets import Tickets, check_pasted, session_token
+from .web import local_path, page, redirect, same_origin, session_cookie
 
 # The services the dashboard reads from; the system declaration lists the same (`calls`),
 # which gives its broker account the right to call them and nothing else.
@@ -64,7 +64,7 @@ class Site(DependencyProvider):
 
     def principal(self, request):
         """The signed-in user (Unauthorized: the page redirects to the sign-in form)."""
-        token = request.cookies.get("orglife_session")
+        token = session_token(request)
         if not token:
             raise Unauthorized("not signed in")
         return decode_token(self.secret, f"Bearer {token}")
@@ -94,7 +94,7 @@ class DashboardService:
             except Unauthorized as exc:
                 return self._signin_form(request, error=_why(exc), status=401)
             response = redirect(local_path(request.args.get("next")))
-            response.headers["Set-Cookie"] = cookie_header(token, max_age, is_secure(request))
+            response.headers["Set-Cookie"] = session_cookie(request, token, max_age)
             return response
         notice = ("登录已失效，请重新登录。" if request.args.get("expired")
                   else "已退出登录。" if request.args.get("signed_out") else "")
@@ -111,7 +111,7 @@ class DashboardService:
             return self._signin_form(request, error=_why(exc), status=401,
                                      next_=form["next"])
         response = redirect(local_path(form["next"]))
-        response.headers["Set-Cookie"] = cookie_header(token, max_age, is_secure(request))
+        response.headers["Set-Cookie"] = session_cookie(request, token, max_age)
         return response
 
     @page("POST", "/signout")
@@ -119,7 +119,7 @@ class DashboardService:
         if not same_origin(request):
             raise Forbidden("cross-site sign-out refused")
         response = redirect("/signin?signed_out=1")
-        response.headers["Set-Cookie"] = cookie_header("", 0, is_secure(request))
+        response.headers["Set-Cookie"] = session_cookie(request, "", 0)
         return response
 
     def _signin_form(self, request, error="", notice="", status=200, next_=None):

@@ -97,9 +97,23 @@ def check_pasted(secret: str, token: str) -> tuple[str, Principal, int]:
     return token, principal, max(seconds, 0)
 
 
-def cookie_header(value: str, max_age: int, secure: bool) -> str:
+def cookie_name(request) -> str:
+    """The session cookie's name for the host and port the browser addressed. A browser
+    keeps cookies per host, not per port: two dashboards on one host (two homes side by side
+    on 8600 and 8601) would otherwise replace each other's session. Behind a reverse proxy,
+    the host it forwards (X-Forwarded-Host) is the one the browser saw."""
+    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+    head, _, port = host.rpartition(":")
+    return f"{COOKIE}_{port}" if head and port.isdigit() else COOKIE
+
+
+def session_token(request) -> str | None:
+    return request.cookies.get(cookie_name(request))
+
+
+def cookie_header(value: str, max_age: int, secure: bool, name: str = COOKIE) -> str:
     """Set-Cookie for the session (an empty value and max-age 0 clear it)."""
-    parts = [f"{COOKIE}={value}", "Path=/", "HttpOnly", "SameSite=Strict", f"Max-Age={max_age}"]
+    parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Strict", f"Max-Age={max_age}"]
     if secure:
         parts.append("Secure")
     return "; ".join(parts)

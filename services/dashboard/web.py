@@ -19,7 +19,9 @@ import eventlet
 from eventlet.event import Event
 from eventlet import wsgi
 from nameko.constants import WEB_SERVER_CONFIG_KEY
-from nameko.exceptions import RemoteError, UnknownService
+from amqp.exceptions import ConnectionError as AMQPConnectionError
+from kombu.exceptions import OperationalError
+from nameko.exceptions import IncorrectSignature, MethodNotFound, RemoteError, UnknownService
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import BindAddress, WebServer, WsgiApp, parse_address
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -33,7 +35,7 @@ from orglife.common.errors import (
 
 from .reads import ReadTimeout
 from .rendering import render
-from .tickets import COOKIE, cookie_header
+from .tickets import cookie_header, cookie_name, session_token
 
 log = logging.getLogger("orglife.dashboard")
 
@@ -54,6 +56,13 @@ ERRORS: dict[type, tuple[int, str, bool]] = {
     UnknownService: (503, "服务未运行", False),
     ReadTimeout: (504, "服务未及时响应", False),
     RemoteError: (502, "服务出错", False),  # an unexpected error inside a service
+    # a service of another version (a method it lacks, or with other arguments)
+    MethodNotFound: (502, "服务版本不一致", False),
+    IncorrectSignature: (502, "服务版本不一致", False),
+    # the broker cannot be reached (kombu wraps socket errors in OperationalError)
+    OperationalError: (503, "消息服务不可用", False),
+    AMQPConnectionError: (503, "消息服务不可用", False),
+    ConnectionError: (503, "消息服务不可用", False),
 }
 EXPECTED = tuple(cls for cls in ERRORS if issubclass(cls, Exception)
                  and not issubclass(cls, HTTPException))
@@ -64,7 +73,7 @@ DETAILS = {
     405: "此地址不接受这种请求。",
     500: "系统出现错误，已记录在服务日志中。",
     502: "后台服务处理时出错，已记录在该服务的日志中。",
-    503: "后台服务没有运行：请运行 ./orglife status 查看。",
+    503: "后台服务或消息服务（RabbitMQ）没有运行：请运行 ./orglife status 查看。",
     504: "后台服务没有及时响应，请稍后再试。",
 }
 
@@ -99,11 +108,21 @@ def error_response(exc: BaseException, request: Request | None) -> Response:
     if isinstance(exc, RequestRedirect):
         return exc.get_response()
     status, title, show = error_status(exc)
+    if status == 401 and request is not None and request.headers.get("HX-Request"):
+        # A fragment (the health panel refreshing itself) must not swap the sign-in form
+        # into the page: htmx takes the whole page there (HX-Redirect), back afterwards.
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        here = local_path(current.path + (f"?{current.query}" if current.query else ""))
+        expired = "&expired=1" if session_token(request) else ""
+        response = Response("", status=401, headers={
+            "HX-Redirect": f"/signin?next={quote(here, safe='')}{expired}"})
+        response.headers["Set-Cookie"] = session_cookie(request, "", 0)
+        return response
     if status == 401 and request is not None and request.method in ("GET", "HEAD"):
         here = request.full_path.rstrip("?") if request.query_string else request.path
-        expired = "&expired=1" if request.cookies.get(COOKIE) else ""
+        expired = "&expired=1" if session_token(request) else ""
         response = redirect(f"/signin?next={quote(here, safe='')}{expired}")
-        response.headers["Set-Cookie"] = cookie_header("", 0, is_secure(request))
+        response.headers["Set-Cookie"] = session_cookie(request, "", 0)
         return response
     if status in (500, 502):  # a bug here or in a service: the traceback goes to the log
         log.error("%s %s failed: %s: %s", request.method if request else "-",
@@ -116,13 +135,18 @@ def error_response(exc: BaseException, request: Request | None) -> Response:
     html = render("error.html", status=status, title=title, detail=detail,
                   explanation=DETAILS.get(status, ""), user=None)
     response = Response(html, status=status, content_type="text/html; charset=utf-8")
-    if status == 401:
-        response.headers["Set-Cookie"] = cookie_header("", 0, is_secure(request))
+    if status == 401 and request is not None:
+        response.headers["Set-Cookie"] = session_cookie(request, "", 0)
     return response
 
 
 def redirect(location: str, status: int = 303) -> Response:
     return Response("", status=status, headers={"Location": location})
+
+
+def session_cookie(request: Request, token: str, max_age: int) -> str:
+    """Set-Cookie for this browser's session on this dashboard (tickets.cookie_name)."""
+    return cookie_header(token, max_age, is_secure(request), cookie_name(request))
 
 
 def is_secure(request: Request | None) -> bool:
@@ -247,7 +271,7 @@ class DashboardServer(WebServer):
     def context_data_from_headers(self, request):
         """The session cookie's token, as every RPC of the request carries it (nameko
         forwards context data to the services it calls; for HTTP it puts nothing there)."""
-        token = request.cookies.get(COOKIE)
+        token = session_token(request)
         return {"authorization": f"Bearer {token}"} if token else {}
 
 

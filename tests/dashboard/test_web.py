@@ -71,6 +71,24 @@ def test_the_cookie_is_http_only_and_strict():
     assert not web.is_secure(request())
 
 
+def test_each_port_of_a_host_keeps_its_own_session():
+    """Two dashboards on one host (two homes side by side) must not replace each other's
+    session: browsers keep cookies per host, so the port goes into the cookie's name."""
+    def on(host, **headers):
+        return Request(EnvironBuilder(path="/", base_url=f"http://{host}/",
+                                      headers=headers).get_environ())
+    assert tickets.cookie_name(on("127.0.0.1:8600")) == "orglife_session_8600"
+    assert tickets.cookie_name(on("127.0.0.1:8601")) == "orglife_session_8601"
+    assert tickets.cookie_name(on("[::1]:8600")) == "orglife_session_8600"
+    assert tickets.cookie_name(on("orglife.example.gov.cn")) == "orglife_session"
+    behind = on("127.0.0.1:8600", **{"X-Forwarded-Host": "orglife.example.gov.cn"})
+    assert tickets.cookie_name(behind) == "orglife_session"
+    assert web.session_cookie(on("127.0.0.1:8601"), "T", 60).startswith("orglife_session_8601=T;")
+    mine = Request(EnvironBuilder(path="/", base_url="http://127.0.0.1:8601/", headers={
+        "Cookie": "orglife_session_8600=OTHER; orglife_session_8601=MINE"}).get_environ())
+    assert tickets.session_token(mine) == "MINE"
+
+
 def test_errors_map_to_statuses_in_one_table():
     cases = {Forbidden("x"): 403, NotFound("x"): 404, ValidationError({"year": ["bad"]}): 400,
              Conflict("x"): 409, ReadTimeout("scoring", "ranking", 20): 504,
@@ -94,6 +112,32 @@ def test_errors_map_to_statuses_in_one_table():
     assert "Max-Age=0" in page.headers["Set-Cookie"]
     assert web.error_response(Unauthorized("x"), request("/")).headers["Location"] == \
         "/signin?next=%2F"
+    # a fragment htmx fetches (the health panel every 15 s): the whole page goes to sign in,
+    # back to the page the user was on; no sign-in form swapped into the panel
+    fragment = web.error_response(Unauthorized("x"), request(
+        "/panel/health", cookie="old", headers={"HX-Request": "true", "HX-Current-URL": "http://127.0.0.1:8600/org/t1?year=2025"}))
+    assert fragment.status_code == 401 and "Location" not in fragment.headers
+    assert fragment.headers["HX-Redirect"] == "/signin?next=%2Forg%2Ft1%3Fyear%3D2025&expired=1"
+    assert "Max-Age=0" in fragment.headers["Set-Cookie"] and fragment.get_data() == b""
+    elsewhere = web.error_response(Unauthorized("x"), request("/panel/health", headers={
+        "HX-Request": "true", "HX-Current-URL": "https://evil.example//x"}))
+    assert elsewhere.headers["HX-Redirect"] == "/signin?next=%2F"  # never //host
+
+
+def test_a_service_of_another_version_or_no_broker_is_named_not_a_bare_500():
+    from amqp.exceptions import ConnectionError as AMQPConnectionError
+    from kombu.exceptions import OperationalError
+    from nameko.exceptions import IncorrectSignature, MethodNotFound
+    cases = {MethodNotFound("branch_overview"): (502, "服务版本不一致"),
+             IncorrectSignature("x"): (502, "服务版本不一致"),
+             OperationalError("[Errno 111] Connection refused"): (503, "消息服务不可用"),
+             AMQPConnectionError("lost"): (503, "消息服务不可用"),
+             ConnectionRefusedError(111, "refused"): (503, "消息服务不可用")}
+    for exc, (status, title) in cases.items():
+        page = web.error_response(exc, request("/org/c1"))
+        body = page.get_data(as_text=True)
+        assert page.status_code == status and title in body, exc
+        assert "refused" not in body and "branch_overview" not in body  # no internals shown
 
 
 def test_forms_redirect_only_within_the_site_and_only_from_it():
