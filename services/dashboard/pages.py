@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from orglife.common.auth import Principal
+from orglife.common.rules import load_rules
 from orglife.common.vocabulary import MEETING_TYPES
 
 from .present import (
@@ -128,7 +129,7 @@ def ancestors(reads: Reads, principal: Principal, path: list[str]) -> tuple[dict
 
 # -- the overview (county or township) ---------------------------------------------------------
 def overview(reads: Reads, principal: Principal, org_id: str, period: Period, tz: ZoneInfo,
-             health=None) -> Page:
+             health=None, rules=None) -> Page:
     """Counts, lights by township, unevenness by category, top and bottom branches, members
     at risk, the latest alerts, notifications by kind and status; `health` (a callable) is
     asked for the system's health at the same time."""
@@ -184,6 +185,9 @@ def overview(reads: Reads, principal: Principal, org_id: str, period: Period, tz
                    "meetings": meetings["total"] if meetings else None,
                    "lights": ov["lights"], "at_risk": ov["at_risk"]},
         "as_of": ov["as_of"], "rules_version": ov["rules_version"],
+        # the legend says what the lights mean in this deployment's rules file (SPEC §3)
+        "lights_rule": {"red": Ratio((rules or load_rules()).red_below),
+                        "yellow": Ratio((rules or load_rules()).yellow_below)},
         "chart_unevenness": {
             "categories": [zh(c["category"], "category") for c in ov["categories"]],
             "mean": [c["mean"] for c in ov["categories"]],

@@ -191,7 +191,8 @@ class DashboardService:
 
     def _overview(self, request, principal, org_id):
         return pages.overview(self.reads, principal, check_id("org_id", org_id),
-                              self._period(request), self.clock.tz, health=self._health)
+                              self._period(request), self.clock.tz, health=self._health,
+                              rules=self.rules)
 
     def _branch(self, request, principal, branch_id):
         return pages.branch(self.reads, principal, check_id("branch_id", branch_id),

@@ -96,6 +96,16 @@ def test_the_county_overview(county, reads_as):
     assert "青山县 组织生活总览" in out
     assert out.count('class="cell ') == 3 and 'data-light="' in out
     assert "/org/c1/export/unevenness.xlsx" in out and "village" not in out
+    assert "达标率低于60.0%" in out and "达标率低于80.0%" in out  # the rules file's lights
+
+
+def test_the_lights_legend_follows_the_rules_file(county, reads_as):
+    from orglife.common.rules import load_rules
+    rules = load_rules()
+    rules.raw["lights"] = {"red_below": 0.5, "yellow_below": 0.75}
+    out = html(pages.overview(reads_as(), principal(), "c1", period(), TZ, rules=rules),
+               path="/org/c1")
+    assert "达标率低于50.0%" in out and "达标率低于75.0%" in out and "60.0%" not in out
 
 
 def test_every_table_downloads_with_chinese_headers(county, reads_as):

@@ -21,7 +21,7 @@
         series: [
           { name: "平均达标率", type: "bar", data: d.mean, itemStyle: { color: COLORS.blue },
             markLine: { silent: true, symbol: "none", lineStyle: { color: COLORS.red },
-                        data: [{ yAxis: d.threshold }], label: { formatter: "60%" } } },
+                        data: [{ yAxis: d.threshold }], label: { formatter: percent(d.threshold) } } },
           { name: "最低", type: "bar", data: d.min, itemStyle: { color: COLORS.red } },
           { name: "最高", type: "bar", data: d.max, itemStyle: { color: COLORS.green } },
           { name: "低于" + d.threshold + "的支部", type: "line", yAxisIndex: 1, data: d.below,
