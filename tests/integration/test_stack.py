@@ -419,8 +419,11 @@ def test_a_killed_service_process_is_restarted_and_restart_restarts_a_service(
     stack.up()
     before = instance(stack.json("status"), "meetings")
     os.kill(before["pid"], signals.SIGKILL)  # the service process, not its supervisor
+    # back: restarted once, its process up and, once it has started, answering again
     report = wait_status(stack, lambda r: instance(r, "meetings")["restarts"] == 1
-                         and instance(r, "meetings")["up"], message="meetings back")
+                         and instance(r, "meetings")["up"]
+                         and {row["service"]: row for row in r["services"]}["meetings"][
+                             "answers"], message="meetings back")
     assert_answering(report)
     assert instance(report, "members")["restarts"] == 0  # the others went on
     supervisors = stack.pids()
