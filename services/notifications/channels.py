@@ -271,7 +271,7 @@ class JsonPoster:
             raise DeliveryUnknown(f"{self.label}: no answer within {self.timeout[1]:g} s "
                                   f"after sending") from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema):
+                requests.exceptions.InvalidSchema, ValueError):  # e.g. a port that is no number
             raise PermanentFailure(f"{self.label}: not a usable endpoint URL") from None
         except requests.exceptions.ConnectionError as exc:
             if _never_connected(exc):

@@ -78,6 +78,9 @@ class Draft:
     ref: str | None = None  # the meeting or branch it is about (withdrawals look it up)
     about_id: str | None = None  # the member it is about, when the recipient is someone else
     quiet_hours: object = DEFAULT  # (start, end), None (none at all), or DEFAULT
+    # the moment it stops being of use (a reminder: the meeting's start): quiet hours never
+    # push it past that (see `send_after`)
+    deadline: datetime | None = None
 
 
 # -- channels and quiet hours ---------------------------------------------------------------------
@@ -149,6 +152,16 @@ def send_after(not_before: datetime | None, now: datetime, urgent: bool,
     return quiet_until(at, window, tz) or at
 
 
+def beats_quiet_hours(draft: Draft, not_before: datetime | None, now: datetime,
+                      window: tuple[time, time] | None, tz) -> bool:
+    """Quiet hours would hold this message until its deadline had passed (a reminder of a
+    06:30 meeting planned at 23:00 would go at 07:00): it goes at once instead, as urgent
+    ones do; a reminder after the meeting would be no reminder at all."""
+    if draft.urgent or draft.deadline is None:
+        return False
+    return send_after(not_before, now, False, window, tz) >= draft.deadline
+
+
 def backoff(rules: Rules, attempts: int) -> float:
     """Seconds before the next attempt after `attempts` failed ones on a channel (the last
     pause repeats if attempts outnumber the pauses)."""
@@ -197,11 +210,17 @@ def _secretary_drafts(directory: Directory, org_id: str, kind: str, cause: str, 
         contact = directory.contact(org.secretary_id)
         if contact is not None:
             preference = directory.preference(contact.member_id)
-            return [Draft(kind, contact.member_id, "member", cause,
-                          member_channels(contact, preference, directory.available()), template,
-                          {**context, "member": contact, "org": org},
-                          quiet_hours=preference.quiet_hours if preference.quiet_set else DEFAULT,
-                          **extra)]
+            drafts = [Draft(kind, contact.member_id, "member", cause,
+                            member_channels(contact, preference, directory.available()),
+                            template, {**context, "member": contact, "org": org},
+                            quiet_hours=(preference.quiet_hours if preference.quiet_set
+                                         else DEFAULT), **extra)]
+            robot = _org_draft(directory, org, kind, cause, template, context, **extra)
+            if unreachable(contact, directory.available()) and "robot" in robot.channels:
+                # a secretary with neither phone nor e-mail would see it only on signing
+                # in: the organization's work-chat robot says it too
+                drafts.append(robot)
+            return drafts
     return [_org_draft(directory, org, kind, cause, template, context, **extra)]
 
 
@@ -266,7 +285,7 @@ def plan_reminders(rules: Rules, directory: Directory, meeting: dict, held_at: d
     for member_id in meeting.get("expected") or []:
         drafts += _member_draft(directory, member_id, "meeting_reminder", reminder_cause(meeting),
                                 "meeting_reminder", context, not_before=not_before,
-                                ref=meeting["meeting_id"])
+                                ref=meeting["meeting_id"], deadline=held_at)
     return _merge_relays(drafts)
 
 
@@ -280,7 +299,7 @@ def plan_cancellation_notices(directory: Directory, meeting: dict, held_at: date
         drafts += _member_draft(directory, member_id, "meeting_reminder",
                                 f"meeting:{meeting['meeting_id']}@cancelled",
                                 "meeting_cancelled", context, urgent=False,
-                                ref=meeting["meeting_id"])
+                                ref=meeting["meeting_id"], deadline=held_at)
     return _merge_relays(drafts)
 
 

@@ -109,9 +109,12 @@ def prepare_meetings(uow: UnitOfWork, envelopes: list[Envelope], planning: Plann
     prefetch(uow.session, MeetingSeen, [m.get("meeting_id") for m in meetings],
              for_update=True)
     members = set()
-    for meeting in meetings:
-        members.update(m for m in meeting.get("expected") or [] if isinstance(m, str))
-        members.update(row.get("member_id") for row in meeting.get("attendance") or []
+    for meeting in meetings:  # read leniently: preparing must never fail a message itself
+        expected, attendance = meeting.get("expected"), meeting.get("attendance")
+        members.update(m for m in (expected if isinstance(expected, list) else [])
+                       if isinstance(m, str))
+        members.update(row.get("member_id") for row in
+                       (attendance if isinstance(attendance, list) else [])
                        if isinstance(row, dict) and isinstance(row.get("member_id"), str))
     planning.directory.prefetch(members, [m.get("branch_id") for m in meetings])
 
@@ -193,12 +196,28 @@ def unknown_ids(uow: UnitOfWork, meeting: dict, planning: Planning) -> set[str]:
                       if not planning.directory.known(member_id)}
 
 
+def arrived_meanwhile(session, ids: set[str]) -> bool:
+    """Some of these members or organizations are in the copy now (asked afresh, not from
+    what the batch read when it began)."""
+    wanted = sorted(ids)
+    return bool(session.scalar(select(ContactCopy.member_id).where(
+        ContactCopy.member_id.in_(wanted)).limit(1)) or session.scalar(
+        select(OrgCopy.org_id).where(OrgCopy.org_id.in_(wanted)).limit(1)))
+
+
 def wait_for_unknown(uow: UnitOfWork, meeting: dict, planning: Planning) -> None:
     """Remember the meeting for each unknown member or branch (replan_waiting plans it again
     when they arrive), or forget that it waited."""
     session, meeting_id = uow.session, meeting["meeting_id"]
     seen = lookup(session, MeetingSeen, meeting_id)
     missing = unknown_ids(uow, meeting, planning)
+    if missing and arrived_meanwhile(session, missing):
+        # Another instance committed them after this batch read the copy: its wake-up found
+        # no wait (ours is not committed), so nothing would ever wake this one. Plan with
+        # them now instead (stored once per kind, recipient and cause: nothing twice).
+        planning.directory.forget()
+        plan_meeting(uow, meeting, planning, first=False)
+        missing = unknown_ids(uow, meeting, planning)
     if seen.waiting is not None:
         session.execute(delete(MeetingWait).where(MeetingWait.meeting_id == meeting_id))
     seen.waiting = meeting if missing else None

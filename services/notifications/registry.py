@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork, lookup, prefetch, under
+from orglife.common.db import UnitOfWork, lookup, prefetch, under, unstorable
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules, parse_quiet_hours, RulesError
 from orglife.common.vocabulary import ACTIVE_STATUSES
@@ -78,7 +78,8 @@ class SessionDirectory:
 
     def _load(self, model, column, keys, known: dict) -> dict:
         """{key: row or None} for the keys not yet in `known`, 500 to a query."""
-        wanted = sorted({key for key in keys if isinstance(key, str) and key not in known})
+        wanted = sorted({key for key in keys if isinstance(key, str) and len(key) <= 200
+                         and unstorable(key) is None and key not in known})
         out = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
@@ -190,13 +191,15 @@ def row_of(planning: Planning, draft: domain.Draft) -> dict:
     window = (planning.rules.quiet_hours if draft.quiet_hours is domain.DEFAULT
               else draft.quiet_hours)
     planned = max(draft.not_before or planning.now, planning.now)
-    at = domain.send_after(planned, planning.now, draft.urgent, window, planning.tz)
+    urgent = draft.urgent or domain.beats_quiet_hours(draft, planned, planning.now, window,
+                                                      planning.tz)
+    at = domain.send_after(planned, planning.now, urgent, window, planning.tz)
     return {
         "notification_id": "nt-" + uuid.uuid4().hex[:20], "kind": draft.kind,
         "recipient_id": draft.recipient_id, "recipient_type": draft.recipient_type,
         "cause": draft.cause[:200], "ref": draft.ref, "about_id": draft.about_id,
         "branch_path": _branch_path(planning, draft), "channels": list(draft.channels),
-        "channel_index": 0, "channel": draft.channels[0], "urgent": draft.urgent,
+        "channel_index": 0, "channel": draft.channels[0], "urgent": urgent,
         "quiet_hours": (DEFAULT_QUIET if draft.quiet_hours is domain.DEFAULT
                         else quiet_text(draft.quiet_hours)),
         "subject": subject, "body": body, "status": "pending", "attempts": 0,
@@ -239,6 +242,7 @@ def store(session, planning: Planning, drafts: list[domain.Draft],
                                     channel=row["channel"], attempts=0, last_error=None,
                                     planned_at=row["planned_at"], not_before=row["not_before"],
                                     next_attempt_at=row["next_attempt_at"],
+                                    urgent=row["urgent"],
                                     quiet_hours=row["quiet_hours"], about_id=row["about_id"]))
     return max(inserted, 0)
 

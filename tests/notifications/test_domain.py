@@ -1,5 +1,6 @@
 """The rules of who hears what and when (services/notifications/domain.py), as plain
 functions over an in-memory directory: no database, no broker."""
+from dataclasses import replace
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -93,6 +94,30 @@ def test_quiet_hours_defer_to_their_end_unless_urgent():
     assert domain.send_after(None, early, False, window, TZ) == datetime(2026, 11, 26, 7, 0,
                                                                           tzinfo=TZ)
     assert domain.send_after(None, early, False, None, TZ) == early
+
+
+def test_a_reminder_quiet_hours_would_hold_past_the_meeting_goes_at_once():
+    """Scheduled at 23:00 for 06:30 the next morning: quiet hours (22:00-07:00) would hold
+    the reminder until 07:00, after the meeting. It goes at once; one for 08:00 waits for
+    07:00 as any other; a cancellation notice follows the same rule."""
+    window = (time(22), time(7))
+    late = datetime(2026, 11, 25, 23, 0, tzinfo=TZ)
+    directory_ = directory()
+
+    def reminders(held_at):
+        scheduled = meeting(status="scheduled", held_at=held_at.isoformat(), expected=["m1"])
+        return domain.plan_reminders(RULES, directory_, scheduled, held_at, late)
+    [dawn] = reminders(datetime(2026, 11, 26, 6, 30, tzinfo=TZ))
+    assert dawn.deadline == datetime(2026, 11, 26, 6, 30, tzinfo=TZ)
+    assert domain.beats_quiet_hours(dawn, late, late, window, TZ)
+    [morning] = reminders(datetime(2026, 11, 26, 8, 0, tzinfo=TZ))
+    assert not domain.beats_quiet_hours(morning, late, late, window, TZ)
+    assert domain.send_after(late, late, False, window, TZ) == datetime(2026, 11, 26, 7, 0,
+                                                                         tzinfo=TZ)
+    assert not domain.beats_quiet_hours(dawn, late, late, None, TZ)  # no quiet hours at all
+    [cancelled] = domain.plan_cancellation_notices(
+        directory_, meeting(meeting_id="mt1"), datetime(2026, 11, 26, 6, 30, tzinfo=TZ), ["m1"])
+    assert domain.beats_quiet_hours(cancelled, late, late, window, TZ)
 
 
 def test_backoff_follows_the_rules_and_repeats_the_last_pause():
@@ -233,3 +258,23 @@ def test_grade_notice_to_each_known_member_once_per_year():
         {"member_id": "m1", "score": 92, "grade": "excellent"},
         {"member_id": "nobody", "score": 80, "grade": "qualified"}]})
     assert [(d.recipient_id, d.cause) for d in drafts] == [("m1", "grade:2026")]
+
+
+def test_a_secretary_nobody_can_reach_has_the_branch_robot_say_it_too():
+    """A digest (or a relay) to a secretary with neither phone nor e-mail would be seen only
+    on signing in: the branch's work-chat robot says it too; without a robot nothing more."""
+    silent = Contact("sec", "王书记", "b1", "formal")  # no phone, no e-mail
+    people = [silent] + PEOPLE[1:]
+    with_robot = replace(BRANCH, robot_url="https://oapi.dingtalk.com/robot/send?access_token=b")
+    at = datetime(2026, 11, 24, 11, 30, tzinfo=timezone.utc)
+    drafts = domain.plan_followups(RULES, Directory(people, [COUNTY, TOWNSHIP, with_robot]),
+                                   meeting(), at, NOW)
+    digests = [(d.recipient_id, d.recipient_type, d.channels) for d in drafts
+               if d.kind == "absence_digest"]
+    assert digests == [("sec", "member", ["in_app"]),
+                       ("b1", "organization", ["robot", "in_app"])]
+    relays = {(d.recipient_id, d.template) for d in drafts if d.template == "relay"}
+    assert relays == {("sec", "relay"), ("b1", "relay")}
+    no_robot = domain.plan_followups(RULES, Directory(people, [COUNTY, TOWNSHIP, BRANCH]),
+                                     meeting(), at, NOW)
+    assert [d.recipient_id for d in no_robot if d.kind == "absence_digest"] == ["sec"]

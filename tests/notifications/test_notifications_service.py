@@ -430,3 +430,73 @@ def test_a_robot_out_of_slots_waits_unleased_and_nothing_is_tried(
     with notifications_store() as uow:
         assert len(uow.session.get(RobotBudget, registry.hashlib.sha256(
             url.encode()).hexdigest()[:32]).sent) == 20
+
+
+def test_a_member_committed_while_a_batch_runs_is_planned_not_left_waiting(
+        notifications_store, scoring_clock):
+    """The batch reads the copy once when it begins (handlers.prepare_meetings). A member
+    another instance commits after that finds no wait to wake (ours is not committed yet):
+    the meeting is planned with the member there and then, and waits for nobody."""
+    from sqlalchemy import insert
+
+    from orglife.common.envelope import Envelope
+    from orglife.common.rules import load_rules
+    from services.notifications import handlers
+    from services.notifications.models import ContactCopy, MeetingWait, OrgCopy
+    from services.notifications.registry import Planning, SessionDirectory
+    from services.notifications.texts import Texts
+    now = scoring_clock.now()
+    meeting = {"meeting_id": "race1", "branch_id": "b1", "type": "branch_assembly",
+               "held_at": (now - timedelta(hours=2)).isoformat(), "topic": "学习",
+               "revision": 1, "status": "logged",
+               "attendance": [{"member_id": "m1", "status": "absent", "expected": True}]}
+    with notifications_store() as uow:
+        uow.session.add(OrgCopy(org_id="b1", name="东村党支部", kind="branch", parent_id=None,
+                                path="/b1/", secretary_id=None, robot_url=None, version=1))
+        uow.commit()
+    with notifications_store() as uow:
+        planning = Planning(load_rules(), Texts(scoring_clock.tz), scoring_clock.tz, now,
+                            SessionDirectory(uow.session, False, ("email", "in_app")))
+        envelope = Envelope.new("meetings", "meeting_logged", meeting)
+        handlers.prepare_meetings(uow, [envelope], planning)  # m1 not in the copy yet
+        uow.session.execute(insert(ContactCopy).values(  # another instance's commit
+            member_id="m1", name="张三", branch_id="b1", status="formal", phone=None,
+            email="zhang@example.cn", version=1))
+        handlers.on_meeting(uow, envelope, planning)
+        uow.commit()
+    with notifications_store() as uow:
+        assert uow.session.query(MeetingWait).count() == 0
+    assert [(n.kind, n.recipient_id) for n in rows(notifications_store)
+            if n.kind == "absence_followup"] == [("absence_followup", "m1")]
+
+
+def test_a_late_reminder_is_stored_urgent_so_the_sender_does_not_hold_it_either(
+        notifications_store):
+    """registry.row_of: a reminder quiet hours would hold past its meeting is stored urgent
+    and due at once (the sender's lease_due defers only non-urgent rows)."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from orglife.common.rules import load_rules
+    from services.notifications import domain, registry
+    from services.notifications.texts import Texts
+    tz = ZoneInfo("Asia/Shanghai")
+    late = datetime(2026, 11, 25, 23, 0, tzinfo=tz)
+    contact = domain.Contact("m1", "张三", "b1", "formal", email="zhang@example.cn")
+
+    def draft(held_at):
+        return domain.Draft("meeting_reminder", "m1", "member", f"meeting:x@{held_at}",
+                            ["email", "in_app"], "meeting_reminder",
+                            {"meeting": {"type": "branch_assembly", "topic": "学习",
+                                         "branch_id": "b1"},
+                             "held_at": held_at, "branch": None, "member": contact},
+                            not_before=held_at - timedelta(hours=24), deadline=held_at,
+                            quiet_hours=(time(22), time(7)))
+    with notifications_store() as uow:
+        planning = registry.Planning(load_rules(), Texts(tz), tz, late,
+                                     registry.SessionDirectory(uow.session, False))
+        dawn = registry.row_of(planning, draft(datetime(2026, 11, 26, 6, 30, tzinfo=tz)))
+        morning = registry.row_of(planning, draft(datetime(2026, 11, 26, 8, 0, tzinfo=tz)))
+    assert (dawn["urgent"], dawn["not_before"]) == (True, late)
+    assert (morning["urgent"], morning["not_before"]) == (False,
+                                                          datetime(2026, 11, 26, 7, 0, tzinfo=tz))

@@ -281,6 +281,7 @@ def prefetch(session: Session, model, keys, *, for_update: bool = False) -> None
     wanted = sorted({key for key in keys if isinstance(key, str) and len(key) <= 200
                      and unstorable(key) is None})
     known = session.info.setdefault("prefetched", {})  # strong references: kept while it lives
+    locked = session.info.setdefault("prefetched_locked", set())
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         query = select(model).where(column.in_(chunk)).order_by(column)
@@ -289,12 +290,17 @@ def prefetch(session: Session, model, keys, *, for_update: bool = False) -> None
         found = {getattr(row, column.key): row for row in session.scalars(query)}
         for key in chunk:
             known[(model, key)] = found.get(key)
+            if for_update:
+                locked.add((model, key))
 
 
 def lookup(session: Session, model, key, **options):
-    """`session.get(model, key)`, answered from `prefetch` when it knows the key."""
+    """`session.get(model, key)`, answered from `prefetch` when it knows the key (and, when
+    the row is asked for locked, locked it)."""
     known = session.info.get("prefetched")
-    if known and (model, key) in known:
+    if known and (model, key) in known and (
+            not options.get("with_for_update")
+            or (model, key) in session.info.get("prefetched_locked", ())):
         return known[(model, key)]
     return session.get(model, key, **options)
 
