@@ -331,8 +331,25 @@ def plan_followups(rules: Rules, directory: Directory, meeting: dict, held_at: d
         drafts += _member_draft(directory, member_id, "absence_followup", cause,
                                 "absence_followup", context, not_before=not_before,
                                 ref=meeting["meeting_id"], about_id=member_id)
-    drafts += plan_digest(directory, meeting, held_at, not_before, missing)
-    return _merge_relays(drafts)
+    digests = plan_digest(directory, meeting, held_at, not_before, missing)
+    return _merge_relays(_fold_relays(drafts, digests) + digests)
+
+
+def _fold_relays(drafts: list[Draft], digests: list[Draft]) -> list[Draft]:
+    """The secretary's digest already names every absentee: it also says who among them can
+    be reached only in-app, instead of a separate relay note about the same meeting (one
+    message to the secretary, not two)."""
+    digest_to = {digest.recipient_id: digest for digest in digests}
+    kept = []
+    for draft in drafts:
+        digest = digest_to.get(draft.recipient_id) if draft.template == "relay" else None
+        if digest is None:
+            kept.append(draft)
+        else:
+            # a new list: the digests to the secretary and to the robot share their context
+            digest.context["unreachable"] = [*digest.context["unreachable"],
+                                             draft.context["about"].name]
+    return kept
 
 
 def plan_digest(directory: Directory, meeting: dict, held_at: datetime, not_before: datetime,
@@ -342,7 +359,8 @@ def plan_digest(directory: Directory, meeting: dict, held_at: datetime, not_befo
     for member_id in missing:
         contact = directory.contact(member_id)
         names.append(contact.name if contact else member_id)
-    context = {"meeting": meeting, "held_at": held_at, "branch": branch, "absentees": names}
+    context = {"meeting": meeting, "held_at": held_at, "branch": branch, "absentees": names,
+               "unreachable": []}  # absentees reachable only in-app (_fold_relays)
     return _secretary_drafts(directory, meeting["branch_id"], "absence_digest",
                              f"meeting:{meeting['meeting_id']}", "absence_digest", context,
                              not_before=not_before, ref=meeting["meeting_id"])

@@ -6,7 +6,7 @@ subprocess against members, meetings, scoring and notifications containers on th
 The county: the small county; b1 has m1–m9, m9 its secretary. m1 has an e-mail address, m2 a
 phone, m3 nothing (in-app only, so the secretary is told too). A branch assembly on
 2026-11-19 with m1, m2 and m3 absent: a follow-up to each (m1 by e-mail, m2 by SMS, m3 in-app),
-a relay about m3 and the digest to the secretary. The services run on the fixed clock
+and the digest to the secretary (which asks to tell m3 in person). The services run on the fixed clock
 (ORGLIFE_NOW), so the rules file copy has no grace before follow-ups and no pause between
 retries. Then, as legitimate test setup, m1's follow-up is made `failed` and m3's `unknown`
 directly in notifications' SQLite database (a crash between the channel and the record is
@@ -138,7 +138,7 @@ def county(rabbit, local_endpoints, tmp_path_factory):  # noqa: F811
 
             def settled():
                 items = cluster.notifications.list_notifications({"limit": 100})["items"]
-                return len(items) == 5 and all(i["status"] == "delivered" for i in items)
+                return len(items) == 4 and all(i["status"] == "delivered" for i in items)
             wait_for(settled, timeout=30, message="the follow-ups and the digest delivered")
         db_path = tmp / "notifications.db"
         set_status(db_path, "m1", "absence_followup", "failed",
@@ -210,8 +210,8 @@ def test_the_list_newest_first_with_names_colours_and_the_legend(orglife, tmp_pa
     path = tmp_path / "通知.xlsx"
     done = orglife("notifications", "--xlsx", path)
     out = done.stdout
-    rows = table_rows(out, "notifications, newest first (5 of 5)")
-    assert len(rows) == 5
+    rows = table_rows(out, "notifications, newest first (4 of 4)")
+    assert len(rows) == 4
     header = [cell.strip() for cell in next(
         line for line in out.splitlines() if "recipient" in line).strip().strip("┃").split("┃")]
     assert header == ["id", "created", "kind", "recipient", "channel", "status", "attempts",
@@ -224,7 +224,7 @@ def test_the_list_newest_first_with_names_colours_and_the_legend(orglife, tmp_pa
     assert by_recipient[("m3", "absence_followup 缺席跟进")][4:6] == ["in_app 站内",
                                                                    "unknown 结果不明"]
     assert by_recipient[("m9", "absence_digest 缺席汇总")][4] == "email 邮件"
-    assert ("m9", "absence_followup 缺席跟进") in by_recipient  # the relay about m3
+    assert ("m9", "absence_followup 缺席跟进") not in by_recipient  # m3: in the digest
     assert "缺席" in m1[7]
     legend = flat(out)
     assert "may have been delivered" in legend and "only an admin's" in legend
@@ -233,7 +233,7 @@ def test_the_list_newest_first_with_names_colours_and_the_legend(orglife, tmp_pa
     sheet = workbook(path)["通知"]
     assert sheet[0] == ["通知编号", "创建时间", "类型", "接收人", "渠道", "状态", "尝试次数",
                         "标题", "送达时间", "事由", "最近错误"]
-    assert len(sheet) == 6
+    assert len(sheet) == 5
     failed = next(row for row in sheet[1:] if row[5] == "失败")
     assert failed[2:5] == ["缺席跟进", "m1", "邮件"] and failed[10] == "smtp: 550 mailbox unavailable"
     assert {row[5] for row in sheet[1:]} == {"失败", "结果不明", "已送达"}
@@ -250,23 +250,22 @@ def test_the_list_filtered(orglife):
     assert item["created_at"].startswith("2026-11-20T02:00")  # --json: as the service said
 
     m9 = orglife.json("notifications", "--recipient", "m9")
-    assert sorted(i["kind"] for i in m9["items"]) == ["absence_digest", "absence_followup"]
+    assert sorted(i["kind"] for i in m9["items"]) == ["absence_digest"]  # no relay beside it
     digest = orglife.json("notifications", "--recipient", "m9", "--kind", "absence_digest")
     [only] = digest["items"]
-    # the meeting's event caused the digest and the three follow-ups (the relay has its own)
+    # the meeting's event caused the digest and the three follow-ups
     by_cause = orglife.json("notifications", "--cause", only["cause"])["items"]
     assert sorted(i["recipient_id"] for i in by_cause) == ["m1", "m2", "m3", "m9"]
     assert orglife.json("notifications", "--channel", "sms")["items"][0]["recipient_id"] == "m2"
-    assert orglife.json("notifications", "--org", "b1")["total"] == 5
+    assert orglife.json("notifications", "--org", "b1")["total"] == 4
     assert orglife.json("notifications", "--org", "b2")["total"] == 0
     page = orglife.json("notifications", "--limit", "2", "--offset", "1")
-    assert page["total"] == 5 and len(page["items"]) == 2
+    assert page["total"] == 4 and len(page["items"]) == 2
 
     out = orglife("notifications", "--status", "delivered", "--channel", "email").stdout
-    rows = table_rows(out, "notifications, newest first (2 of 2)")
+    rows = table_rows(out, "notifications, newest first (1 of 1)")
     assert sorted((r[2], r[3], r[5]) for r in rows) == [
-        ("absence_digest 缺席汇总", "m9", "delivered 已送达"),
-        ("absence_followup 缺席跟进", "m9", "delivered 已送达")]  # the digest, the relay
+        ("absence_digest 缺席汇总", "m9", "delivered 已送达")]  # the digest
     assert "may have been delivered" not in flat(out)  # no unknown one shown: no legend
     out = orglife("notifications", "--kind", "meeting_reminder").stdout
     assert "(0 of 0)" in out
@@ -286,20 +285,20 @@ def test_the_summary_by_kind_channel_and_status(orglife, tmp_path):
     assert header == ["kind", "channel", "delivered 已送达", "failed 失败", "unknown 结果不明",
                       "total 合计"]
     cells = {(r[0], r[1]): r[2:] for r in rows}
-    assert cells[("absence_followup 缺席跟进", "email 邮件")] == ["1", "1", "", "2"]
+    assert cells[("absence_followup 缺席跟进", "email 邮件")] == ["", "1", "", "1"]
     assert cells[("absence_followup 缺席跟进", "in_app 站内")] == ["", "", "1", "1"]
     assert cells[("absence_digest 缺席汇总", "email 邮件")] == ["1", "", "", "1"]
-    assert cells[("total 合计", "")] == ["3", "1", "1", "5"]
+    assert cells[("total 合计", "")] == ["2", "1", "1", "4"]
     assert "may have been delivered" in flat(out)
 
     result = orglife.json("notifications", "summary", "--org", "b1")
     assert {"kind": "absence_followup", "channel": "in_app", "status": "unknown",
             "count": 1} in result["items"]
-    assert sum(i["count"] for i in result["items"]) == 5
+    assert sum(i["count"] for i in result["items"]) == 4
     assert orglife.json("notifications", "summary", "--org", "b2")["items"] == []
     sheet = workbook(path)["通知统计"]
     assert sheet[0] == ["类型", "渠道", "已送达", "失败", "结果不明", "合计"]
-    assert ["缺席跟进", "邮件", 1, 1, 0, 2] in sheet
+    assert ["缺席跟进", "邮件", 0, 1, 0, 1] in sheet
 
 
 # -- preferences -----------------------------------------------------------------------------------

@@ -130,12 +130,13 @@ def test_followups_to_each_expected_absentee_and_one_digest_with_their_names():
     by_kind = {}
     for draft in drafts:
         by_kind.setdefault(draft.kind, []).append(draft)
-    # m3 has neither phone nor e-mail: in-app, and the secretary is asked to relay it
-    assert [d.recipient_id for d in by_kind["absence_followup"]] == ["m1", "m3", "sec"]
-    relay = by_kind["absence_followup"][2]
-    assert (relay.template, relay.about_id, relay.cause) == ("relay", None, "meeting:mt1|relay")
+    # m3 has neither phone nor e-mail: in-app, and the secretary's digest (not a separate
+    # relay note about the same meeting) asks to tell m3 in person
+    assert [d.recipient_id for d in by_kind["absence_followup"]] == ["m1", "m3"]
+    assert not [d for d in drafts if d.template == "relay"]
     [digest] = by_kind["absence_digest"]
     assert digest.recipient_id == "sec" and digest.context["absentees"] == ["张三", "王五"]
+    assert digest.context["unreachable"] == ["王五"]
     assert "v9" not in [d.recipient_id for d in drafts]  # a visitor listed absent owes nothing
     assert all(d.not_before == NOW + timedelta(minutes=10) for d in drafts)
 
@@ -146,7 +147,9 @@ def test_unreachable_member_gets_in_app_and_the_secretary_is_told():
         datetime(2026, 11, 24, 11, 30, tzinfo=timezone.utc), NOW)
     pairs = [(d.kind, d.recipient_id, d.channels, d.template) for d in drafts]
     assert ("absence_followup", "m3", ["in_app"], "absence_followup") in pairs
-    assert ("absence_followup", "sec", ["email", "sms", "in_app"], "relay") in pairs
+    assert ("absence_digest", "sec", ["email", "sms", "in_app"], "absence_digest") in pairs
+    assert [d.context["unreachable"] for d in drafts if d.kind == "absence_digest"] == [["王五"]]
+    assert len(drafts) == 2  # no separate relay note beside the digest
 
 
 def test_one_relay_per_secretary_names_every_unreachable_member():
@@ -172,10 +175,12 @@ def test_channels_the_deployment_lacks_are_not_planned_and_unreachability_is_not
                                    at, NOW)
     pairs = [(d.recipient_id, d.channels, d.template) for d in no_sms]
     assert ("m2", ["in_app"], "absence_followup") in pairs
-    assert ("sec", ["email", "in_app"], "relay") in pairs
+    assert ("sec", ["email", "in_app"], "absence_digest") in pairs
+    assert [d.context["unreachable"] for d in no_sms if d.kind == "absence_digest"] == [["李四"]]
     chosen = domain.plan_followups(RULES, directory(preferences={"m2": Preference(("in_app",))}),
                                    phone_only, at, NOW)
     assert [d.template for d in chosen if d.kind == "absence_followup"] == ["absence_followup"]
+    assert [d.context["unreachable"] for d in chosen if d.kind == "absence_digest"] == [[]]
 
 
 def test_an_at_risk_streak_is_named_by_its_first_month_while_it_grows():
@@ -273,8 +278,10 @@ def test_a_secretary_nobody_can_reach_has_the_branch_robot_say_it_too():
                if d.kind == "absence_digest"]
     assert digests == [("sec", "member", ["in_app"]),
                        ("b1", "organization", ["robot", "in_app"])]
-    relays = {(d.recipient_id, d.template) for d in drafts if d.template == "relay"}
-    assert relays == {("sec", "relay"), ("b1", "relay")}
+    # the note about the unreachable absentee m3 is in both digests, no relay beside them
+    assert not [d for d in drafts if d.template == "relay"]
+    assert [d.context["unreachable"] for d in drafts if d.kind == "absence_digest"] == [
+        ["王五"], ["王五"]]
     no_robot = domain.plan_followups(RULES, Directory(people, [COUNTY, TOWNSHIP, BRANCH]),
                                      meeting(), at, NOW)
     assert [d.recipient_id for d in no_robot if d.kind == "absence_digest"] == ["sec"]

@@ -66,6 +66,15 @@ def test_review_level_is_flagged_for_the_branch_assembly():
     assert "支部党员大会议程" in texts.render(review.template, review.context)[1]
 
 
+def test_the_digest_asks_the_secretary_to_tell_an_unreachable_absentee_in_person():
+    texts = Texts(TZ)
+    digest = [d for d in every_draft() if d.kind == "absence_digest"][0]
+    _, body = texts.render(digest.template, {**digest.context, "unreachable": ["王五"]})
+    assert "其中王五没有可用的电话或邮箱" in body and "请当面转告" in body
+    _, plain = texts.render(digest.template, {**digest.context, "unreachable": []})
+    assert "当面转告" not in plain and not plain.endswith("\n")
+
+
 def test_a_county_folder_overrides_one_template(tmp_path):
     (tmp_path / "absence_followup.txt").write_text(
         "缺席提醒：{{ meeting.topic }}\n{{ member.name }}，请补学。\n", encoding="utf-8")
