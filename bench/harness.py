@@ -65,7 +65,10 @@ class Bench:
                     ORGLIFE_HOME=str(self.work), ORGLIFE_NOW=self.now,
                     PYTHONPATH=f"{REPO / 'src'}:{REPO}")
         env = {**base, **(env or {})}
+        from orglife.system import SYSTEM
         for service in services:
+            if not SYSTEM.service(service).database:
+                continue  # the dashboard: no database of its own
             upgrade(service, self.db_url(service))
             env[f"ORGLIFE_{service.upper()}_DB_URL"] = self.db_url(service)
         for service in services:
