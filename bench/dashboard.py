@@ -389,6 +389,8 @@ def http_figures(work: Path, county_id: str, runs: int) -> None:
     try:
         import sqlite3
         for service in ("members", "meetings", "scoring"):
+            with sqlite3.connect(work / f"{service}.db") as db:  # all of it in the file
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             shutil.copyfile(work / f"{service}.db", bench.work / f"{service}.db")
             # the build handed every event over already: nothing is left for the relays
             with sqlite3.connect(bench.work / f"{service}.db") as db:

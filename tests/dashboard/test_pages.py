@@ -216,3 +216,41 @@ def test_phones_are_masked():
     assert mask_phone("138 0013 8000") == "138****8000"
     assert mask_phone("12345") == "***45"
     assert mask_phone(None) == "" and mask_phone("") == ""
+
+
+def test_failed_and_unknown_notifications_are_on_the_overview(county, reads_as):
+    """The overview lists what could not be sent (failed) and what may or may not have
+    arrived (unknown, a send cut by a crash), newest first, and counts them by kind and
+    status; what notifications answers is shown as it comes."""
+    reads = reads_as()
+
+    class Troubled:
+        def notification_summary(self, org_id=None):
+            return {"items": [
+                {"kind": "absence_followup", "channel": "email", "status": "failed", "count": 1},
+                {"kind": "absence_followup", "channel": "in_app", "status": "unknown",
+                 "count": 1},
+                {"kind": "absence_digest", "channel": "email", "status": "delivered",
+                 "count": 3}]}
+
+        def list_notifications(self, filters=None):
+            item = {"recipient_id": "m1", "kind": "absence_followup", "attempts": 5}
+            if filters["status"] == "failed":
+                found = [{**item, "status": "failed", "channel": "email",
+                          "created_at": "2026-11-19T02:00:00+00:00",
+                          "last_error": "smtp: 550 mailbox unavailable"}]
+            else:
+                found = [{**item, "recipient_id": "m3", "status": "unknown",
+                          "channel": "in_app", "attempts": 1,
+                          "created_at": "2026-11-19T03:00:00+00:00", "last_error": None}]
+            return {"items": found, "total": len(found)}
+    from tests.dashboard.conftest import WorkerProxy
+    reads.proxies["notifications"] = WorkerProxy(Troubled(), reads.calls, "notifications")
+    page = pages.overview(reads, principal(), "c1", period(), TZ)
+    troubled = page.tables["notifications_failed"]
+    assert [(row[4], text_of(row[3]), row[6]) for row in troubled.rows] == [
+        ("m3", "结果不明", ""), ("m1", "失败", "smtp: 550 mailbox unavailable")]
+    by_kind = {row[0]: row[1:] for row in page.tables["notifications"].rows}
+    assert by_kind["缺席跟进"][-1] == 2 and by_kind["缺席汇总"][-1] == 3
+    out = html(page, path="/org/c1")
+    assert "发送失败或结果不明的通知" in out and "smtp: 550 mailbox unavailable" in out
