@@ -149,3 +149,28 @@ def test_a_daily_run_for_an_earlier_day_leaves_todays_figures_as_they_were(pipel
     # and that day's own figures are still answered as of it
     assert scoring.members_at_risk("c1", "2026-06-20", all_streaks=True)["items"][0][
         "months"] == 1
+
+
+def test_a_past_days_streaks_computed_live_are_those_its_daily_run_stores(pipeline,
+                                                                         scoring_worker,
+                                                                         scoring_clock):
+    """A past day's overview and at-risk list judge only the members who may have a streak
+    (`streak_candidates`), as the daily run does; they must give what that day's run stored."""
+    a_year(pipeline)
+    # n2 misses March's theme day in b2: a streak that a later month with nothing expected
+    # does not break; m9 misses every month of b1 from May
+    scoring = scoring_worker()
+    days = [date(2026, month, 1) for month in range(3, 12)] + [date(2026, 7, 20)]
+    live = {day: (scoring.branch_overview("c1", 2026, day.isoformat()),
+                  scoring.members_at_risk("c1", day.isoformat(), all_streaks=True))
+            for day in days}
+    for day in days:
+        scoring_clock.set(day)
+        scoring.run_daily()
+        stored = (scoring.branch_overview("c1", 2026), scoring.members_at_risk(
+            "c1", all_streaks=True))
+        assert stored[0]["at_risk"] == live[day][0]["at_risk"], day
+        assert stored[0]["branches"] == live[day][0]["branches"], day
+        assert stored[1]["items"] == live[day][1]["items"], day
+    assert live[date(2026, 11, 1)][1]["items"][0]["months"] == 6  # m9: May to October
+    assert live[date(2026, 4, 1)][0]["at_risk"]["total"] >= 1  # n2 after March
