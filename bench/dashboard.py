@@ -205,7 +205,20 @@ def build(work: Path, branches: int, members: int, meetings_per_branch: int, see
                     consume(batch[i:i + BATCH])
         scoring_w.drain_dirty()
 
+    def drain_all():
+        """Every stale mark drained (a drain takes at most 20,000), as the running service
+        has done within a second or two: the reads time stored figures, not a backlog."""
+        from sqlalchemy import func, select
+
+        from services.scoring.models import Dirty
+        while True:
+            with stores["scoring"].sessions() as session:
+                if not session.scalar(select(func.count()).select_from(Dirty)):
+                    return
+            scoring_w.drain_dirty()
+
     if reuse:  # a county built by an earlier run with --work: only the timed part again
+        drain_all()
         county = make_county(seed=seed, townships=max(2, branches // 80), branches=branches,
                              members=members)
         return {"county": county, "stores": stores, "members": members_w,
@@ -253,6 +266,7 @@ def build(work: Path, branches: int, members: int, meetings_per_branch: int, see
     started = time.perf_counter()
     scoring_w.daily_when_due()  # as the service does at start and then daily: stored streaks
     deliver()
+    drain_all()
     print(f"  scoring's daily run: {time.perf_counter() - started:.0f} s", flush=True)
     return {"county": county, "stores": stores, "members": members_w, "meetings": meetings_w,
             "scoring": scoring_w, "built_s": built, "meetings_logged": logged,
@@ -364,22 +378,27 @@ def main() -> int:
             print(f"  {key:<40} {value}")
         p50 = statistics.median(page_samples)
         verdict = "met" if p50 < 1.0 else "MISSED"
-        print(f"  target: overview under 1 s → {verdict} (p50 {p50 * 1000:.0f} ms)")
+        print(f"  target: overview under 1 s → {verdict} in one process, every read waiting "
+              f"for the others (p50 {p50 * 1000:.0f} ms)")
         for store in world["stores"].values():
             store.engine.dispose()
         if args.http:
             signal.alarm(args.timeout)
-            http_figures(work, county_id, args.runs)
+            slowest = http_figures(work, county_id, args.runs)
             signal.alarm(0)
+            verdict = "met" if slowest < 1.0 else "MISSED"
+            print(f"  target: overview under 1 s → {verdict} over HTTP (slowest p50 of today's "
+                  f"and a past day's: {slowest * 1000:.0f} ms)")
+            return 0 if slowest < 1.0 else 1
     return 0 if p50 < 1.0 else 1
 
 
-def http_figures(work: Path, county_id: str, runs: int) -> None:
+def http_figures(work: Path, county_id: str, runs: int) -> float:
     """The same county through the real stack: members, meetings, scoring, notifications and
     the dashboard as processes (python -m orglife.runner, as `up` runs them) on a private
     broker, each on a copy of the built databases; pages fetched over HTTP with a signed-in
     cookie, as a browser would: the overview of today, of a past day (streaks computed live)
-    and the branches table as .xlsx."""
+    and the branches table as .xlsx. Returns the slower p50 of the two overviews."""
     import shutil
     import urllib.request
 
@@ -412,18 +431,21 @@ def http_figures(work: Path, county_id: str, runs: int) -> None:
                 return answer.read()
         fetch(f"/org/{county_id}")  # connections and caches warm, as for any later visitor
         pages_ = {"overview today": (f"/org/{county_id}", runs),
-                  "overview as of 2026-06-30": (f"/org/{county_id}?as_of=2026-06-30",
-                                                max(1, runs // 5)),
+                  "overview as of 2026-06-30": (f"/org/{county_id}?as_of=2026-06-30", runs),
                   "branches .xlsx": (f"/org/{county_id}/export/branches.xlsx",
                                      max(1, runs // 2))}
         print("Over HTTP, the real stack (p50 / p95 / max, ms)")
+        overviews = []
         for name, (path, count) in pages_.items():
             samples, body = timed(lambda: fetch(path), count)
+            if name.startswith("overview"):
+                overviews.append(statistics.median(samples))
             ordered = sorted(samples)
             p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
             print(f"  {name:<40} {statistics.median(samples) * 1000:.0f} / "
                   f"{p95 * 1000:.0f} / {max(samples) * 1000:.0f}  ({count} runs, "
                   f"{len(body) / 1024:.0f} kB)", flush=True)
+        return max(overviews)
     finally:
         bench.close()
 
