@@ -8,6 +8,7 @@ No page asks once per branch or per member: a county's 1,600 branches come from 
 """
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -246,11 +247,14 @@ def overview(reads: Reads, principal: Principal, org_id: str, period: Period, tz
          "、".join(period_zh(m["month"]) for m in item.get("months_list") or [])]
         for item in risk["items"]], total=risk["total"]))
     alerts = got["alerts"]
+    member_names = {item["member_id"]: item["name"] for item in risk["items"] if item["name"]}
     page.add(Table("alerts", "最新预警", cols("时间", "类型", "支部", "党员", "详情"), [
         [county_time(a["raised_at"], tz), ALERT_NAMES.get(a["kind"], a["kind"]),
          branch_link.get(a["branch_id"], a["branch_id"] or ""),
-         Link(a["member_id"], member_url(a["member_id"], **period.query)) if a["member_id"]
-         else "", alert_detail(a)] for a in alerts["items"]], total=alerts["total"],
+         Link((a.get("data") or {}).get("name") or member_names.get(a["member_id"])
+              or a["member_id"], member_url(a["member_id"], **period.query))
+         if a["member_id"] else "", alert_detail(a)] for a in alerts["items"]],
+        total=alerts["total"],
         row_tones=["red" if a["kind"] in ("branch_overdue", "branch_silent") else "yellow"
                    for a in alerts["items"]]))
     notes = got["notes"]
@@ -445,7 +449,7 @@ def branch(reads: Reads, principal: Principal, branch_id: str, period: Period, t
         [county_time(m["held_at"], tz), zh(m["type"], "meeting_type"), m["topic"] or "",
          m["summary"]["expected"], m["summary"]["present"], m["summary"]["remote"],
          m["summary"]["leave"], m["summary"]["absent"], quorum_text(m), meeting_state(m),
-         "；".join(w.get("message", "") for w in m.get("warnings") or [])]
+         "；".join(warning_text(w) for w in m.get("warnings") or [])]
         for m in meetings], total=got["meetings"]["total"],
         row_tones=[("red" if m["quorum_met"] is False or m["cancelled"] else
                     "yellow" if m.get("warnings") else "") for m in meetings]))
@@ -531,6 +535,27 @@ def quorum_text(meeting: dict) -> str:
         return "不适用"
     verdict = "达到" if quorum.get("met") else "未达到"
     return f"{verdict}（{quorum.get('present')}/{quorum.get('eligible')}，需{quorum.get('needed')}）"
+
+
+# a warning the meetings service recorded before it gave `code` and `member_status`
+_OLD_NON_MEMBER = re.compile(r"^'(?P<member_id>[^']*)' (?:was not yet a member|"
+                             r"was (?P<member_status>\w+)) on that date")
+
+
+def warning_text(warning: dict) -> str:
+    """A meeting's warning in Chinese (services/meetings/domain.py words it in English for
+    the CLI); one of a kind this page does not know keeps the service's text."""
+    facts = dict(warning)
+    if warning.get("code") is None:
+        old = _OLD_NON_MEMBER.match(warning.get("message") or "")
+        if old is None:
+            return warning.get("message", "")
+        facts.update(old.groupdict(), code="non_member_attendee")
+    if facts["code"] == "non_member_attendee":
+        status = facts.get("member_status")
+        when = f"当日为{zh(status, 'member_status')}" if status else "当日尚未入党"
+        return f"{facts.get('member_id')} {when}，按非党员参会记录，不计分"
+    return warning.get("message", "")
 
 
 def meeting_state(meeting: dict) -> Badge:

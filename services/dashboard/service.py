@@ -229,7 +229,7 @@ class DashboardService:
 
 def raise_not_found(table: str):
     from orglife.common.errors import NotFound
-    raise NotFound(f"no table {table!r} on this page")
+    raise NotFound(f"table {table!r} not found")
 
 
 def _period_label(view: pages.Page) -> str:

@@ -33,7 +33,7 @@ class StaticFiles:
             return self.cache[path]
         full = safe_join(str(self.root), path)
         if full is None or not Path(full).is_file() or Path(full).suffix not in SERVED:
-            raise NotFound(f"no file {path!r}")
+            raise NotFound(f"file {path!r} not found")
         body = Path(full).read_bytes()
         suffix = Path(full).suffix
         kind = TYPES.get(suffix) or mimetypes.guess_type(full)[0] or "application/octet-stream"

@@ -33,6 +33,7 @@ from orglife.common.errors import (
     Conflict, Forbidden, NotFound, OrglifeError, Unauthorized, ValidationError,
 )
 
+from . import wording
 from .reads import ReadTimeout
 from .rendering import render
 from .tickets import cookie_header, cookie_name, session_token
@@ -130,8 +131,9 @@ def error_response(exc: BaseException, request: Request | None) -> Response:
                   exc_info=status == 500 and not isinstance(exc, HTTPException))
     detail = str(exc) if show else ""
     if isinstance(exc, ValidationError):
-        detail = "；".join(f"{field}：{'，'.join(map(str, messages))}"
-                          for field, messages in sorted(exc.errors.items()))
+        detail = wording.invalid(exc.errors)
+    elif isinstance(exc, NotFound):
+        detail = wording.not_found(exc)
     html = render("error.html", status=status, title=title, detail=detail,
                   explanation=DETAILS.get(status, ""), user=None)
     response = Response(html, status=status, content_type="text/html; charset=utf-8")

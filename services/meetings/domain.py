@@ -170,7 +170,12 @@ def build_attendance(rules: Rules, meeting_type: str, branch_id: str, group_id: 
                    else f"was {person.status} on that date")
             non_members.append({"member_id": member_id, "status": entry["status"],
                                 "remote": entry.get("remote", False)})
-            warnings.append({"field": key, "message": f"{member_id!r} {why}: recorded as a "
+            # code, member_id and member_status: for readers that word it themselves (the
+            # dashboard says it in Chinese); message: for the CLI and logs
+            warnings.append({"field": key, "code": "non_member_attendee",
+                             "member_id": member_id,
+                             "member_status": person.status if person.joined else None,
+                             "message": f"{member_id!r} {why}: recorded as a "
                              "non-member attendee, counting for nothing"})
             continue
         rows[member_id] = {

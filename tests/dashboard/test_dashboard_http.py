@@ -108,3 +108,51 @@ def test_the_dashboards_account_may_call_services_and_nothing_more(running):
             name = "rpc.reply-dashboard-0b8e5a6c-1d2e-4f5a-8b9c-0d1e2f3a4b5c"
             channel.queue_declare(name, auto_delete=True)
             channel.queue_bind(name, "nameko-rpc", "members.get_member")
+
+
+def test_health_shows_queue_depths_and_parked_and_errors_read_chinese(rabbit, running,
+                                                                    accounts_vhost):
+    """Three events waiting for scoring (not running: no consumer) and two parked: the
+    panel counts them from the broker, red, and the system is not reported healthy. And
+    members' NotFound, deserialized by nameko from its message, is what the error page
+    words in Chinese (services/dashboard/wording.py)."""
+    import re
+
+    from orglife.common.errors import NotFound
+    from services.dashboard import wording
+
+    from kombu import Producer
+    base, _ = running
+    waiting = SYSTEM.subscription("scoring", "meetings")
+    parked = SYSTEM.subscription("members", "meetings")
+    admin = rabbit.amqp_uri.rstrip("/") + "/" + accounts_vhost
+    with Connection(admin) as conn:
+        producer = Producer(conn.channel())
+        for queue, count in ((waiting.queue_name, 3), (parked.parking_queue_name, 2)):
+            for n in range(count):
+                producer.publish({"n": n}, exchange="", routing_key=queue)
+    with ClusterRpcProxy({"AMQP_URI": admin}, context_data={"authorization": bearer()},
+                         timeout=30) as cluster:
+        with pytest.raises(NotFound) as missing:
+            cluster.members.get_member("m404")
+        with pytest.raises(NotFound) as nowhere:
+            cluster.members.get_organization("t404")
+    assert wording.not_found(missing.value) == "党员「m404」不存在"
+    assert wording.not_found(nowhere.value) == "组织「t404」不存在"
+    web = requests.Session()
+    web.get(f"{base}/signin?ticket="
+            f"{mint_ticket(SECRET, mint_token(SECRET, 'cli', 'county_admin'))}")
+    panel = web.get(base + "/panel/health", headers={"HX-Request": "true"}).text
+    rows = {re.search(r"<td[^>]*>([^<]+)</td>", row).group(1): row
+            for row in re.findall(r"<tr[^>]*>.*?</tr>", panel, re.S) if "--" in row}
+    cells = lambda row: [re.sub(r"<[^>]+>", "", cell).strip()  # noqa: E731
+                         for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells(rows[waiting.queue_name])[3:] == ["3", "0", "0"]  # waiting, consumers, parked
+    assert cells(rows[parked.queue_name])[3:] == ["0", "1", "2"]
+    assert rows[parked.queue_name].startswith('<tr class="red"')
+    assert '<span class="badge red">2</span>' in rows[parked.queue_name]
+    assert rows[waiting.queue_name].startswith('<tr class="red"')  # nobody consumes it
+    others = [row for queue, row in rows.items() if queue.startswith("members.events--")]
+    assert others and not any(row.startswith('<tr class="red"') for row in others
+                              if cells(row)[4] != "0")
+

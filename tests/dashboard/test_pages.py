@@ -9,6 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from orglife.common.errors import Forbidden
+from orglife.common.rules import load_rules
 from services.dashboard import pages
 from services.dashboard.present import (
     Badge, Link, Ratio, Table, cols, mask_phone, truncated, xlsx_bytes,
@@ -254,3 +255,76 @@ def test_failed_and_unknown_notifications_are_on_the_overview(county, reads_as):
     assert by_kind["缺席跟进"][-1] == 2 and by_kind["缺席汇总"][-1] == 3
     out = html(page, path="/org/c1")
     assert "发送失败或结果不明的通知" in out and "smtp: 550 mailbox unavailable" in out
+
+
+def test_the_member_page_shows_the_grade_or_recommendation_and_what_a_cap_cut(county,
+                                                                             reads_as):
+    """m10 at five lectures (2 points each, cap 8: the fifth is cut) and graded; a
+    probationary member gets the recommendation instead of a grade."""
+    pipeline = county
+    pipeline.members.register_member({"member_id": "p1", "name": "预备甲", "branch_id": "b1",
+                                      "status": "probationary", "joined_on": "2026-01-01"})
+    pipeline.deliver()
+    for month in range(1, 6):
+        pipeline.meetings.log_meeting(meeting(f"lec{month}", "b1", "lecture",
+                                              f"2026-{month:02d}-20", present=["m10", "p1"]))
+    pipeline.deliver()
+    reads = reads_as()
+    page = pages.member(reads, principal(), "m10", period(), TZ, rules=load_rules())
+    score = page.data["score"]
+    lectures = next(row for row in page.table("by_kind").rows if row[0] == "出席·党课")
+    assert lectures[1:] == [5, 8, 8, 1]  # count, points, yearly cap, cut by the cap
+    assert [row[6] for row in page.table("breakdown").rows].count("封顶") == 1
+    grade = {"excellent": "优秀", "qualified": "合格", "basic": "基本合格",
+             "unqualified": "不合格"}[score["grade"]]
+    assert page.data["standing"] == grade and grade in html(page, path="/member/m10")
+    probationary = pages.member(reads, principal(), "p1", period(), TZ)
+    assert probationary.data["score"]["grade"] is None
+    assert probationary.data["standing"].startswith("转正建议：")
+    assert probationary.data["standing"] in html(probationary, path="/member/p1")
+
+
+def test_a_meetings_warnings_are_in_chinese(county, reads_as):
+    """A meeting that lists someone not yet a member on its day: the branch page says so in
+    Chinese (the meetings service words its warning in English for the CLI)."""
+    pipeline = county
+    pipeline.members.register_member({"member_id": "m11", "name": "新党员", "branch_id": "b1",
+                                      "joined_on": "2026-10-01"})
+    pipeline.deliver()
+    pipeline.meetings.log_meeting(meeting("early", "b1", "study", "2026-09-20",
+                                          present=["m1", "m11"]))
+    pipeline.deliver()
+    page = pages.branch(reads_as(), principal(), "b1", period(), TZ)
+    row = next(r for r in page.table("meetings").rows if r[2] == "主题early")
+    assert row[10] == "m11 当日尚未入党，按非党员参会记录，不计分"
+    out = html(page, path="/branch/b1")
+    assert "non-member" not in out and "counting for nothing" not in out
+    # one the meetings service stored before it gave the warning's code reads the same
+    assert pages.warning_text({"field": "attendance.1.member_id", "message":
+                               "'m5' was transferred_out on that date: recorded as a "
+                               "non-member attendee, counting for nothing"}) == \
+        "m5 当日为已转出，按非党员参会记录，不计分"
+    assert pages.warning_text({"message": "something else"}) == "something else"
+
+
+def test_the_latest_alerts_are_listed_newest_first_in_chinese(county, reads_as,
+                                                               scoring_worker):
+    """scoring's daily run finds b1 and b2 silent and m9 at risk: the overview lists the
+    alerts newest first, named in Chinese, the member by name; a branch's red, a member's
+    yellow."""
+    scoring_worker().run_daily()
+    page = pages.overview(reads_as(), principal(), "c1", period(), TZ)
+    table = page.table("alerts")
+    rows = table.rows
+    assert rows and table.total >= len(rows)
+    assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
+    assert {r[1] for r in rows} == {"党员连续未参加组织生活", "长期未开展组织生活"}
+    nine = next(r for r in rows if r[1] == "党员连续未参加组织生活")
+    assert text_of(nine[3]) == "党员9" and nine[3].href.startswith("/member/m9")
+    assert nine[4].startswith("连续") and "未参加" in nine[4]
+    silent = [r for r in rows if r[1] == "长期未开展组织生活"]
+    # b1's last meeting was on October 15, b2's on March 3; b3 was registered today
+    assert {text_of(r[2]) for r in silent} == {"石桥村党支部", "白沙社区党支部"}
+    assert all(r[4].startswith("已 ") and r[4].endswith("天未开展任何组织生活") for r in silent)
+    assert [tone for row, tone in zip(rows, table.row_tones)] == [
+        "yellow" if row[1] == "党员连续未参加组织生活" else "red" for row in rows]

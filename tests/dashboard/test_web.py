@@ -104,7 +104,11 @@ def test_errors_map_to_statuses_in_one_table():
     assert page.status_code == 500 and "secret detail" not in body and "Traceback" not in body
     page = web.error_response(ValidationError({"year": ["Not a valid integer."]}),
                               request("/org/c1?year=x"))
-    assert page.status_code == 400 and "year" in page.get_data(as_text=True)
+    body = page.get_data(as_text=True)
+    assert page.status_code == 400 and "年度：不是有效的整数" in body and "Not a valid" not in body
+    page = web.error_response(NotFound("member 'm99' not found"), request("/member/m99"))
+    body = page.get_data(as_text=True)
+    assert page.status_code == 404 and "党员「m99」不存在" in body and "not found" not in body
     # not signed in: the sign-in form, coming back here afterwards; a stale cookie is cleared
     page = web.error_response(Unauthorized("x"), request("/branch/b1?year=2025", cookie="old"))
     assert page.status_code == 303
@@ -228,3 +232,23 @@ def test_a_read_that_is_not_answered_is_a_stopped_service_or_a_slow_one():
     unknown = Reads({"scoring": _Proxy()}, timeout=0.2, probe=lambda service: 1 / 0)
     got = unknown.gather(optional=("r",), r=call("scoring", "ranking", "c1"))
     assert isinstance(got["r"], Failed) and isinstance(got["r"].error, ReadTimeout)
+
+
+def test_error_details_are_worded_in_chinese_and_unknown_ones_kept():
+    """services/dashboard/wording.py: what the services and marshmallow say in English, as
+    the user reads it; a message it does not know is kept (it still says what to fix)."""
+    from services.dashboard import wording
+    assert wording.not_found("organization 't9' not found") == "组织「t9」不存在"
+    assert wording.not_found("table 'nope' not found") == "表格「nope」不存在"
+    assert wording.not_found("something odd") == "something odd"
+    assert wording.invalid({"year": ["Must be greater than or equal to 2000 and less than or "
+                                     "equal to 2100."],
+                            "as_of": ["Not a valid date."]}) == \
+        "截至日期：不是有效的日期（应写作 2026-11-20）；年度：应在 2000 至 2100 之间"
+    assert wording.invalid({"year": ["2027 has not begun (today is 2026-11-20)"]}) == \
+        "年度：2027 年尚未开始（今天是 2026-11-20）"
+    assert wording.invalid({"as_of": ["2025-06-01 is before 2026"]}) == \
+        "截至日期：2025-06-01 早于 2026 年"
+    assert wording.invalid({"branch_id": ["'t1' is a township, not a branch"]}) == \
+        "支部编号：「t1」不是支部"
+    assert wording.invalid({"weird": ["new message"]}) == "weird：new message"

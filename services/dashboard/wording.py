@@ -1,0 +1,58 @@
+"""What an error page says, in Chinese. The services word their errors in English for the
+CLI, logs and peer systems (SPEC §4); the dashboard's users read Chinese, so the details it
+shows (which record was not found, which argument is wrong and why) are worded here. A
+message this file does not know is shown as the service gave it, after the field's Chinese
+name, rather than hidden: it still says what to fix."""
+from __future__ import annotations
+
+import re
+
+RECORDS = {"organization": "组织", "member": "党员", "meeting": "会议", "activity": "活动",
+           "notification": "通知", "table": "表格", "file": "文件"}
+FIELDS = {"year": "年度", "as_of": "截至日期", "member_id": "党员编号", "org_id": "组织编号",
+          "branch_id": "支部编号", "table": "表格", "token": "令牌", "next": "跳转地址"}
+# marshmallow's messages (its defaults) and the services' own, exactly as they are raised
+MESSAGES = {
+    "Not a valid integer.": "不是有效的整数",
+    "Not a valid date.": "不是有效的日期（应写作 2026-11-20）",
+    "Missing data for required field.": "必须填写",
+    "Field may not be null.": "不能为空",
+    "is in the future": "晚于今天",
+    "must be 1 to 64 characters": "应为 1 至 64 个字符",
+    "unknown table": "没有这个表格",
+}
+PATTERNS = [
+    (re.compile(r"^Must be greater than or equal to (\d+) and less than or equal to (\d+)\.$"),
+     "应在 {0} 至 {1} 之间"),
+    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"), "长度应为 {0} 至 {1} 个字符"),
+    (re.compile(r"^(\S+) is before (\d+)$"), "{0} 早于 {1} 年"),
+    (re.compile(r"^(\d+) has not begun \(today is (\S+)\)$"), "{0} 年尚未开始（今天是 {1}）"),
+    (re.compile(r"^'([^']*)' is a (\w+), not a branch$"), "「{0}」不是支部"),
+]
+NOT_FOUND = re.compile(r"^(?:no )?(\w+) '([^']*)'(?: not found| on this page)?$")
+
+
+def message(text: str) -> str:
+    """One validation message in Chinese (as it came when unknown)."""
+    text = str(text)
+    if text in MESSAGES:
+        return MESSAGES[text]
+    for pattern, wording in PATTERNS:
+        found = pattern.match(text)
+        if found:
+            return wording.format(*found.groups())
+    return text
+
+
+def invalid(errors: dict) -> str:
+    """A ValidationError's fields and messages: 年度：不是有效的整数；…"""
+    return "；".join(f"{FIELDS.get(field, field)}：{'，'.join(message(m) for m in messages)}"
+                    for field, messages in sorted(errors.items()))
+
+
+def not_found(text: str) -> str:
+    """`member 'm9' not found` → 党员「m9」不存在."""
+    found = NOT_FOUND.match(str(text))
+    if found and found.group(1) in RECORDS:
+        return f"{RECORDS[found.group(1)]}「{found.group(2)}」不存在"
+    return str(text)
