@@ -20,7 +20,7 @@ from orglife.common.rules import load_rules
 from orglife.common.vocabulary import MEETING_TYPES
 
 from .present import (
-    ALERT_NAMES, ITEM_NAMES, LIGHT_ORDER, PER_NAMES, QUEUE_SOURCES, RISK_LEVELS, SERVICE_NAMES,
+    ALERT_NAMES, ITEM_NAMES, LIGHT_ORDER, PER_NAMES, QUEUE_SOURCES, SERVICE_NAMES,
     Badge, Link, Ratio, Table, branch_url, cols, county_day, county_time, mask_email,
     mask_phone, member_url, num, org_url, period_zh, short_period, zh,
 )
