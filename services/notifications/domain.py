@@ -157,9 +157,16 @@ def beats_quiet_hours(draft: Draft, not_before: datetime | None, now: datetime,
     """Quiet hours would hold this message until its deadline had passed (a reminder of a
     06:30 meeting planned at 23:00 would go at 07:00): it goes at once instead, as urgent
     ones do; a reminder after the meeting would be no reminder at all."""
-    if draft.urgent or draft.deadline is None:
+    if draft.urgent:
         return False
-    return send_after(not_before, now, False, window, tz) >= draft.deadline
+    return holds_past(send_after(not_before, now, False, window, tz), draft.deadline)
+
+
+def holds_past(at: datetime, deadline: datetime | None) -> bool:
+    """Waiting for quiet hours to end (until `at`) would reach the message's deadline: it
+    goes at once instead. Asked at planning (beats_quiet_hours), when a member's quiet hours
+    change (registry.set_preferences) and when a sender finds it inside them (lease_due)."""
+    return deadline is not None and at >= deadline
 
 
 def backoff(rules: Rules, attempts: int) -> float:

@@ -122,6 +122,8 @@ class Notification(Base):
     planned_at: Mapped[object] = mapped_column(DateTime(timezone=True))
     not_before: Mapped[object] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[object] = mapped_column(DateTime(timezone=True))
+    # after this it is pointless (a reminder's meeting): quiet hours never hold it past it
+    deadline: Mapped[object | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[object] = mapped_column(DateTime(timezone=True))
     sending_since: Mapped[object | None] = mapped_column(DateTime(timezone=True), nullable=True)
     delivered_at: Mapped[object | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -204,7 +204,7 @@ def row_of(planning: Planning, draft: domain.Draft) -> dict:
                         else quiet_text(draft.quiet_hours)),
         "subject": subject, "body": body, "status": "pending", "attempts": 0,
         "planned_at": planned, "not_before": at, "next_attempt_at": at,
-        "created_at": planning.now,
+        "deadline": draft.deadline, "created_at": planning.now,
         "history": [], "cause_event_id": planning.event_id,
     }
 
@@ -242,7 +242,7 @@ def store(session, planning: Planning, drafts: list[domain.Draft],
                                     channel=row["channel"], attempts=0, last_error=None,
                                     planned_at=row["planned_at"], not_before=row["not_before"],
                                     next_attempt_at=row["next_attempt_at"],
-                                    urgent=row["urgent"],
+                                    urgent=row["urgent"], deadline=row["deadline"],
                                     quiet_hours=row["quiet_hours"], about_id=row["about_id"]))
     return max(inserted, 0)
 
@@ -286,8 +286,10 @@ def reached(session, ref: str, kind: str, cause_prefix: str) -> list[str]:
 def lease_due(session, rules: Rules, tz, owner: str, now: datetime, limit: int,
               lease: timedelta) -> list[str]:
     """Up to `limit` due notifications leased to this sender (another instance skips them);
-    a non-urgent one found inside its recipient's quiet hours is moved past them instead."""
-    query = (select(Notification.notification_id, Notification.urgent, Notification.quiet_hours)
+    a non-urgent one found inside its recipient's quiet hours is moved past them instead (unless
+    that would pass its deadline: a reminder after its meeting is no reminder)."""
+    query = (select(Notification.notification_id, Notification.urgent, Notification.quiet_hours,
+                    Notification.deadline)
              .where(Notification.status == "pending", Notification.next_attempt_at <= now,
                     or_(Notification.lease_until.is_(None), Notification.lease_until < now))
              .order_by(Notification.urgent.desc(), Notification.next_attempt_at)
@@ -295,8 +297,11 @@ def lease_due(session, rules: Rules, tz, owner: str, now: datetime, limit: int,
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     leased = []
-    for notification_id, urgent, quiet in session.execute(query).all():
+    for notification_id, urgent, quiet, deadline in session.execute(query).all():
         later = None if urgent else domain.quiet_until(now, window_of(rules, quiet), tz)
+        if later is not None and domain.holds_past(
+                later, as_utc(deadline)):
+            later = None  # held, it would come after its meeting: it goes now
         if later is not None:
             session.execute(update(Notification).where(
                 Notification.notification_id == notification_id)
@@ -561,8 +566,13 @@ def set_preferences(uow: UnitOfWork, principal: Principal, rules: Rules, prefs: 
         pending.channels = channels
         pending.channel = channels[0]
         pending.quiet_hours = quiet_text(window) if preference.quiet_set else DEFAULT_QUIET
+        planned = as_utc(pending.planned_at)
+        if not pending.urgent and domain.holds_past(
+                domain.send_after(planned, now, False, window, tz),
+                as_utc(pending.deadline)):
+            pending.urgent = True  # the new quiet hours would hold a reminder past its meeting
         pending.not_before = pending.next_attempt_at = domain.send_after(
-            as_utc(pending.planned_at), now, pending.urgent, window, tz)
+            planned, now, pending.urgent, window, tz)
     uow.commit()
     return {"member_id": contact.member_id, "channels": channels if row.channels else None,
             "quiet_hours": quiet_text(window) or None,

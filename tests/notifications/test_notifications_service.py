@@ -500,3 +500,29 @@ def test_a_late_reminder_is_stored_urgent_so_the_sender_does_not_hold_it_either(
     assert (dawn["urgent"], dawn["not_before"]) == (True, late)
     assert (morning["urgent"], morning["not_before"]) == (False,
                                                           datetime(2026, 11, 26, 7, 0, tzinfo=tz))
+
+
+def test_quiet_hours_never_hold_a_reminder_past_its_meeting(full, scoring_clock, endpoints,
+                                                            own_name, notifications_store):
+    """A meeting at 23:30 scheduled at 21:00: its reminders are due at once, not urgent (not
+    quiet yet). m1 then chooses quiet hours from 20:00: held, the reminder would come after
+    the meeting, so it goes now (set_preferences). m2's, found by the sender at 22:30 inside
+    the county's quiet hours, goes too instead of waiting for 07:00 (lease_due). Each keeps
+    its deadline, the meeting."""
+    village(full, own_name)
+    scoring_clock.fixed = scoring_clock.fixed.replace(hour=13)  # 21:00 county time
+    full.meetings.schedule_meeting({"meeting_id": "late", "branch_id": "b1",
+                                    "type": "branch_assembly", "held_at": "2026-11-20T23:30:00",
+                                    "topic": "紧急部署"})
+    full.deliver()
+    reminders = {r.recipient_id: r for r in rows(notifications_store, kind="meeting_reminder")}
+    assert not reminders["m1"].urgent and not reminders["m2"].urgent
+    assert as_utc(reminders["m1"].deadline).isoformat() == "2026-11-20T15:30:00+00:00"
+    full.notifications.set_preferences({"member_id": "m1", "quiet_hours": "20:00-07:00"})
+    [m1] = rows(notifications_store, kind="meeting_reminder", recipient_id="m1")
+    assert m1.urgent and as_utc(m1.next_attempt_at) == as_utc(scoring_clock.fixed)
+    send_due(full, scoring_clock, minutes=90)  # 22:30: inside the county's quiet hours
+    for member_id in ("m1", "m2"):
+        [sent] = rows(notifications_store, kind="meeting_reminder", recipient_id=member_id)
+        assert sent.status == "delivered", member_id
+    # a follow-up has no deadline: quiet hours hold it as before (test above)
