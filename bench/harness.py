@@ -119,6 +119,12 @@ class Bench:
         relay runs in a child process), so far."""
         return sum(_cpu_seconds(pid) for pid in _with_children(self.processes[service].pid))
 
+    def broker_cpu_seconds(self) -> float:
+        """CPU seconds of the RabbitMQ node (its wrapper and beam.smp) so far: the broker
+        shares the two cores with the services."""
+        pid = self.broker._pid()
+        return sum(_cpu_seconds(p) for p in _with_children(pid)) if pid else 0.0
+
     def close(self) -> None:
         if self._closed:
             return

@@ -7,7 +7,10 @@ Prints meetings_per_s end to end (until scoring's copy holds every meeting and m
 do too), the seconds of `recalculate(year)`, p50/p95 of `member_score` and
 `branch_compliance` and of a county `ranking` of every branch and `unevenness`, each twice:
 in the service (the use case on the service's own database, as the RPC entrypoint runs it) and
-over RPC from a client (adds the broker round trip), and scoring's peak RSS.
+over RPC from a client (adds the broker round trip), and scoring's peak RSS. Over the flow it
+also prints the CPU seconds of each service, of the RabbitMQ node and of the publisher, their
+sum per meeting, and the rate the machine's cores could carry at that cost if nothing ever
+waited (`cpu_bound_meetings_per_s`): the ceiling the end-to-end rate is measured against.
 Targets on the 2-core machine: at least 500 meetings/s, recalculate at most 10 s, p95 at most
 10 ms (member score, compliance) and 100 ms (ranking, unevenness) in the service, RSS at most
 200 MB.
@@ -24,7 +27,9 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import atexit  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
+import resource  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -193,6 +198,8 @@ def main():
                                         for r in reports), encoding="utf-8")
         # CPU seconds over the flow alone (the county's registration came before it)
         cpu_before = {name: bench.cpu_seconds(name) for name in ("members", "meetings", "scoring")}
+        cpu_before["rabbitmq"] = bench.broker_cpu_seconds()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.time()
         publisher = subprocess.Popen([sys.executable, str(harness.REPO / "bench" /
                                                           "publish_intake.py"),
@@ -220,6 +227,14 @@ def main():
         flow_rss = bench.peak_rss_mb("scoring")
         flow_cpu = {name: round(bench.cpu_seconds(name) - cpu_before[name], 1)
                     for name in ("members", "meetings", "scoring")}
+        flow_cpu["rabbitmq"] = round(bench.broker_cpu_seconds() - cpu_before["rabbitmq"], 1)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the publisher, reaped
+        flow_cpu["publisher"] = round(children.ru_utime + children.ru_stime
+                                      - children_before.ru_utime - children_before.ru_stime, 1)
+        # what the flow cost in CPU per meeting, and so the most this machine's cores could
+        # carry at that cost if nothing ever waited (the ceiling the end-to-end rate meets)
+        cpu_ms = sum(flow_cpu.values()) * 1000 / len(reports)
+        ceiling = (os.cpu_count() or 1) * 1000 / cpu_ms
 
         rng = random.Random(3)
         members = [m["member_id"] for m in rng.sample(county.members, args.reads)]
@@ -248,6 +263,9 @@ def main():
             "recalculate_s": result["seconds"],
             "recalculate_rpc_s": recalc_rpc,
             **{f"{name}_cpu_s_flow": cpu for name, cpu in flow_cpu.items()},
+            "cpu_ms_per_meeting": cpu_ms,
+            "cpu_bound_meetings_per_s": ceiling,
+            "cpu_seconds_available": (os.cpu_count() or 1) * caught_up,
         }
         for name in calls:
             figures[f"{name}_p50_ms"], figures[f"{name}_p95_ms"] = service_side[name]
