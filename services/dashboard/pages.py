@@ -538,7 +538,7 @@ def quorum_text(meeting: dict) -> str:
 
 
 # a warning the meetings service recorded before it gave `code` and `member_status`
-_OLD_NON_MEMBER = re.compile(r"^'(?P<member_id>[^']*)' (?:was not yet a member|"
+_OLD_NON_MEMBER = re.compile(r"""^(['"])(?P<member_id>.*)\1 (?:was not yet a member|"""
                              r"was (?P<member_status>\w+)) on that date")
 
 
@@ -553,7 +553,7 @@ def warning_text(warning: dict) -> str:
         facts.update(old.groupdict(), code="non_member_attendee")
     if facts["code"] == "non_member_attendee":
         status = facts.get("member_status")
-        when = f"当日为{zh(status, 'member_status')}" if status else "当日尚未入党"
+        when = f"当日已不在册（{zh(status, 'member_status')}）" if status else "当日尚未入党"
         return f"{facts.get('member_id')} {when}，按非党员参会记录，不计分"
     return warning.get("message", "")
 

@@ -20,6 +20,7 @@ MESSAGES = {
     "is in the future": "晚于今天",
     "must be 1 to 64 characters": "应为 1 至 64 个字符",
     "unknown table": "没有这个表格",
+    "must be 1 to 64 characters, without '/' or spaces": "应为 1 至 64 个字符，不含“/”和空格",
 }
 PATTERNS = [
     (re.compile(r"^Must be greater than or equal to (\d+) and less than or equal to (\d+)\.$"),
@@ -27,9 +28,11 @@ PATTERNS = [
     (re.compile(r"^Length must be between (\d+) and (\d+)\.$"), "长度应为 {0} 至 {1} 个字符"),
     (re.compile(r"^(\S+) is before (\d+)$"), "{0} 早于 {1} 年"),
     (re.compile(r"^(\d+) has not begun \(today is (\S+)\)$"), "{0} 年尚未开始（今天是 {1}）"),
-    (re.compile(r"^'([^']*)' is a (\w+), not a branch$"), "「{0}」不是支部"),
+    (re.compile(r"^must be between (\S+) and (\S+)$"), "应在 {0} 至 {1} 之间"),
+    (re.compile(r"""^(['"])(.*)\1 is a (\w+), not a branch$"""), "「{1}」不是支部"),
 ]
-NOT_FOUND = re.compile(r"^(?:no )?(\w+) '([^']*)'(?: not found| on this page)?$")
+# ids are quoted by repr(): '…', or "…" when the id holds a '
+NOT_FOUND = re.compile(r"""^(\w+) (['"])(.*)\2 not found$""")
 
 
 def message(text: str) -> str:
@@ -54,5 +57,5 @@ def not_found(text: str) -> str:
     """`member 'm9' not found` → 党员「m9」不存在."""
     found = NOT_FOUND.match(str(text))
     if found and found.group(1) in RECORDS:
-        return f"{RECORDS[found.group(1)]}「{found.group(2)}」不存在"
+        return f"{RECORDS[found.group(1)]}「{found.group(3)}」不存在"
     return str(text)

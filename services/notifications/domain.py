@@ -159,14 +159,16 @@ def beats_quiet_hours(draft: Draft, not_before: datetime | None, now: datetime,
     ones do; a reminder after the meeting would be no reminder at all."""
     if draft.urgent:
         return False
-    return holds_past(send_after(not_before, now, False, window, tz), draft.deadline)
+    return holds_past(send_after(not_before, now, False, window, tz), draft.deadline, now)
 
 
-def holds_past(at: datetime, deadline: datetime | None) -> bool:
-    """Waiting for quiet hours to end (until `at`) would reach the message's deadline: it
-    goes at once instead. Asked at planning (beats_quiet_hours), when a member's quiet hours
-    change (registry.set_preferences) and when a sender finds it inside them (lease_due)."""
-    return deadline is not None and at >= deadline
+def holds_past(at: datetime, deadline: datetime | None, now: datetime) -> bool:
+    """Waiting for quiet hours to end (until `at`) would reach the message's deadline, still
+    ahead: it goes at once instead. One whose deadline has passed already (a retry backed
+    off past the meeting) is no use at any hour and wakes nobody: it waits as any other.
+    Asked at planning (beats_quiet_hours), when a member's quiet hours change
+    (registry.set_preferences) and when a sender finds it inside them (lease_due)."""
+    return deadline is not None and now < deadline <= at
 
 
 def backoff(rules: Rules, attempts: int) -> float:

@@ -299,8 +299,7 @@ def lease_due(session, rules: Rules, tz, owner: str, now: datetime, limit: int,
     leased = []
     for notification_id, urgent, quiet, deadline in session.execute(query).all():
         later = None if urgent else domain.quiet_until(now, window_of(rules, quiet), tz)
-        if later is not None and domain.holds_past(
-                later, as_utc(deadline)):
+        if later is not None and domain.holds_past(later, as_utc(deadline), now):
             later = None  # held, it would come after its meeting: it goes now
         if later is not None:
             session.execute(update(Notification).where(
@@ -569,7 +568,7 @@ def set_preferences(uow: UnitOfWork, principal: Principal, rules: Rules, prefs: 
         planned = as_utc(pending.planned_at)
         if not pending.urgent and domain.holds_past(
                 domain.send_after(planned, now, False, window, tz),
-                as_utc(pending.deadline)):
+                as_utc(pending.deadline), now):
             pending.urgent = True  # the new quiet hours would hold a reminder past its meeting
         pending.not_before = pending.next_attempt_at = domain.send_after(
             planned, now, pending.urgent, window, tz)

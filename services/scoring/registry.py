@@ -652,8 +652,8 @@ def risk_key(record: dict, level: str) -> str:
 
 def raise_member_at_risk(uow: UnitOfWork, record: dict, level: str, path: str | None,
                          on: date) -> bool:
-    data = {"member_id": record["member_id"], "branch_id": record["branch_id"],
-            "months": record["months"], "level": level,
+    data = {"member_id": record["member_id"], "name": record["name"],
+            "branch_id": record["branch_id"], "months": record["months"], "level": level,
             "months_list": missed_meetings(uow.session, record["member_id"], record["missed"])}
     return raise_alert(uow, risk_key(record, level), "member_at_risk", data,
                        record["branch_id"], record["member_id"], path, on)

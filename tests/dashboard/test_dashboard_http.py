@@ -114,8 +114,8 @@ def test_health_shows_queue_depths_and_parked_and_errors_read_chinese(rabbit, ru
                                                                     accounts_vhost):
     """Three events waiting for scoring (not running: no consumer) and two parked: the
     panel counts them from the broker, red, and the system is not reported healthy. And
-    members' NotFound, deserialized by nameko from its message, is what the error page
-    words in Chinese (services/dashboard/wording.py)."""
+    members' NotFound as it arrives over RPC (nameko rebuilds it from its message) is
+    worded in Chinese by what the error page uses (services/dashboard/wording.py)."""
     import re
 
     from orglife.common.errors import NotFound

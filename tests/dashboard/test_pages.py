@@ -303,28 +303,47 @@ def test_a_meetings_warnings_are_in_chinese(county, reads_as):
     assert pages.warning_text({"field": "attendance.1.member_id", "message":
                                "'m5' was transferred_out on that date: recorded as a "
                                "non-member attendee, counting for nothing"}) == \
-        "m5 当日为已转出，按非党员参会记录，不计分"
+        "m5 当日已不在册（已转出），按非党员参会记录，不计分"
+    assert pages.warning_text({"field": "attendance.0.member_id", "message":
+                               "\"o'k\" was not yet a member on that date: recorded as a "
+                               "non-member attendee, counting for nothing"}) == \
+        "o'k 当日尚未入党，按非党员参会记录，不计分"
     assert pages.warning_text({"message": "something else"}) == "something else"
 
 
-def test_the_latest_alerts_are_listed_newest_first_in_chinese(county, reads_as,
-                                                               scoring_worker):
-    """scoring's daily run finds b1 and b2 silent and m9 at risk: the overview lists the
-    alerts newest first, named in Chinese, the member by name; a branch's red, a member's
-    yellow."""
-    scoring_worker().run_daily()
+def test_the_latest_alerts_are_listed_newest_first_in_chinese(county, reads_as, scoring_worker,
+                                                               scoring_clock, scoring_store):
+    """scoring's daily run today finds b1 and b2 silent (b1's last meeting October 15, b2's
+    March 3) and m9 at risk; on December 1 November's slots left unmet are overdue. The
+    overview lists the alerts newest first, named in Chinese, the member by the name the
+    alert carries; a branch's red, a member's yellow."""
+    scoring_store.clock = scoring_clock  # alerts stamped by the moving clock, as in service
+    scoring = scoring_worker()
+    scoring.run_daily()
+    scoring_clock.set(date(2026, 12, 1))
+    scoring.run_daily()
     page = pages.overview(reads_as(), principal(), "c1", period(), TZ)
     table = page.table("alerts")
     rows = table.rows
-    assert rows and table.total >= len(rows)
+    assert rows[0][0].startswith("2026-12-01") and rows[0][1] == "组织生活逾期未开展"
+    assert "2026年11月" in rows[0][4] and rows[-1][0].startswith("2026-11-20")
     assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
+    assert table.total > len(rows) == 10  # the latest ten of them
+    assert scoring.list_alerts({"org_id": "c1", "kind": "member_at_risk"})["items"][0][
+        "data"]["name"] == "党员9"  # the alert names the member itself
+    tones = {"组织生活逾期未开展": "red", "长期未开展组织生活": "red",
+             "党员连续未参加组织生活": "yellow"}
+    assert table.row_tones == [tones[row[1]] for row in rows]
+
+
+def test_an_alert_names_the_member_and_says_what_happened(county, reads_as, scoring_worker):
+    scoring_worker().run_daily()
+    rows = pages.overview(reads_as(), principal(), "c1", period(), TZ).table("alerts").rows
     assert {r[1] for r in rows} == {"党员连续未参加组织生活", "长期未开展组织生活"}
     nine = next(r for r in rows if r[1] == "党员连续未参加组织生活")
     assert text_of(nine[3]) == "党员9" and nine[3].href.startswith("/member/m9")
-    assert nine[4].startswith("连续") and "未参加" in nine[4]
+    assert nine[4].startswith("连续 6 个月未参加（")
     silent = [r for r in rows if r[1] == "长期未开展组织生活"]
-    # b1's last meeting was on October 15, b2's on March 3; b3 was registered today
-    assert {text_of(r[2]) for r in silent} == {"石桥村党支部", "白沙社区党支部"}
-    assert all(r[4].startswith("已 ") and r[4].endswith("天未开展任何组织生活") for r in silent)
-    assert [tone for row, tone in zip(rows, table.row_tones)] == [
-        "yellow" if row[1] == "党员连续未参加组织生活" else "red" for row in rows]
+    assert {(text_of(r[2]), r[4]) for r in silent} == {
+        ("石桥村党支部", "已 36 天未开展任何组织生活"),
+        ("白沙社区党支部", "已 262 天未开展任何组织生活")}

@@ -241,6 +241,11 @@ def test_error_details_are_worded_in_chinese_and_unknown_ones_kept():
     assert wording.not_found("organization 't9' not found") == "组织「t9」不存在"
     assert wording.not_found("table 'nope' not found") == "表格「nope」不存在"
     assert wording.not_found("something odd") == "something odd"
+    assert wording.not_found('member "o\'k" not found') == "党员「o'k」不存在"
+    assert wording.invalid({"as_of": ["must be between 1900-01-01 and 2100-12-31"],
+                            "member_id": ["must be 1 to 64 characters, without '/' or "
+                                          "spaces"]}) == \
+        "截至日期：应在 1900-01-01 至 2100-12-31 之间；党员编号：应为 1 至 64 个字符，不含“/”和空格"
     assert wording.invalid({"year": ["Must be greater than or equal to 2000 and less than or "
                                      "equal to 2100."],
                             "as_of": ["Not a valid date."]}) == \

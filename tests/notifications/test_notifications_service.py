@@ -2,7 +2,7 @@
 scoring workers (tests/notifications/conftest.py FullPipeline), sending through real local
 endpoints: an SMTP sink, an SMS gateway and a robot recorder (orglife/devservers.py)."""
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -508,21 +508,30 @@ def test_quiet_hours_never_hold_a_reminder_past_its_meeting(full, scoring_clock,
     quiet yet). m1 then chooses quiet hours from 20:00: held, the reminder would come after
     the meeting, so it goes now (set_preferences). m2's, found by the sender at 22:30 inside
     the county's quiet hours, goes too instead of waiting for 07:00 (lease_due). Each keeps
-    its deadline, the meeting."""
+    its deadline, the meeting. A reminder of a meeting over already (21:30, the sender was
+    late) is no use at any hour: the sender holds it out of quiet hours as any other."""
     village(full, own_name)
     scoring_clock.fixed = scoring_clock.fixed.replace(hour=13)  # 21:00 county time
     full.meetings.schedule_meeting({"meeting_id": "late", "branch_id": "b1",
                                     "type": "branch_assembly", "held_at": "2026-11-20T23:30:00",
                                     "topic": "紧急部署"})
+    full.meetings.schedule_meeting({"meeting_id": "soon", "branch_id": "b1",
+                                    "type": "theme_day", "held_at": "2026-11-20T21:30:00",
+                                    "topic": "主题党日"})
     full.deliver()
-    reminders = {r.recipient_id: r for r in rows(notifications_store, kind="meeting_reminder")}
+    reminders = {r.recipient_id: r for r in rows(notifications_store, kind="meeting_reminder",
+                                                 ref="late")}
     assert not reminders["m1"].urgent and not reminders["m2"].urgent
     assert as_utc(reminders["m1"].deadline).isoformat() == "2026-11-20T15:30:00+00:00"
     full.notifications.set_preferences({"member_id": "m1", "quiet_hours": "20:00-07:00"})
-    [m1] = rows(notifications_store, kind="meeting_reminder", recipient_id="m1")
+    [m1] = rows(notifications_store, kind="meeting_reminder", recipient_id="m1", ref="late")
     assert m1.urgent and as_utc(m1.next_attempt_at) == as_utc(scoring_clock.fixed)
     send_due(full, scoring_clock, minutes=90)  # 22:30: inside the county's quiet hours
     for member_id in ("m1", "m2"):
-        [sent] = rows(notifications_store, kind="meeting_reminder", recipient_id=member_id)
+        [sent] = rows(notifications_store, kind="meeting_reminder", recipient_id=member_id,
+                      ref="late")
         assert sent.status == "delivered", member_id
+    [over] = rows(notifications_store, kind="meeting_reminder", recipient_id="m2", ref="soon")
+    assert (over.status, over.urgent) == ("pending", False)
+    assert as_utc(over.next_attempt_at) == datetime(2026, 11, 20, 23, 0, tzinfo=timezone.utc)
     # a follow-up has no deadline: quiet hours hold it as before (test above)
