@@ -27,7 +27,7 @@ from orglife.common.vocabulary import ACTIVE_STATUSES
 
 from . import domain
 from .channels import (
-    ChannelFailure, DeliveryUnknown, PermanentFailure, TemporaryFailure, redact, robot_flavour,
+    ChannelFailure, DeliveryUnknown, TemporaryFailure, redact, robot_flavour,
     window_wait,
 )
 from .models import ContactCopy, Notification, OrgCopy, Preference, RobotBudget
