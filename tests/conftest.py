@@ -265,3 +265,12 @@ def pg_url(pg_cluster):
     pg_cluster.create_database(name)
     yield pg_cluster.url(name)
     pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh database on SQLite, then on PostgreSQL: a test taking it runs on both (the
+    migrations' tests, on databases that already hold rows)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.db'}"
+    return request.getfixturevalue("pg_url")

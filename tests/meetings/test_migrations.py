@@ -7,13 +7,6 @@ from orglife.common.errors import NotFound
 from orglife.common.migrate import upgrade
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meetings.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 def test_activities_logged_before_0003_get_their_branch_path(db_url):
     upgrade("meetings", db_url, revision="0002")
     engine = make_engine(db_url)

@@ -9,13 +9,6 @@ from orglife.common.migrate import alembic_config, upgrade
 from orglife.system import SYSTEM
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'members.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 def columns(engine) -> set[str]:
     return {c["name"] for c in inspect(engine).get_columns("organizations")}
 

@@ -2,19 +2,11 @@
 PostgreSQL."""
 from datetime import datetime, timezone
 
-import pytest
 from sqlalchemy import text
 
 from orglife.common.clock import as_utc
 from orglife.common.db import make_engine
 from orglife.common.migrate import upgrade
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'notifications.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def test_reminders_pending_before_0004_get_their_meeting_as_deadline(db_url):
