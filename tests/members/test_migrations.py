@@ -1,6 +1,5 @@
 """members' migration 0006 (organizations' secretary and robot) on a database that already
 holds organizations, on SQLite and PostgreSQL, up and down."""
-import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
