@@ -15,7 +15,7 @@ branch so that the lights differ. Then times, each `--runs` times:
 
 Prints the figures (p50 and max, HTML size, calls made). Target: the overview renders in
 under a second on the 2-core machine. It starts no process and stops itself after
-`--timeout` seconds (default 900) whatever it is doing; its files are in a temporary folder
+`--timeout` seconds (default 1800) whatever it is doing; its files are in a temporary folder
 that is removed at the end.
 """
 import eventlet
