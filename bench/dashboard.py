@@ -13,10 +13,12 @@ branch so that the lights differ. Then times, each `--runs` times:
     notifications), each answer round-tripped through JSON as RPC does, the page's tables
     and charts, and the HTML from the Jinja2 templates; and the branches table as .xlsx.
 
-Prints the figures (p50 and max, HTML size, calls made). Target: the overview renders in
-under a second on the 2-core machine. It starts no process and stops itself after
-`--timeout` seconds (default 1800) whatever it is doing; its files are in a temporary folder
-that is removed at the end.
+Prints the figures (p50 and max, HTML size, calls made). With `--http` it then starts the
+real stack on copies of the built databases and fetches the overview of today, of a past day
+and the .xlsx over HTTP (p50 / p95 / max). Target: the overview renders in under a second on
+the 2-core machine (judged over HTTP with `--http`). It stops itself, and what it started,
+after `--timeout` seconds (default 1800) whatever it is doing; its files are in a temporary
+folder that is removed at the end (`--work DIR` keeps the built county for a later run).
 """
 import eventlet
 
