@@ -24,6 +24,7 @@ from .present import (
     Badge, Link, Ratio, Table, branch_url, cols, county_day, county_time, mask_email,
     mask_phone, member_url, num, org_url, period_zh, short_period, zh,
 )
+from . import wording
 from .reads import Failed, Reads, call
 
 LIGHT_TONES = {"red": "red", "yellow": "yellow", "green": "green"}
@@ -277,7 +278,8 @@ def overview(reads: Reads, principal: Principal, org_id: str, period: Period, tz
         [county_time(n["created_at"], tz), zh(n["kind"], "notification_kind"),
          zh(n["channel"], "channel"),
          Badge(zh(n["status"], "notification_status"), STATUS_TONES.get(n["status"], "grey")),
-         n["recipient_id"], n["attempts"], n.get("last_error") or ""] for n in troubled],
+         n["recipient_id"], n["attempts"], wording.failure_reason(n.get("last_error"))]
+        for n in troubled],
         total=sum(got[k]["total"] for k in ("failed", "unknown") if got[k])))
     if pending_health is not None:
         add_health(page, pending_health.wait())

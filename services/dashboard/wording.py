@@ -59,3 +59,60 @@ def not_found(text: str) -> str:
     if found and found.group(1) in RECORDS:
         return f"{RECORDS[found.group(1)]}「{found.group(3)}」不存在"
     return str(text)
+
+
+# -- why a notification failed or is unknown (notifications' last_error) -------------------------
+SENDERS = {"email": "邮件", "sms": "短信", "robot": "工作群机器人",
+           "robot dingtalk": "钉钉群机器人", "robot wecom": "企业微信群机器人",
+           "robot feishu": "飞书群机器人"}
+CHANNELS = {"email": "邮件", "sms": "短信", "robot": "工作群机器人", "in_app": "站内"}
+# what a channel says after its label (services/notifications/channels.py), by its start
+CHANNEL_REASONS = [
+    ("not a valid e-mail address", "邮箱地址无效"),
+    ("not a valid phone number", "手机号码无效"),
+    ("no robot URL", "未配置群机器人地址"),
+    ("not an http(s) robot URL", "群机器人地址不是 http(s) 地址"),
+    ("host not allowed", "群机器人地址的主机不在允许范围内"),
+    ("connect timeout", "连接超时，未送达"),
+    ("not a usable endpoint URL", "接口地址不可用"),
+    ("cannot connect", "无法连接，未送达"),
+    ("connection lost after sending", "发出后连接中断，可能已送达"),
+    ("connection lost while sending the message", "发送时连接中断，可能已送达"),
+    ("connection lost before the message was sent", "发出前连接中断，未送达"),
+    ("cannot reach the SMTP server", "无法连接邮件服务器，未送达"),
+    ("server refused the connection", "邮件服务器拒绝连接"),
+    ("rate limit reached, not sent", "达到发送频率上限，未发送"),
+]
+NO_ANSWER = re.compile(r"^no answer within (\S+) s")
+REASONS = [  # the notifications service's own, whole
+    (re.compile(r"^the sender stopped while sending; it may have been delivered$"),
+     lambda m: "发送过程中发送服务停止，可能已送达"),
+    (re.compile(r"^no (\w+) address any more$"),
+     lambda m: f"已没有{CHANNELS.get(m.group(1), m.group(1))}地址"),
+    (re.compile(r"^(\w+) is not configured here$"),
+     lambda m: f"本部署未配置{CHANNELS.get(m.group(1), m.group(1))}渠道"),
+    (re.compile(r"^the channel stopped unexpectedly \((\w+)\)$"),
+     lambda m: f"发送渠道意外中断（{m.group(1)}），可能已送达"),
+]
+
+
+def failure_reason(text: str | None) -> str:
+    """Why a notification failed (or may not have arrived), in Chinese: the channel's name
+    and what happened; what a server answered (an SMTP or HTTP code and its text) is kept as
+    it came after the channel's name, for whoever looks into it."""
+    if not text:
+        return ""
+    for pattern, wording in REASONS:
+        found = pattern.match(text)
+        if found:
+            return wording(found)
+    sender, _, rest = text.partition(": ")
+    if sender not in SENDERS or not rest:
+        return text
+    for start, wording in CHANNEL_REASONS:
+        if rest.startswith(start):
+            return f"{SENDERS[sender]}：{wording}"
+    found = NO_ANSWER.match(rest)
+    if found:
+        return f"{SENDERS[sender]}：{found.group(1)} 秒内无应答，可能已送达"
+    return f"{SENDERS[sender]}：{rest}"

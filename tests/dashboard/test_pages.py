@@ -239,22 +239,26 @@ def test_failed_and_unknown_notifications_are_on_the_overview(county, reads_as):
             if filters["status"] == "failed":
                 found = [{**item, "status": "failed", "channel": "email",
                           "created_at": "2026-11-19T02:00:00+00:00",
-                          "last_error": "smtp: 550 mailbox unavailable"}]
+                          "last_error": "email: mailbox refused (SMTP 550 5.1.1 no such user)"}]
             else:
                 found = [{**item, "recipient_id": "m3", "status": "unknown",
                           "channel": "in_app", "attempts": 1,
-                          "created_at": "2026-11-19T03:00:00+00:00", "last_error": None}]
+                          "created_at": "2026-11-19T03:00:00+00:00",
+                          "last_error": "the sender stopped while sending; it may have been "
+                                        "delivered"}]
             return {"items": found, "total": len(found)}
     from tests.dashboard.conftest import WorkerProxy
     reads.proxies["notifications"] = WorkerProxy(Troubled(), reads.calls, "notifications")
     page = pages.overview(reads, principal(), "c1", period(), TZ)
     troubled = page.tables["notifications_failed"]
     assert [(row[4], text_of(row[3]), row[6]) for row in troubled.rows] == [
-        ("m3", "结果不明", ""), ("m1", "失败", "smtp: 550 mailbox unavailable")]
+        ("m3", "结果不明", "发送过程中发送服务停止，可能已送达"),
+        ("m1", "失败", "邮件：mailbox refused (SMTP 550 5.1.1 no such user)")]
     by_kind = {row[0]: row[1:] for row in page.tables["notifications"].rows}
     assert by_kind["缺席跟进"][-1] == 2 and by_kind["缺席汇总"][-1] == 3
     out = html(page, path="/org/c1")
-    assert "发送失败或结果不明的通知" in out and "smtp: 550 mailbox unavailable" in out
+    assert "发送失败或结果不明的通知" in out and "SMTP 550 5.1.1 no such user" in out
+    assert "the sender stopped" not in out
 
 
 def test_the_member_page_shows_the_grade_or_recommendation_and_what_a_cap_cut(county,

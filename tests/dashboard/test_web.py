@@ -257,3 +257,20 @@ def test_error_details_are_worded_in_chinese_and_unknown_ones_kept():
     assert wording.invalid({"branch_id": ["'t1' is a township, not a branch"]}) == \
         "支部编号：「t1」不是支部"
     assert wording.invalid({"weird": ["new message"]}) == "weird：new message"
+
+
+def test_why_a_notification_failed_is_said_in_chinese_server_answers_kept():
+    from services.dashboard.wording import failure_reason
+    assert failure_reason(None) == "" and failure_reason("") == ""
+    assert failure_reason("email: not a valid e-mail address") == "邮件：邮箱地址无效"
+    assert failure_reason("sms: no answer within 10 s (the request may have gone through)") \
+        == "短信：10 秒内无应答，可能已送达"
+    assert failure_reason("robot dingtalk: rate limit reached, not sent") == \
+        "钉钉群机器人：达到发送频率上限，未发送"
+    assert failure_reason("no email address any more") == "已没有邮件地址"
+    assert failure_reason("sms is not configured here") == "本部署未配置短信渠道"
+    assert failure_reason("the channel stopped unexpectedly (KeyError)") == \
+        "发送渠道意外中断（KeyError），可能已送达"
+    # what a server answered stays as it came, after the channel's name
+    assert failure_reason("sms: HTTP 400 bad number") == "短信：HTTP 400 bad number"
+    assert failure_reason("something new") == "something new"
