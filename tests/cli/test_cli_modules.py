@@ -42,3 +42,24 @@ def test_a_group_imported_before_the_app_leaves_the_app_whole():
         "activity", "intake", "parked", "broker", "score", "compliance", "ranking", "unevenness",
         "at-risk", "alerts", "recalculate", "notifications", "preferences", "demo",
         "dashboard"]))
+
+
+def test_the_cli_skips_green_dns_but_the_services_it_starts_keep_it():
+    """src/orglife/__main__.py sets EVENTLET_NO_GREENDNS only while eventlet is imported: the
+    CLI starts without dnspython, and the environment `up` hands the services has no trace
+    of it (nor is a value the caller set removed)."""
+    import os
+    code = ("import os, sys\n"
+            "sys.argv = ['orglife', '--help']\n"
+            "try:\n    import orglife.__main__\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('EVENTLET_NO_GREENDNS'), "
+            "'eventlet.support.greendns' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "EVENTLET_NO_GREENDNS"}
+    env["PYTHONPATH"] = str(REPO / "src")
+    for preset, expected in ((None, "None False"), ("no", "no True")):
+        if preset is not None:
+            env["EVENTLET_NO_GREENDNS"] = preset
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == expected, done.stdout[-300:]
