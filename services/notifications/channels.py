@@ -271,7 +271,7 @@ class JsonPoster:
             raise DeliveryUnknown(f"{self.label}: no answer within {self.timeout[1]:g} s "
                                   f"after sending") from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema, ValueError):  # e.g. a port that is no number
+                requests.exceptions.InvalidSchema):
             raise PermanentFailure(f"{self.label}: not a usable endpoint URL") from None
         except requests.exceptions.ConnectionError as exc:
             if _never_connected(exc):
@@ -280,7 +280,11 @@ class JsonPoster:
             raise DeliveryUnknown(f"{self.label}: connection lost after sending "
                                   f"({_root_name(exc)})") from None
         except requests.exceptions.RequestException as exc:
+            # before ValueError: some (InvalidHeader, a malformed answer) are both, and come
+            # after the request left
             raise DeliveryUnknown(f"{self.label}: {type(exc).__name__} after sending") from None
+        except ValueError:  # raised while the URL is read (a port that is no number): unsent
+            raise PermanentFailure(f"{self.label}: not a usable endpoint URL") from None
 
     def check_status(self, response: requests.Response) -> None:
         """Raise unless the answer is 2xx. 504 is a proxy's read timeout: outcome unknown."""

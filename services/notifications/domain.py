@@ -20,6 +20,8 @@ from orglife.common.rules import Rules
 MEMBER_CHANNELS = ("email", "sms", "in_app")
 KINDS = ("meeting_reminder", "absence_followup", "absence_digest", "due_soon", "branch_overdue",
          "branch_silent", "member_at_risk", "grade_notice")
+# about one member (their grade, their streak): never for a group chat
+PERSONAL_KINDS = ("member_at_risk", "grade_notice")
 STATUSES = ("pending", "sending", "delivered", "failed", "unknown", "withdrawn")
 OPEN_STATUSES = ("pending",)  # what a withdrawal or an update may still change
 DEFAULT = "default"  # a recipient without quiet hours of their own follows the rules file's
@@ -224,11 +226,13 @@ def _secretary_drafts(directory: Directory, org_id: str, kind: str, cause: str, 
                             template, {**context, "member": contact, "org": org},
                             quiet_hours=(preference.quiet_hours if preference.quiet_set
                                          else DEFAULT), **extra)]
-            robot = _org_draft(directory, org, kind, cause, template, context, **extra)
-            if unreachable(contact, directory.available()) and "robot" in robot.channels:
+            if (unreachable(contact, directory.available()) and org.robot_url
+                    and kind not in PERSONAL_KINDS and template != "relay"):
                 # a secretary with neither phone nor e-mail would see it only on signing
-                # in: the organization's work-chat robot says it too
-                drafts.append(robot)
+                # in: the organization's own work-chat robot says it too (never the
+                # deployment's default robot, and never one member's own message)
+                drafts.append(_org_draft(directory, org, kind, cause, template, context,
+                                         **extra))
             return drafts
     return [_org_draft(directory, org, kind, cause, template, context, **extra)]
 
@@ -349,15 +353,18 @@ def _fold_relays(drafts: list[Draft], digests: list[Draft]) -> list[Draft]:
     be reached only in-app, instead of a separate relay note about the same meeting (one
     message to the secretary, not two)."""
     digest_to = {digest.recipient_id: digest for digest in digests}
-    kept = []
+    kept, folded = [], set()
     for draft in drafts:
         digest = digest_to.get(draft.recipient_id) if draft.template == "relay" else None
         if digest is None:
             kept.append(draft)
-        else:
-            # a new list: the digests to the secretary and to the robot share their context
-            digest.context["unreachable"] = [*digest.context["unreachable"],
-                                             draft.context["about"].name]
+        elif draft.context["about"].member_id not in folded:
+            # every digest of the meeting says it (the secretary's and the branch robot's);
+            # a new list each time: the digests share their context
+            folded.add(draft.context["about"].member_id)
+            for each in digests:
+                each.context["unreachable"] = [*each.context["unreachable"],
+                                               draft.context["about"].name]
     return kept
 
 

@@ -76,8 +76,11 @@ def apply_member(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> Non
 
 
 def prepare_members(uow: UnitOfWork, envelopes: list[Envelope], planning: Planning) -> None:
-    """A batch's organizations and members read (and locked) in two queries."""
-    data = [member_data(e) if e.event_type.startswith("member_") else e.data
+    """A batch's organizations and members read (and locked) in two queries. Read
+    leniently: a malformed event is for its own handler to refuse, not for preparing to
+    fail the whole batch on."""
+    data = [(e.data.get("member") if e.event_type == "member_transferred"
+             and e.schema_version == 1 else e.data)
             for e in envelopes if isinstance(e.data, dict)]
     data = [d for d in data if isinstance(d, dict)]
     prefetch(uow.session, OrgCopy, [d.get("org_id") for d in data], for_update=True)

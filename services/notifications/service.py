@@ -182,7 +182,8 @@ class NotificationsService:
     def _deliver_group(self, pool: eventlet.GreenPool, notification_ids: list[str]) -> None:
         """At most CONCURRENCY sends: marked `sending` together in one transaction, sent at
         once, their answers recorded together in one more (two transactions per group rather
-        than per message; no more rows are `sending` at a time than before)."""
+        than per message; at most CONCURRENCY rows `sending` at a time, so a crash leaves at most
+        that many `unknown`)."""
         def begin(uow):
             registry.prefetch_sends(uow.session, notification_ids)
             found = [registry.begin_send(uow.session, notification_id, self.sender.owner,

@@ -392,3 +392,32 @@ def test_servers_left_by_a_killed_run_are_stopped_by_the_next_start(tmp_path):
 
     with LocalEndpoints(tmp_path):
         assert wait_dead(children, timeout=5)  # gone (or zombies awaiting PID 1)
+
+
+def test_a_malformed_answer_after_sending_is_unknown_and_a_malformed_url_permanent():
+    """An answer that cannot be read (two Content-Length values: requests' InvalidHeader,
+    which is also a ValueError) came after the request left: it may have been delivered,
+    never sent again. A port that is no number is refused before anything leaves."""
+    import socket
+    import threading
+    from services.notifications.channels import DeliveryUnknown, JsonPoster, PermanentFailure
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    received = []
+
+    def answer():
+        conn, _ = server.accept()
+        received.append(conn.recv(65536))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok")
+        conn.close()
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    poster = JsonPoster("sms", 2, 2)
+    with pytest.raises(DeliveryUnknown):
+        poster.post(f"http://127.0.0.1:{server.getsockname()[1]}/sms", {"phone": "1", "text": "x"})
+    thread.join(5)
+    server.close()
+    assert received and received[0].startswith(b"POST /sms")
+    with pytest.raises(PermanentFailure):
+        poster.post("http://127.0.0.1:abc/sms", {"phone": "1", "text": "x"})

@@ -285,3 +285,21 @@ def test_a_secretary_nobody_can_reach_has_the_branch_robot_say_it_too():
     no_robot = domain.plan_followups(RULES, Directory(people, [COUNTY, TOWNSHIP, BRANCH]),
                                      meeting(), at, NOW)
     assert [d.recipient_id for d in no_robot if d.kind == "absence_digest"] == ["sec"]
+    # the deployment's default robot is no branch's group: it is not told
+    default_only = domain.plan_followups(
+        RULES, Directory(people, [COUNTY, TOWNSHIP, BRANCH], default_robot=True),
+        meeting(), at, NOW)
+    assert [d.recipient_id for d in default_only if d.kind == "absence_digest"] == ["sec"]
+
+
+def test_one_members_own_message_never_reaches_the_group_robot():
+    """A grade, or a relay of a member's own message, for a secretary nobody can reach: in-app
+    for the secretary only, even with the branch's robot (the at-risk case: above)."""
+    silent = Contact("sec", "王书记", "b1", "formal")  # no phone, no e-mail
+    in_app_only = Contact("m1", "张三", "b1", "formal")  # unreachable too: relayed
+    with_robot = replace(BRANCH, robot_url="https://oapi.dingtalk.com/robot/send?access_token=b")
+    drafts = domain.plan_grades(Directory([silent, in_app_only], [COUNTY, TOWNSHIP, with_robot]),
+                                {"year": 2026, "branch_id": "b1", "grades": [
+                                    {"member_id": "m1", "score": 55, "grade": "unqualified"}]})
+    assert drafts and not [d for d in drafts if d.recipient_type == "organization"]
+    assert {d.recipient_id for d in drafts} <= {"m1", "sec"}

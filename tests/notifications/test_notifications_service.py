@@ -535,3 +535,27 @@ def test_quiet_hours_never_hold_a_reminder_past_its_meeting(full, scoring_clock,
     assert (over.status, over.urgent) == ("pending", False)
     assert as_utc(over.next_attempt_at) == datetime(2026, 11, 20, 23, 0, tzinfo=timezone.utc)
     # a follow-up has no deadline: quiet hours hold it as before (test above)
+
+
+def test_preparing_a_batch_never_fails_on_a_malformed_event(notifications_store):
+    """handlers.prepare_members/prepare_meetings read a batch leniently: a transfer of schema
+    version 1 without its `member`, ids that are no strings, a body that is no object; each
+    such event is refused by its own handler, the batch's others go on."""
+    from orglife.common.envelope import Envelope
+    from orglife.common.rules import load_rules
+    from services.notifications import handlers, registry
+    from services.notifications.texts import Texts
+    from zoneinfo import ZoneInfo
+    tz = ZoneInfo("Asia/Shanghai")
+    members = [Envelope.new("members", "member_transferred", {"member_id": "m1"}),
+               Envelope.new("members", "member_registered", {"member_id": 7, "org_id": None}),
+               Envelope.new("members", "member_updated", ["not", "an", "object"])]
+    meetings = [Envelope.new("meetings", "meeting_logged", {"meeting_id": 3, "expected": "m1",
+                                                           "attendance": [None, {"member_id": 5}]}),
+                Envelope.new("meetings", "meeting_logged", ["x"])]
+    with notifications_store() as uow:
+        planning = registry.Planning(load_rules(), Texts(tz), tz,
+                                     datetime(2026, 11, 20, tzinfo=timezone.utc),
+                                     registry.SessionDirectory(uow.session, False))
+        handlers.prepare_members(uow, members, planning)
+        handlers.prepare_meetings(uow, meetings, planning)
