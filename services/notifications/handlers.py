@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from orglife.common.db import UnitOfWork, lookup, prefetch, stored
 from orglife.common.envelope import Envelope
@@ -248,11 +248,28 @@ def replan_arrived(uow: UnitOfWork, planning: Planning) -> None:
     planning.directory.forget()
     for meeting_id in sorted(meeting_ids):
         seen = lookup(session, MeetingSeen, meeting_id, with_for_update=True)
-        if seen is None or seen.waiting is None:
+        if seen is None or seen.waiting is None:  # planned meanwhile: nothing left to wake
+            session.execute(delete(MeetingWait).where(MeetingWait.meeting_id == meeting_id))
             continue
         meeting = seen.waiting
         plan_meeting(uow, meeting, planning, first=False)
         wait_for_unknown(uow, meeting, planning)
+
+
+def wake_overlooked(uow: UnitOfWork, planning: Planning, limit: int = 200) -> int:
+    """Wake meetings still waiting for members or organizations the copy already has.
+
+    With several instances one can commit a member in the instant between another's last
+    look (wait_for_unknown's re-check) and the commit of its wait: the member's batch found
+    no wait to wake, and nothing else would. The service's timer runs this to close that
+    window; it finds nothing in the usual case. Returns how many waited ids it woke."""
+    arrived = uow.session.scalars(select(MeetingWait.waited_id).where(or_(
+        MeetingWait.waited_id.in_(select(ContactCopy.member_id)),
+        MeetingWait.waited_id.in_(select(OrgCopy.org_id)))).distinct()
+        .order_by(MeetingWait.waited_id).limit(limit)).all()
+    planning.arrived.update(arrived)
+    replan_arrived(uow, planning)
+    return len(arrived)
 
 
 # -- scoring's events: alerts -------------------------------------------------------------------------

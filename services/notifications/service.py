@@ -128,11 +128,14 @@ class NotificationsService:
         """Overdue, silent, due-soon, at-risk and year-end notices."""
         self._apply(envelopes, handlers.SCORING_HANDLERS)
 
+    def _planning(self, uow) -> Planning:
+        return Planning(self.rules, self.texts, self.clock.tz, self.clock.now(),
+                        SessionDirectory(uow.session, self.sender.default_robot,
+                                         self.sender.member_channels))
+
     def _apply(self, envelopes, table, prepare=None):
         with self.store() as uow:
-            planning = Planning(self.rules, self.texts, self.clock.tz, self.clock.now(),
-                                SessionDirectory(uow.session, self.sender.default_robot,
-                                                 self.sender.member_channels))
+            planning = self._planning(uow)
             fresh = uow.first_times(envelopes)
             if prepare is not None:
                 prepare(uow, fresh, planning)
@@ -142,6 +145,17 @@ class NotificationsService:
                 uow.session.flush()  # later events of the batch see this one
             handlers.replan_arrived(uow, planning)
             uow.commit()
+
+    @timer(interval=30)
+    def wake_overlooked_waits(self):
+        """Meetings left waiting for a member another instance committed at the same instant
+        (handlers.wake_overlooked); usually one query that finds nothing."""
+        with self.store() as uow:
+            woken = handlers.wake_overlooked(uow, self._planning(uow))
+            uow.commit()
+        if woken:
+            log.info("woke meetings waiting for %d members or organizations already known",
+                     woken)
 
     # -- sending -------------------------------------------------------------------------------
     @timer(interval=1)

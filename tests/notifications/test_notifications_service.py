@@ -470,6 +470,38 @@ def test_a_member_committed_while_a_batch_runs_is_planned_not_left_waiting(
             if n.kind == "absence_followup"] == [("absence_followup", "m1")]
 
 
+def test_the_timer_wakes_a_wait_whose_member_was_committed_in_the_same_instant(
+        full, scoring_clock, endpoints, own_name, notifications_store):
+    """The window wait_for_unknown's re-check cannot close: the member's batch committed after
+    the meeting's batch looked, and looked for waits before ours was committed. What is left is
+    a wait for a member the copy knows; the service's timer plans the meeting then, once."""
+    from services.notifications.models import MeetingSeen, MeetingWait
+    village(full, own_name)
+    meeting = {**assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"],
+                          absent=["m1"]), "revision": 1, "status": "logged"}
+    meeting["held_at"] = (scoring_clock.now() - timedelta(hours=2)).isoformat()
+    meeting["attendance"] = [{"member_id": who, "status": status, "expected": True}
+                             for who, status in [("m1", "absent"), ("m2", "present")]]
+    with notifications_store() as uow:  # what the race leaves behind
+        uow.session.add(MeetingSeen(meeting_id="late1", revision=1,
+                                    waiting={**meeting, "meeting_id": "late1"}))
+        uow.session.add(MeetingWait(waited_id="m1", meeting_id="late1"))
+        uow.session.add(MeetingSeen(meeting_id="gone1", revision=2, waiting=None))
+        uow.session.add(MeetingWait(waited_id="m2", meeting_id="gone1"))  # nothing to wake
+        uow.session.add(MeetingWait(waited_id="m404", meeting_id="late1"))  # still unknown
+        uow.commit()
+    assert rows(notifications_store) == []
+    full.notifications.wake_overlooked_waits()
+    full.notifications.wake_overlooked_waits()  # a second instance's timer: nothing twice
+    assert [(n.kind, n.recipient_id) for n in rows(notifications_store)] == [
+        ("absence_digest", "m9"), ("absence_followup", "m1")]
+    with notifications_store() as uow:
+        assert [(w.waited_id, w.meeting_id) for w in uow.session.query(MeetingWait)] == []
+        assert uow.session.get(MeetingSeen, "late1").waiting is None
+    send_due(full, scoring_clock, minutes=11)
+    assert {n.status for n in rows(notifications_store)} == {"delivered"}
+
+
 def test_a_late_reminder_is_stored_urgent_so_the_sender_does_not_hold_it_either(
         notifications_store):
     """registry.row_of: a reminder quiet hours would hold past its meeting is stored urgent

@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orglife.common.rules import load_rules
 from services.notifications import domain
 from services.notifications.texts import TemplateError, Texts
 from tests.notifications.test_domain import NOW, RULES, directory, meeting
