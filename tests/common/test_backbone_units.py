@@ -178,3 +178,16 @@ def test_acks_and_rejects_over_a_lost_connection_never_raise(caplog):
     for settle in (consumer.ack_message, consumer.requeue_message, consumer.reject_message):
         settle(LostConnectionMessage())
     assert "the broker will redeliver it" in caplog.text
+
+
+@pytest.mark.parametrize("batch, unsettled, tag", [
+    ([5, 6, 7], [5, 6, 7, 8, 9], 7),  # the oldest unsettled: one multiple ack
+    ([6, 7], [5, 6, 7], None),  # 5 is older and unsettled: one by one
+    ([5, 7], [5, 6, 7], None),  # 6 lies between, in another batch
+    ([7], [7], None),  # a lone message gains nothing
+    ([3, 4], [4], None),  # 3 was settled already: one by one, as before
+])
+def test_a_batch_is_acked_with_multiple_only_when_it_holds_every_older_unsettled_message(
+        batch, unsettled, tag):
+    from orglife.common.messaging import multiple_ack_tag
+    assert multiple_ack_tag(batch, unsettled) == tag

@@ -393,3 +393,47 @@ def test_a_message_failing_temporarily_alone_is_parked_and_the_rest_go_through(
     [parked] = parked_messages(vhost_uri, BATCH_SUB.parking_queue_name, 1)
     assert "while other messages succeeded" in parked.headers["x-parked-reason"]
     assert "TimeoutError" in parked.headers["x-parked-reason"]
+
+
+def test_a_batch_is_acked_at_once_only_when_nothing_older_is_left_unsettled(vhost_uri):
+    """RawQueueConsumer.ack_messages on the real broker: a batch behind an older message still
+    unsettled is acked message by message (a `multiple` ack would take the older one along and
+    lose it: it must come back when the connection drops); a batch that holds the oldest
+    unsettled messages is acked with one `multiple` ack, and nothing comes back."""
+    from kombu import Connection, Consumer, Exchange, Producer, Queue
+
+    from orglife.common.messaging import RawQueueConsumer, multiple_ack_tag
+
+    queue = Queue("ack-test", Exchange("ack-test", "direct"), routing_key="k", durable=True)
+    settler = RawQueueConsumer()
+
+    def receive(count):
+        conn = Connection(vhost_uri)
+        got = []
+        consumer = Consumer(conn.channel(), queues=[queue], on_message=got.append)
+        consumer.qos(prefetch_count=20)
+        consumer.consume()
+        while len(got) < count:
+            conn.drain_events(timeout=5)
+        for message in got:
+            settler.track(message)
+        return conn, got, [message.delivery_tag for message in got]
+
+    with Connection(vhost_uri) as conn:
+        queue(conn.channel()).declare()
+        producer = Producer(conn.channel())
+        for n in range(1, 7):
+            producer.publish({"n": n}, exchange=queue.exchange, routing_key="k")
+
+    conn, got, tags = receive(6)
+    settler.ack_messages(got[1:3])  # message 1 is older and unsettled: one by one
+    conn.release()  # messages 1, 4, 5 and 6 were never acked: they come back
+    conn, got, tags = receive(4)
+    assert sorted(message.payload["n"] for message in got) == [1, 4, 5, 6]
+    assert multiple_ack_tag(tags, tags) == max(tags)
+    settler.ack_messages(got)
+    assert all(message.acknowledged for message in got)
+    assert not settler._unsettled.get(got[0].channel)
+    conn.release()
+    with Connection(vhost_uri) as conn:
+        assert queue(conn.channel()).queue_declare(passive=True).message_count == 0

@@ -25,13 +25,17 @@ kills the consumer thread. `subscribe` replaces it:
 Parking publishes the message to the parking exchange with the reason in its headers; if even
 that fails, the message is rejected without requeue and the broker dead-letters it. Acks and
 rejects that meet a lost connection are dropped quietly: the broker redelivers the message to
-the reconnected consumer, and the inbox makes the second handling a no-op.
+the reconnected consumer, and the inbox makes the second handling a no-op. A batch handled
+whole is acked with one `basic.ack` (`multiple`) when its messages are the oldest unsettled of
+their channel (RawQueueConsumer.ack_messages).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import weakref
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -94,13 +98,50 @@ class RawQueueConsumer(QuickStopQueueConsumer):
             self._consumers[provider] = consumer
         return self._consumers.values()
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # channel → delivery tags received on it and not yet acked, requeued or rejected
+        # (weak: a channel lost with its connection takes its tags along)
+        self._unsettled = weakref.WeakKeyDictionary()
+
+    def track(self, message) -> None:
+        """Count a message received as unsettled until it is acked, requeued or rejected."""
+        self._unsettled.setdefault(message.channel, set()).add(message.delivery_tag)
+
     def handle_raw_message(self, provider, message):
+        self.track(message)
         ident = f"{type(provider).__name__}.handle_message[{provider.queue.name}]"
         self.container.spawn_managed_thread(
             partial(provider.handle_message, message), identifier=ident)
 
     def ack_message(self, message):
         self._settle(message, "ack", message.ack)
+
+    def ack_messages(self, messages) -> None:
+        """Ack a handled batch. When its messages are the oldest unsettled ones of their
+        channel (the usual case: batches are cut in delivery order) one `basic.ack` with
+        `multiple` acks them all: a frame per batch instead of one per message, for this
+        process and for the broker. Otherwise (an older message of the channel still being
+        retried, or in another batch still running) each is acked alone, for a multiple ack
+        would take that older message with it."""
+        by_channel = defaultdict(list)
+        for message in messages:
+            by_channel[message.channel].append(message)
+        for channel, group in by_channel.items():
+            top = multiple_ack_tag([m.delivery_tag for m in group],
+                                   self._unsettled.get(channel, ()))
+            if top is None or not channel.connection:
+                for message in group:
+                    self.ack_message(message)
+                continue
+            self._unsettled[channel].difference_update(m.delivery_tag for m in group)
+            for message in group:
+                message._state = "ACK"  # as kombu's own Message.ack records it
+            try:
+                channel.basic_ack(top, multiple=True)
+            except Exception as exc:  # noqa: BLE001 - a lost connection, whatever its type
+                log.warning("could not ack %d messages (%s: %s); the broker will redeliver "
+                            "them", len(group), type(exc).__name__, exc)
 
     def requeue_message(self, message):
         self._settle(message, "requeue", message.requeue)
@@ -109,8 +150,10 @@ class RawQueueConsumer(QuickStopQueueConsumer):
         """Reject without requeue: the queue's dead-letter exchange takes it."""
         self._settle(message, "reject", partial(message.reject, requeue=False))
 
-    @staticmethod
-    def _settle(message, what: str, settle) -> None:
+    def _settle(self, message, what: str, settle) -> None:
+        unsettled = self._unsettled.get(message.channel)
+        if unsettled is not None:
+            unsettled.discard(message.delivery_tag)
         if not message.channel.connection:
             return  # the channel is gone: the broker has reclaimed the message already
         try:
@@ -118,6 +161,19 @@ class RawQueueConsumer(QuickStopQueueConsumer):
         except Exception as exc:  # noqa: BLE001 - a lost connection, whatever its type
             log.warning("could not %s a message (%s: %s); the broker will redeliver it",
                         what, type(exc).__name__, exc)
+
+
+def multiple_ack_tag(batch_tags, unsettled) -> int | None:
+    """The delivery tag to ack a batch with `multiple`, or None when it must be acked message
+    by message: `multiple` acks every unsettled message up to the tag, so the batch must hold
+    all of them (and a lone message gains nothing)."""
+    tags = set(batch_tags)
+    if len(tags) < 2 or not tags <= set(unsettled):
+        return None
+    top = max(tags)
+    if any(tag <= top and tag not in tags for tag in unsettled):
+        return None
+    return top
 
 
 class EventSubscriber(Entrypoint, HeaderDecoder):
@@ -243,8 +299,7 @@ class EventSubscriber(Entrypoint, HeaderDecoder):
     def handle_batch_result(self, batch, retried, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
             self._succeeded(len(batch))
-            for _, message in batch:
-                self.queue_consumer.ack_message(message)
+            self.queue_consumer.ack_messages([message for _, message in batch])
         elif is_temporary(exc_info[1]) and not retried:
             self._pause(exc_info[1], f"a batch of {len(batch)}")
             self._spawn_batch(batch, retried=True)  # once more whole, after the pause
