@@ -278,12 +278,18 @@ def overview(reads: Reads, principal: Principal, org_id: str, period: Period, tz
         [county_time(n["created_at"], tz), zh(n["kind"], "notification_kind"),
          zh(n["channel"], "channel"),
          Badge(zh(n["status"], "notification_status"), STATUS_TONES.get(n["status"], "grey")),
-         n["recipient_id"], n["attempts"], wording.failure_reason(n.get("last_error"))]
+         named(n.get("recipient_name"), n["recipient_id"]), n["attempts"],
+         wording.failure_reason(n.get("last_error"))]
         for n in troubled],
         total=sum(got[k]["total"] for k in ("failed", "unknown") if got[k])))
     if pending_health is not None:
         add_health(page, pending_health.wait())
     return page
+
+
+def named(name: str | None, ident: str) -> str:
+    """"张三（m1）": whom a row is about, with the id an admin can search for."""
+    return f"{name}（{ident}）" if name else ident
 
 
 def _mean(values):
@@ -659,7 +665,8 @@ def member(reads: Reads, principal: Principal, member_id: str, period: Period, t
          i.get("topic") or ""] for i in year_items],
         row_tones=["red" if i.get("status") == "absent" else "" for i in year_items]))
     streak_rows = [[period_zh(month["month"]), zh(m.get("type"), "meeting_type"),
-                    m.get("date"), m.get("branch_id"), m.get("meeting_id")]
+                    m.get("date"), names.get(m.get("branch_id"), m.get("branch_id") or ""),
+                    m.get("meeting_id")]
                    for month in (risk or {}).get("months_list") or []
                    for m in (month.get("meetings") or [{}])]
     page.add(Table("streak", "连续未参加的月份与会议", cols(

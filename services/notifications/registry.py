@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -476,10 +477,11 @@ def sweep_stale(session, now: datetime) -> int:
 
 
 # -- reads and admin changes -------------------------------------------------------------------------
-def notification_dict(row: Notification) -> dict:
+def notification_dict(row: Notification, recipient_name: str | None = None) -> dict:
     return {
         "notification_id": row.notification_id, "recipient_id": row.recipient_id,
-        "recipient_type": row.recipient_type, "kind": row.kind, "channel": row.channel,
+        "recipient_type": row.recipient_type, "recipient_name": recipient_name,
+        "kind": row.kind, "channel": row.channel,
         "channels": list(row.channels), "subject": row.subject, "body": row.body,
         "status": row.status, "attempts": row.attempts, "urgent": bool(row.urgent),
         "not_before": iso(as_utc(row.not_before)), "created_at": iso(as_utc(row.created_at)),
@@ -507,7 +509,25 @@ def list_notifications(uow: UnitOfWork, principal: Principal, filters: dict) -> 
     rows = session.scalars(query.order_by(Notification.created_at.desc(),
                                           Notification.notification_id)
                            .limit(filters["limit"]).offset(filters["offset"])).all()
-    return {"items": [notification_dict(row) for row in rows], "total": total}
+    names = recipient_names(session, rows)
+    return {"items": [notification_dict(row, names.get((row.recipient_type, row.recipient_id)))
+                      for row in rows], "total": total}
+
+
+def recipient_names(session, rows) -> dict[tuple[str, str], str]:
+    """{(recipient_type, id): name} of a page of notifications, in two queries: a list an
+    admin reads names people and branches, not ids."""
+    wanted = defaultdict(set)
+    for row in rows:
+        wanted[row.recipient_type].add(row.recipient_id)
+    names = {}
+    for kind, model, key in (("member", ContactCopy, ContactCopy.member_id),
+                             ("organization", OrgCopy, OrgCopy.org_id)):
+        ids = sorted(wanted.get(kind, ()))
+        for start in range(0, len(ids), 500):
+            names.update({(kind, ident): name for ident, name in session.execute(
+                select(key, model.name).where(key.in_(ids[start:start + 500])))})
+    return names
 
 
 def summary(uow: UnitOfWork, principal: Principal, org_id: str | None) -> dict:

@@ -217,14 +217,14 @@ def test_the_list_newest_first_with_names_colours_and_the_legend(orglife, tmp_pa
     assert header == ["id", "created", "kind", "recipient", "channel", "status", "attempts",
                       "subject"]
     by_recipient = {(row[3], row[2]): row for row in rows}
-    m1 = by_recipient[("m1", "absence_followup 缺席跟进")]
+    m1 = by_recipient[("党员1（m1）", "absence_followup 缺席跟进")]  # named, with the id
     assert m1[1] == "2026-11-20 10:00" and m1[4] == "email 邮件" and m1[5] == "failed 失败"
-    assert by_recipient[("m2", "absence_followup 缺席跟进")][4:6] == ["sms 短信",
+    assert by_recipient[("党员2（m2）", "absence_followup 缺席跟进")][4:6] == ["sms 短信",
                                                                    "delivered 已送达"]
-    assert by_recipient[("m3", "absence_followup 缺席跟进")][4:6] == ["in_app 站内",
+    assert by_recipient[("党员3（m3）", "absence_followup 缺席跟进")][4:6] == ["in_app 站内",
                                                                    "unknown 结果不明"]
-    assert by_recipient[("m9", "absence_digest 缺席汇总")][4] == "email 邮件"
-    assert ("m9", "absence_followup 缺席跟进") not in by_recipient  # m3: in the digest
+    assert by_recipient[("党员9（m9）", "absence_digest 缺席汇总")][4] == "email 邮件"
+    assert ("党员9（m9）", "absence_followup 缺席跟进") not in by_recipient  # m3: in the digest
     assert "缺席" in m1[7]
     legend = flat(out)
     assert "may have been delivered" in legend and "only an admin's" in legend
@@ -235,7 +235,7 @@ def test_the_list_newest_first_with_names_colours_and_the_legend(orglife, tmp_pa
                         "标题", "送达时间", "事由", "最近错误"]
     assert len(sheet) == 5
     failed = next(row for row in sheet[1:] if row[5] == "失败")
-    assert failed[2:5] == ["缺席跟进", "m1", "邮件"] and failed[10] == "smtp: 550 mailbox unavailable"
+    assert failed[2:5] == ["缺席跟进", "党员1（m1）", "邮件"] and failed[10] == "smtp: 550 mailbox unavailable"
     assert {row[5] for row in sheet[1:]} == {"失败", "结果不明", "已送达"}
     assert "可能已送达" in workbook(path)["说明"][1][0]
 
@@ -245,8 +245,8 @@ def test_the_list_filtered(orglife):
     failed = orglife.json("notifications", "--status", "failed")
     assert failed["total"] == 1
     [item] = failed["items"]
-    assert (item["recipient_id"], item["kind"], item["channel"]) == ("m1", "absence_followup",
-                                                                     "email")
+    assert (item["recipient_id"], item["recipient_name"], item["kind"], item["channel"]) == (
+        "m1", "党员1", "absence_followup", "email")
     assert item["created_at"].startswith("2026-11-20T02:00")  # --json: as the service said
 
     m9 = orglife.json("notifications", "--recipient", "m9")
@@ -265,7 +265,7 @@ def test_the_list_filtered(orglife):
     out = orglife("notifications", "--status", "delivered", "--channel", "email").stdout
     rows = table_rows(out, "notifications, newest first (1 of 1)")
     assert sorted((r[2], r[3], r[5]) for r in rows) == [
-        ("absence_digest 缺席汇总", "m9", "delivered 已送达")]  # the digest
+        ("absence_digest 缺席汇总", "党员9（m9）", "delivered 已送达")]  # the digest
     assert "may have been delivered" not in flat(out)  # no unknown one shown: no legend
     out = orglife("notifications", "--kind", "meeting_reminder").stdout
     assert "(0 of 0)" in out

@@ -172,6 +172,7 @@ def test_a_member_page_sums_line_by_line(county, reads_as):
     streak = nine.table("streak").rows
     assert [row[0] for row in streak][:1] == ["2026年10月"]
     assert {row[4] for row in streak} >= {"td10", "td6", "a2"}
+    assert {row[3] for row in streak if row[4]} == {nine.data["branch"]["name"]}  # not its id
     assert nine.data["risk"]["level"] == "review"
 
 
@@ -235,13 +236,15 @@ def test_failed_and_unknown_notifications_are_on_the_overview(county, reads_as):
                  "count": 3}]}
 
         def list_notifications(self, filters=None):
-            item = {"recipient_id": "m1", "kind": "absence_followup", "attempts": 5}
+            item = {"recipient_id": "m1", "recipient_name": "党员1", "kind": "absence_followup",
+                    "attempts": 5}
             if filters["status"] == "failed":
                 found = [{**item, "status": "failed", "channel": "email",
                           "created_at": "2026-11-19T02:00:00+00:00",
                           "last_error": "email: mailbox refused (SMTP 550 5.1.1 no such user)"}]
             else:
-                found = [{**item, "recipient_id": "m3", "status": "unknown",
+                found = [{**item, "recipient_id": "m3", "recipient_name": None,
+                          "status": "unknown",
                           "channel": "in_app", "attempts": 1,
                           "created_at": "2026-11-19T03:00:00+00:00",
                           "last_error": "the sender stopped while sending; it may have been "
@@ -253,7 +256,7 @@ def test_failed_and_unknown_notifications_are_on_the_overview(county, reads_as):
     troubled = page.tables["notifications_failed"]
     assert [(row[4], text_of(row[3]), row[6]) for row in troubled.rows] == [
         ("m3", "结果不明", "发送过程中发送服务停止，可能已送达"),
-        ("m1", "失败", "邮件：mailbox refused (SMTP 550 5.1.1 no such user)")]
+        ("党员1（m1）", "失败", "邮件：mailbox refused (SMTP 550 5.1.1 no such user)")]
     by_kind = {row[0]: row[1:] for row in page.tables["notifications"].rows}
     assert by_kind["缺席跟进"][-1] == 2 and by_kind["缺席汇总"][-1] == 3
     out = html(page, path="/org/c1")

@@ -253,6 +253,8 @@ def test_reads_are_scoped_and_preferences_named_errors(full, own_name, notificat
     full.deliver()
     everything = full.notifications.list_notifications({})
     assert everything["total"] == 2
+    assert sorted((n["recipient_id"], n["recipient_name"]) for n in everything["items"]) == [
+        ("m1", "党员1"), ("m9", "党员9")]  # named as the copy knows them
     assert notifications_worker("branch_secretary", "b1").list_notifications(
         {"kind": "absence_followup"})["total"] == 1
     assert notifications_worker("branch_secretary", "b2").list_notifications({})["total"] == 0

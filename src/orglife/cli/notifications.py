@@ -108,11 +108,17 @@ def legend_if_unknown(statuses) -> None:
 
 
 # -- the list --------------------------------------------------------------------------------------
+def recipient_text(notification: dict) -> str:
+    """"张三（m1）": the name the copy holds, with the id a later command takes."""
+    ident, name = notification.get("recipient_id") or "", notification.get("recipient_name")
+    return f"{name}（{ident}）" if name else ident
+
+
 LIST_COLUMNS = [
     Column("notification_id", "id"),
     Column("created_at", "created", county_time),
     Column("kind", format=coded("notification_kind")),
-    Column("recipient_id", "recipient"),
+    Column("recipient", "recipient"),
     Column("channel", format=coded("channel")),
     Column("status", format=status_text),
     "attempts",
@@ -121,7 +127,7 @@ LIST_COLUMNS = [
 
 
 def show_notifications(page: dict) -> None:
-    items = page.get("items") or []
+    items = [{**item, "recipient": recipient_text(item)} for item in page.get("items") or []]
     console.print(items_table(items, LIST_COLUMNS, f"notifications, newest first ({len(items)} "
                                                    f"of {page.get('total', len(items))})"))
     legend_if_unknown(item.get("status") for item in items)
@@ -130,7 +136,7 @@ def show_notifications(page: dict) -> None:
 def notifications_sheets(page: dict) -> list[Sheet]:
     items = page.get("items") or []
     rows = [[n["notification_id"], county_time(n.get("created_at")),
-             chinese(n.get("kind"), "notification_kind"), n.get("recipient_id"),
+             chinese(n.get("kind"), "notification_kind"), recipient_text(n),
              chinese(n.get("channel"), "channel"), chinese(n.get("status"), "notification_status"),
              n.get("attempts"), n.get("subject"), county_time(n.get("delivered_at")),
              n.get("cause"), n.get("last_error")] for n in items]
