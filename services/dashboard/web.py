@@ -129,6 +129,9 @@ def error_response(exc: BaseException, request: Request | None) -> Response:
         log.error("%s %s failed: %s: %s", request.method if request else "-",
                   request.path if request else "-", type(exc).__name__, exc,
                   exc_info=status == 500 and not isinstance(exc, HTTPException))
+    elif status in (503, 504):  # the page says "run ./orglife status"; the log says what
+        log.warning("%s %s: %d, %s: %s", request.method if request else "-",
+                    request.path if request else "-", status, type(exc).__name__, exc)
     detail = str(exc) if show else ""
     if isinstance(exc, ValidationError):
         detail = wording.invalid(exc.errors)

@@ -128,10 +128,10 @@ def test_errors_map_to_statuses_in_one_table():
     assert elsewhere.headers["HX-Redirect"] == "/signin?next=%2F"  # never //host
 
 
-def test_a_service_of_another_version_or_no_broker_is_named_not_a_bare_500():
+def test_a_service_of_another_version_or_no_broker_is_named_not_a_bare_500(caplog):
     from amqp.exceptions import ConnectionError as AMQPConnectionError
     from kombu.exceptions import OperationalError
-    from nameko.exceptions import IncorrectSignature, MethodNotFound
+    from nameko.exceptions import IncorrectSignature, MethodNotFound, UnknownService
     cases = {MethodNotFound("branch_overview"): (502, "服务版本不一致"),
              IncorrectSignature("x"): (502, "服务版本不一致"),
              OperationalError("[Errno 111] Connection refused"): (503, "消息服务不可用"),
@@ -142,6 +142,10 @@ def test_a_service_of_another_version_or_no_broker_is_named_not_a_bare_500():
         body = page.get_data(as_text=True)
         assert page.status_code == status and title in body, exc
         assert "refused" not in body and "branch_overview" not in body  # no internals shown
+    # ... but the log has them, for whoever runs ./orglife status next
+    assert "GET /org/c1: 503, OperationalError: [Errno 111] Connection refused" in caplog.text
+    web.error_response(UnknownService("scoring"), request("/org/c1"))
+    assert "503, UnknownService" in caplog.text and "scoring" in caplog.text
 
 
 def test_forms_redirect_only_within_the_site_and_only_from_it():
