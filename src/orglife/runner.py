@@ -45,6 +45,9 @@ HEARTBEAT_SECONDS = 2.0
 DIED_EXIT_CODE = 70  # the container died: the supervisor starts the service again
 RESTART_PAUSES = (1, 2, 5, 10, 30)  # seconds before the 1st, 2nd, ... quick restart
 STEADY_SECONDS = 60  # a child that ran this long resets the pause
+# A graceful stop lets running workers finish; one that takes longer is killed (`down` sends
+# SIGKILL after 15 s: orglife/stack.py stop_pids).
+STOP_SECONDS = 10.0
 
 
 def main(argv=None) -> None:
@@ -115,11 +118,27 @@ def run_service(declared, instance: int | None, settings, stop) -> int:
         beating.kill()
         heart.unlink(missing_ok=True)
     if not died.ready():
-        runner.stop()
+        stop_or_kill(runner, declared.name)
     if relay_process is not None:
         relay_process.terminate()
         relay_process.wait(timeout=15)
     return DIED_EXIT_CODE if died.ready() else 0
+
+
+def stop_or_kill(runner, name: str, seconds: float = STOP_SECONDS) -> bool:
+    """Stop the containers gracefully (running workers finish, their messages are acked), or
+    kill them when that takes over `seconds`: with its broker gone nameko's stop waits on
+    reconnecting consumers. Killed workers roll back and their messages come back to another
+    instance, handled once (the inbox). True when the stop was graceful."""
+    try:
+        with eventlet.Timeout(seconds):
+            runner.stop()
+        return True
+    except eventlet.Timeout:
+        log.warning("%s did not stop within %.0f s (its broker gone?); killing its containers",
+                    name, seconds)
+        runner.kill()
+        return False
 
 
 def heartbeat_file(settings, service: str, instance: int | None) -> Path | None:
