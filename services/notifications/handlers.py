@@ -8,9 +8,10 @@ notification exists once per (kind, recipient, cause) (registry.store).
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select, union
 
 from orglife.common.db import UnitOfWork, lookup, prefetch, stored
 from orglife.common.envelope import Envelope
@@ -18,6 +19,8 @@ from orglife.common.envelope import Envelope
 from . import domain, registry
 from .models import ContactCopy, MeetingSeen, MeetingWait, OrgCopy
 from .registry import Planning
+
+log = logging.getLogger(__name__)
 
 FOLLOW_UP_KINDS = ("absence_followup", "absence_digest")
 
@@ -242,8 +245,16 @@ def replan_arrived(uow: UnitOfWork, planning: Planning) -> None:
     for start in range(0, len(waited), 500):
         meeting_ids.update(session.scalars(select(MeetingWait.meeting_id).where(
             MeetingWait.waited_id.in_(waited[start:start + 500]))))
-    if not meeting_ids:
-        return
+    if meeting_ids:
+        replan(uow, planning, meeting_ids)
+
+
+def replan(uow: UnitOfWork, planning: Planning, meeting_ids, isolated: bool = False) -> None:
+    """Plan waiting meetings again, each locked in id order (one lock order for every
+    instance). `isolated`: each in a savepoint of its own, so that one failing to plan is
+    logged and left waiting while the others go on (the timer's sweep; a consumer's batch
+    fails whole instead and is retried message by message)."""
+    session = uow.session
     session.flush()
     planning.directory.forget()
     for meeting_id in sorted(meeting_ids):
@@ -251,25 +262,47 @@ def replan_arrived(uow: UnitOfWork, planning: Planning) -> None:
         if seen is None or seen.waiting is None:  # planned meanwhile: nothing left to wake
             session.execute(delete(MeetingWait).where(MeetingWait.meeting_id == meeting_id))
             continue
-        meeting = seen.waiting
-        plan_meeting(uow, meeting, planning, first=False)
-        wait_for_unknown(uow, meeting, planning)
+        if not isolated:
+            plan_meeting(uow, seen.waiting, planning, first=False)
+            wait_for_unknown(uow, seen.waiting, planning)
+            continue
+        try:
+            with session.begin_nested():
+                plan_meeting(uow, seen.waiting, planning, first=False)
+                wait_for_unknown(uow, seen.waiting, planning)
+        except Exception:  # noqa: BLE001 - one meeting's failure must not hold the others
+            log.exception("meeting %s could not be planned again; it keeps waiting", meeting_id)
+            planning.directory.forget()
+
+
+def overlooked(session, limit: int = 200) -> list[str]:
+    """Meetings still waiting for a member or their branch that the copy already has: what
+    the window between two instances' commits can leave behind (wake_overlooked). A wait for
+    the meeting's branch is matched against organizations, any other against members, each
+    by its primary key (a member and an organization may share an id)."""
+    branch = MeetingSeen.waiting["branch_id"].as_string()
+
+    def waiting_for(model, key, for_branch: bool):
+        return (select(MeetingWait.meeting_id)
+                .join(model, key == MeetingWait.waited_id)
+                .join(MeetingSeen, MeetingSeen.meeting_id == MeetingWait.meeting_id)
+                .where(MeetingWait.waited_id == branch if for_branch
+                       else MeetingWait.waited_id != branch))
+    found = union(waiting_for(ContactCopy, ContactCopy.member_id, False),
+                  waiting_for(OrgCopy, OrgCopy.org_id, True)).subquery()
+    return list(session.scalars(select(found.c.meeting_id).order_by(found.c.meeting_id)
+                                .limit(limit)))
 
 
 def wake_overlooked(uow: UnitOfWork, planning: Planning, limit: int = 200) -> int:
-    """Wake meetings still waiting for members or organizations the copy already has.
-
-    With several instances one can commit a member in the instant between another's last
-    look (wait_for_unknown's re-check) and the commit of its wait: the member's batch found
-    no wait to wake, and nothing else would. The service's timer runs this to close that
-    window; it finds nothing in the usual case. Returns how many waited ids it woke."""
-    arrived = uow.session.scalars(select(MeetingWait.waited_id).where(or_(
-        MeetingWait.waited_id.in_(select(ContactCopy.member_id)),
-        MeetingWait.waited_id.in_(select(OrgCopy.org_id)))).distinct()
-        .order_by(MeetingWait.waited_id).limit(limit)).all()
-    planning.arrived.update(arrived)
-    replan_arrived(uow, planning)
-    return len(arrived)
+    """Plan the meetings `overlooked` finds. With several instances one can commit a member
+    in the instant between another's last look (wait_for_unknown's re-check) and the commit of
+    its wait: the member's batch found no wait to wake, and nothing else would. The service's
+    timer runs this; it finds nothing in the usual case. Returns how many meetings it woke."""
+    meeting_ids = overlooked(uow.session, limit)
+    if meeting_ids:
+        replan(uow, planning, meeting_ids, isolated=True)
+    return len(meeting_ids)
 
 
 # -- scoring's events: alerts -------------------------------------------------------------------------

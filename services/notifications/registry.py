@@ -615,6 +615,7 @@ def resend(uow: UnitOfWork, principal: Principal, notification_id: str, now: dat
     row.next_attempt_at = row.not_before = now
     row.lease_owner = row.lease_until = row.sending_since = None
     row.last_error = None
+    name = recipient_names(uow.session, [row]).get((row.recipient_type, row.recipient_id))
     uow.commit()
-    return notification_dict(row)
+    return notification_dict(row, name)
 

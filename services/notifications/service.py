@@ -150,12 +150,14 @@ class NotificationsService:
     def wake_overlooked_waits(self):
         """Meetings left waiting for a member another instance committed at the same instant
         (handlers.wake_overlooked); usually one query that finds nothing."""
+        with self.store.read() as uow:  # no write lock when nothing is found, as usual
+            if not handlers.overlooked(uow.session, limit=1):
+                return
         with self.store() as uow:
             woken = handlers.wake_overlooked(uow, self._planning(uow))
             uow.commit()
         if woken:
-            log.info("woke meetings waiting for %d members or organizations already known",
-                     woken)
+            log.info("woke %d meetings waiting for members or branches already known", woken)
 
     # -- sending -------------------------------------------------------------------------------
     @timer(interval=1)

@@ -47,7 +47,8 @@ RESTART_PAUSES = (1, 2, 5, 10, 30)  # seconds before the 1st, 2nd, ... quick res
 STEADY_SECONDS = 60  # a child that ran this long resets the pause
 # A graceful stop lets running workers finish; one that takes longer is killed (`down` sends
 # SIGKILL after 15 s: orglife/stack.py stop_pids).
-STOP_SECONDS = 10.0
+STOP_SECONDS = 8.0
+KILL_SECONDS = 3.0  # nameko's kill, bounded too (see stop_or_kill)
 
 
 def main(argv=None) -> None:
@@ -125,7 +126,8 @@ def run_service(declared, instance: int | None, settings, stop) -> int:
     return DIED_EXIT_CODE if died.ready() else 0
 
 
-def stop_or_kill(runner, name: str, seconds: float = STOP_SECONDS) -> bool:
+def stop_or_kill(runner, name: str, seconds: float = STOP_SECONDS,
+                 kill_seconds: float = KILL_SECONDS) -> bool:
     """Stop the containers gracefully (running workers finish, their messages are acked), or
     kill them when that takes over `seconds`: with its broker gone nameko's stop waits on
     reconnecting consumers. Killed workers roll back and their messages come back to another
@@ -137,8 +139,14 @@ def stop_or_kill(runner, name: str, seconds: float = STOP_SECONDS) -> bool:
     except eventlet.Timeout:
         log.warning("%s did not stop within %.0f s (its broker gone?); killing its containers",
                     name, seconds)
-        runner.kill()
-        return False
+    try:  # nameko's kill also waits for a consumer stuck reconnecting: bounded as well
+        with eventlet.Timeout(kill_seconds):
+            runner.kill()
+    except eventlet.Timeout:
+        log.warning("%s: killing its containers took over %.0f s; exiting without them "
+                    "(unacked messages go back to the broker, open transactions roll back)",
+                    name, kill_seconds)
+    return False
 
 
 def heartbeat_file(settings, service: str, instance: int | None) -> Path | None:

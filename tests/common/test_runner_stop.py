@@ -8,14 +8,15 @@ from orglife import runner
 
 
 class Containers:
-    def __init__(self, stop_seconds: float):
-        self.stop_seconds = stop_seconds
+    def __init__(self, stop_seconds: float, kill_seconds: float = 0):
+        self.stop_seconds, self.kill_seconds = stop_seconds, kill_seconds
         self.killed = False
 
     def stop(self):
         eventlet.sleep(self.stop_seconds)
 
     def kill(self):
+        eventlet.sleep(self.kill_seconds)  # nameko's kill waits for the consumer's thread
         self.killed = True
 
 
@@ -27,8 +28,17 @@ def test_a_stop_that_hangs_is_turned_into_a_kill(caplog):
     assert "scoring did not stop within 0 s" in caplog.text
 
 
+def test_a_kill_that_hangs_too_is_given_up_so_the_process_can_exit(caplog):
+    """With the broker gone nameko's kill waits on the same reconnecting consumer."""
+    stuck = Containers(stop_seconds=60, kill_seconds=60)
+    with caplog.at_level(logging.WARNING, "orglife"):
+        assert runner.stop_or_kill(stuck, "scoring", seconds=0.1, kill_seconds=0.1) is False
+    assert not stuck.killed and "exiting without them" in caplog.text
+
+
 def test_a_stop_that_finishes_is_left_graceful():
     quick = Containers(stop_seconds=0.01)
     assert runner.stop_or_kill(quick, "scoring", seconds=5) is True
     assert not quick.killed
-    assert runner.STOP_SECONDS < 15  # below `down`'s SIGKILL (orglife/stack.py stop_pids)
+    # both bounds below `down`'s SIGKILL (orglife/stack.py stop_pids)
+    assert runner.STOP_SECONDS + runner.KILL_SECONDS < 15

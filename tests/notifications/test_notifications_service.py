@@ -223,6 +223,7 @@ def test_a_send_cut_by_a_crash_becomes_unknown_and_only_an_admin_resends_it(
                                   .notification_id)
     again = full.notifications.resend(cut.notification_id)
     assert again["status"] == "pending" and again["history"][-1]["outcome"] == "resend"
+    assert again["recipient_name"] == "党员1"  # as the list names it
     send_due(full, scoring_clock)
     assert rows(notifications_store, kind="absence_followup")[0].status == "delivered"
 
@@ -476,32 +477,66 @@ def test_the_timer_wakes_a_wait_whose_member_was_committed_in_the_same_instant(
         full, scoring_clock, endpoints, own_name, notifications_store):
     """The window wait_for_unknown's re-check cannot close: the member's batch committed after
     the meeting's batch looked, and looked for waits before ours was committed. What is left is
-    a wait for a member the copy knows; the service's timer plans the meeting then, once."""
+    a wait for a member the copy knows; the service's timer plans the meeting then, once, and
+    it keeps waiting for who is still unknown."""
+    from services.notifications import handlers
     from services.notifications.models import MeetingSeen, MeetingWait
     village(full, own_name)
-    meeting = {**assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"],
-                          absent=["m1"]), "revision": 1, "status": "logged"}
-    meeting["held_at"] = (scoring_clock.now() - timedelta(hours=2)).isoformat()
-    meeting["attendance"] = [{"member_id": who, "status": status, "expected": True}
-                             for who, status in [("m1", "absent"), ("m2", "present")]]
+    held = (scoring_clock.now() - timedelta(hours=2)).isoformat()
+
+    def waiting(meeting_id, absent, branch_id="b1"):
+        return {"meeting_id": meeting_id, "branch_id": branch_id, "type": "branch_assembly",
+                "held_at": held, "topic": "学习", "revision": 1, "status": "logged",
+                "attendance": [{"member_id": who, "status": "absent", "expected": True}
+                               for who in absent]}
+    full.members.register_organization({"org_id": "m405", "name": "同号组织", "kind": "branch",
+                                        "parent_id": "t1", "category": "village"})
+    full.deliver()
     with notifications_store() as uow:  # what the race leaves behind
         uow.session.add(MeetingSeen(meeting_id="late1", revision=1,
-                                    waiting={**meeting, "meeting_id": "late1"}))
-        uow.session.add(MeetingWait(waited_id="m1", meeting_id="late1"))
-        uow.session.add(MeetingSeen(meeting_id="gone1", revision=2, waiting=None))
-        uow.session.add(MeetingWait(waited_id="m2", meeting_id="gone1"))  # nothing to wake
-        uow.session.add(MeetingWait(waited_id="m404", meeting_id="late1"))  # still unknown
+                                    waiting=waiting("late1", ["m1", "m404"])))
+        uow.session.add_all([MeetingWait(waited_id="m1", meeting_id="late1"),
+                             MeetingWait(waited_id="m404", meeting_id="late1")])
+        # a wait for an unknown member whose id an organization has (registered above)
+        uow.session.add(MeetingSeen(meeting_id="other1", revision=1,
+                                    waiting=waiting("other1", ["m405"])))
+        uow.session.add(MeetingWait(waited_id="m405", meeting_id="other1"))
         uow.commit()
     assert rows(notifications_store) == []
+    with notifications_store() as uow:
+        assert handlers.overlooked(uow.session) == ["late1"]
     full.notifications.wake_overlooked_waits()
-    full.notifications.wake_overlooked_waits()  # a second instance's timer: nothing twice
+    full.notifications.wake_overlooked_waits()  # nothing overlooked is left: nothing twice
     assert [(n.kind, n.recipient_id) for n in rows(notifications_store)] == [
         ("absence_digest", "m9"), ("absence_followup", "m1")]
     with notifications_store() as uow:
-        assert [(w.waited_id, w.meeting_id) for w in uow.session.query(MeetingWait)] == []
-        assert uow.session.get(MeetingSeen, "late1").waiting is None
+        assert sorted((w.waited_id, w.meeting_id) for w in uow.session.query(MeetingWait)) == [
+            ("m404", "late1"), ("m405", "other1")]  # still unknown members: still waiting
+        assert uow.session.get(MeetingSeen, "late1").waiting["meeting_id"] == "late1"
+        assert handlers.overlooked(uow.session) == []
     send_due(full, scoring_clock, minutes=11)
     assert {n.status for n in rows(notifications_store)} == {"delivered"}
+
+
+def test_a_wait_of_a_meeting_planned_meanwhile_is_dropped_when_its_member_arrives(
+        notifications_store, scoring_clock):
+    from orglife.common.rules import load_rules
+    from services.notifications import handlers
+    from services.notifications.models import MeetingSeen, MeetingWait
+    from services.notifications.registry import Planning, SessionDirectory
+    from services.notifications.texts import Texts
+    with notifications_store() as uow:
+        uow.session.add(MeetingSeen(meeting_id="gone1", revision=2, waiting=None))
+        uow.session.add(MeetingWait(waited_id="m2", meeting_id="gone1"))
+        uow.commit()
+    with notifications_store() as uow:
+        planning = Planning(load_rules(), Texts(scoring_clock.tz), scoring_clock.tz,
+                            scoring_clock.now(), SessionDirectory(uow.session, False, ("email",)))
+        planning.arrived.add("m2")
+        handlers.replan_arrived(uow, planning)
+        uow.commit()
+    with notifications_store() as uow:
+        assert uow.session.query(MeetingWait).count() == 0
 
 
 def test_a_late_reminder_is_stored_urgent_so_the_sender_does_not_hold_it_either(
