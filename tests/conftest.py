@@ -68,6 +68,9 @@ class LocalStore:
     def __init__(self, url, service, backbone, clock=None):
         self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
+        # as the service's Store: a reading unit of work takes no write lock on SQLite
+        self.read_sessions = session_factory(self.engine.execution_options(
+            sqlite_begin="DEFERRED"))
         self.service = service
         self.backbone = backbone
         self.clock = clock or Clock("Asia/Shanghai", FIXED_NOW)
@@ -76,7 +79,7 @@ class LocalStore:
         return UnitOfWork(self.sessions, self.service, self.backbone, clock=self.clock)
 
     def read(self):
-        return self()
+        return UnitOfWork(self.read_sessions, self.service, self.backbone, clock=self.clock)
 
     def change(self, use_case):
         from orglife.common.store import StoreHandle

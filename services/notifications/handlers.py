@@ -249,14 +249,15 @@ def replan_arrived(uow: UnitOfWork, planning: Planning) -> None:
         replan(uow, planning, meeting_ids)
 
 
-def replan(uow: UnitOfWork, planning: Planning, meeting_ids, isolated: bool = False) -> None:
+def replan(uow: UnitOfWork, planning: Planning, meeting_ids, isolated: bool = False) -> int:
     """Plan waiting meetings again, each locked in id order (one lock order for every
     instance). `isolated`: each in a savepoint of its own, so that one failing to plan is
     logged and left waiting while the others go on (the timer's sweep; a consumer's batch
-    fails whole instead and is retried message by message)."""
+    fails whole instead and is retried message by message). Returns how many were planned."""
     session = uow.session
     session.flush()
     planning.directory.forget()
+    planned = 0
     for meeting_id in sorted(meeting_ids):
         seen = lookup(session, MeetingSeen, meeting_id, with_for_update=True)
         if seen is None or seen.waiting is None:  # planned meanwhile: nothing left to wake
@@ -265,14 +266,17 @@ def replan(uow: UnitOfWork, planning: Planning, meeting_ids, isolated: bool = Fa
         if not isolated:
             plan_meeting(uow, seen.waiting, planning, first=False)
             wait_for_unknown(uow, seen.waiting, planning)
+            planned += 1
             continue
         try:
             with session.begin_nested():
                 plan_meeting(uow, seen.waiting, planning, first=False)
                 wait_for_unknown(uow, seen.waiting, planning)
+            planned += 1
         except Exception:  # noqa: BLE001 - one meeting's failure must not hold the others
             log.exception("meeting %s could not be planned again; it keeps waiting", meeting_id)
             planning.directory.forget()
+    return planned
 
 
 def overlooked(session, limit: int = 200) -> list[str]:
@@ -298,11 +302,10 @@ def wake_overlooked(uow: UnitOfWork, planning: Planning, limit: int = 200) -> in
     """Plan the meetings `overlooked` finds. With several instances one can commit a member
     in the instant between another's last look (wait_for_unknown's re-check) and the commit of
     its wait: the member's batch found no wait to wake, and nothing else would. The service's
-    timer runs this; it finds nothing in the usual case. Returns how many meetings it woke."""
+    timer runs this; it finds nothing in the usual case. Returns how many meetings it planned
+    (one that fails is logged and stays waiting: found again, and logged again, next time)."""
     meeting_ids = overlooked(uow.session, limit)
-    if meeting_ids:
-        replan(uow, planning, meeting_ids, isolated=True)
-    return len(meeting_ids)
+    return replan(uow, planning, meeting_ids, isolated=True) if meeting_ids else 0
 
 
 # -- scoring's events: alerts -------------------------------------------------------------------------

@@ -49,6 +49,7 @@ STEADY_SECONDS = 60  # a child that ran this long resets the pause
 # SIGKILL after 15 s: orglife/stack.py stop_pids).
 STOP_SECONDS = 8.0
 KILL_SECONDS = 3.0  # nameko's kill, bounded too (see stop_or_kill)
+RELAY_SECONDS = 2.0  # then the relay process (ORGLIFE_RELAY=process) is waited for
 
 
 def main(argv=None) -> None:
@@ -122,7 +123,11 @@ def run_service(declared, instance: int | None, settings, stop) -> int:
         stop_or_kill(runner, declared.name)
     if relay_process is not None:
         relay_process.terminate()
-        relay_process.wait(timeout=15)
+        try:
+            relay_process.wait(timeout=RELAY_SECONDS)
+        except subprocess.TimeoutExpired:
+            relay_process.kill()  # its lease dies with it; a successor takes the outbox
+            relay_process.wait()
     return DIED_EXIT_CODE if died.ready() else 0
 
 

@@ -41,4 +41,4 @@ def test_a_stop_that_finishes_is_left_graceful():
     assert runner.stop_or_kill(quick, "scoring", seconds=5) is True
     assert not quick.killed
     # both bounds below `down`'s SIGKILL (orglife/stack.py stop_pids)
-    assert runner.STOP_SECONDS + runner.KILL_SECONDS < 15
+    assert runner.STOP_SECONDS + runner.KILL_SECONDS + runner.RELAY_SECONDS < 15
