@@ -1,0 +1,87 @@
+"""orglife.common.db's batch reads (prefetch, lookup, stored) on SQLite and PostgreSQL: one
+query answers a batch's keys, found or known absent; a row asked for locked is never answered
+from an unlocked prefetch; a locked prefetch really holds the rows on PostgreSQL; a row written
+by a Core insert after the prefetch is asked for again."""
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
+
+from orglife.common.db import lookup, make_engine, prefetch, session_factory, stored
+from orglife.common.migrate import upgrade
+from services.members.models import MeetingVersion
+
+
+def seeded(url):
+    upgrade("members", url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(MeetingVersion.__table__.insert(), [
+            {"meeting_id": "a", "revision": 1, "cancelled": False},
+            {"meeting_id": "b", "revision": 2, "cancelled": False}])
+    return engine
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = seeded(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url):
+    """Row locks are PostgreSQL's (SQLite's writer holds the whole database: db._sqlite_begin)."""
+    engine = seeded(pg_url)
+    yield engine
+    engine.dispose()
+
+
+def counting(engine) -> list:
+    statements = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: statements.append(statement))
+    return statements
+
+
+def test_one_query_answers_the_batch_and_a_locked_read_is_never_taken_from_an_unlocked_one(
+        engine):
+    statements = counting(engine)
+    with session_factory(engine)() as session:
+        prefetch(session, MeetingVersion, ["b", "a", "zz", 7, "x" * 300])  # junk is skipped
+        selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert len(selects) == 1
+        before = len(statements)
+        assert lookup(session, MeetingVersion, "a").revision == 1
+        assert lookup(session, MeetingVersion, "zz") is None  # known absent: no query
+        assert len(statements) == before
+        assert lookup(session, MeetingVersion, "a", with_for_update=True).revision == 1
+        assert len(statements) == before + 1  # asked locked: read again, locked
+        session.execute(MeetingVersion.__table__.insert(),
+                        {"meeting_id": "zz", "revision": 1, "cancelled": False})
+        stored(session, MeetingVersion, "zz")
+        assert lookup(session, MeetingVersion, "zz").revision == 1  # asked again
+        session.rollback()
+
+
+def test_a_locked_prefetch_holds_its_rows_until_the_transaction_ends(pg_engine):
+    engine = pg_engine
+    statements = counting(engine)
+    with session_factory(engine)() as holder:
+        prefetch(holder, MeetingVersion, ["b"], for_update=True)
+        before = len(statements)
+        assert lookup(holder, MeetingVersion, "b", with_for_update=True).revision == 2
+        assert len(statements) == before  # locked already: no second query
+        with engine.connect() as other:
+            other.execute(text("SET lock_timeout = '200ms'"))
+            with pytest.raises(OperationalError, match="lock"):
+                other.execute(text("SELECT revision FROM meeting_versions WHERE meeting_id = 'b'"
+                                   " FOR UPDATE"))
+            other.rollback()
+            # a row the prefetch did not ask for is not held
+            assert other.execute(text("SELECT revision FROM meeting_versions WHERE "
+                                      "meeting_id = 'a' FOR UPDATE")).scalar_one() == 1
+            other.rollback()
+        holder.rollback()
+    with engine.connect() as other:  # released with the transaction
+        assert other.execute(text("SELECT revision FROM meeting_versions WHERE "
+                                  "meeting_id = 'b' FOR UPDATE")).scalar_one() == 2
