@@ -63,3 +63,20 @@ def test_the_cli_skips_green_dns_but_the_services_it_starts_keep_it():
                               text=True, timeout=60, env=env)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines()[-1] == expected, done.stdout[-300:]
+
+
+def test_a_cli_call_does_not_import_alembic():
+    """Alembic is imported only when a database is migrated (orglife/stack.py imports
+    common.migrate inside the function that migrates): a quarter of a second every CLI call,
+    `status` or `score`, would otherwise pay."""
+    import os
+    code = ("import sys\n"
+            "sys.argv = ['orglife', '--help']\n"
+            "import orglife.stack, orglife.cli.stack\n"
+            "try:\n    import orglife.__main__\nexcept SystemExit:\n    pass\n"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-300:]
