@@ -91,20 +91,23 @@ def prepare_members(uow: UnitOfWork, envelopes: list[Envelope], planning: Planni
 
 
 # -- meetings' events: reminders, follow-ups, digests -----------------------------------------------
-def _seen(uow: UnitOfWork, meeting: dict) -> str:
+def _seen(uow: UnitOfWork, meeting: dict) -> tuple[str, MeetingSeen]:
     """Record the meeting's revision: "new" (nothing was planned for it yet), "newer", or
-    "stale" when a newer revision was already handled."""
+    "stale" when a newer revision was already handled; and the row."""
     seen = lookup(uow.session, MeetingSeen, meeting["meeting_id"], with_for_update=True)
     if seen is not None and seen.revision >= meeting["revision"]:
-        return "stale"
+        return "stale", seen
     if seen is None:
-        uow.session.add(MeetingSeen(meeting_id=meeting["meeting_id"],
-                                    revision=meeting["revision"]))
+        # returned, not only added: the session holds clean rows weakly, so a later
+        # session.get of one nobody holds reads it again (a SELECT per meeting)
+        row = MeetingSeen(meeting_id=meeting["meeting_id"], revision=meeting["revision"])
+        uow.session.add(row)
         stored(uow.session, MeetingSeen, meeting["meeting_id"])  # known absent no longer
-    else:
-        seen.revision = meeting["revision"]
+        uow.session.flush()
+        return "new", row
+    seen.revision = meeting["revision"]
     uow.session.flush()
-    return "new" if seen is None else "newer"
+    return "newer", seen
 
 
 def prepare_meetings(uow: UnitOfWork, envelopes: list[Envelope], planning: Planning) -> None:
@@ -127,11 +130,11 @@ def prepare_meetings(uow: UnitOfWork, envelopes: list[Envelope], planning: Plann
 
 def on_meeting(uow: UnitOfWork, envelope: Envelope, planning: Planning) -> None:
     meeting = envelope.data
-    seen = _seen(uow, meeting)
-    if seen == "stale":
+    verdict, seen = _seen(uow, meeting)
+    if verdict == "stale":
         return
-    plan_meeting(uow, meeting, planning, first=seen == "new")
-    wait_for_unknown(uow, meeting, planning)
+    plan_meeting(uow, meeting, planning, first=verdict == "new")
+    wait_for_unknown(uow, meeting, planning, seen)
 
 
 def plan_meeting(uow: UnitOfWork, meeting: dict, planning: Planning, first: bool) -> None:
@@ -211,11 +214,11 @@ def arrived_meanwhile(session, ids: set[str]) -> bool:
         select(OrgCopy.org_id).where(OrgCopy.org_id.in_(wanted)).limit(1)))
 
 
-def wait_for_unknown(uow: UnitOfWork, meeting: dict, planning: Planning) -> None:
+def wait_for_unknown(uow: UnitOfWork, meeting: dict, planning: Planning,
+                     seen: MeetingSeen) -> None:
     """Remember the meeting for each unknown member or branch (replan_waiting plans it again
-    when they arrive), or forget that it waited."""
+    when they arrive), or forget that it waited; `seen` is the meeting's MeetingSeen row."""
     session, meeting_id = uow.session, meeting["meeting_id"]
-    seen = lookup(session, MeetingSeen, meeting_id)
     missing = unknown_ids(uow, meeting, planning)
     if missing and arrived_meanwhile(session, missing):
         # Another instance committed them after this batch read the copy: its wake-up found
@@ -265,13 +268,13 @@ def replan(uow: UnitOfWork, planning: Planning, meeting_ids, isolated: bool = Fa
             continue
         if not isolated:
             plan_meeting(uow, seen.waiting, planning, first=False)
-            wait_for_unknown(uow, seen.waiting, planning)
+            wait_for_unknown(uow, seen.waiting, planning, seen)
             planned += 1
             continue
         try:
             with session.begin_nested():
                 plan_meeting(uow, seen.waiting, planning, first=False)
-                wait_for_unknown(uow, seen.waiting, planning)
+                wait_for_unknown(uow, seen.waiting, planning, seen)
             planned += 1
         except Exception:  # noqa: BLE001 - one meeting's failure must not hold the others
             log.exception("meeting %s could not be planned again; it keeps waiting", meeting_id)

@@ -395,9 +395,9 @@ def test_servers_left_by_a_killed_run_are_stopped_by_the_next_start(tmp_path):
 
 
 def test_a_malformed_answer_after_sending_is_unknown_and_a_malformed_url_permanent():
-    """An answer that cannot be read (two Content-Length values: requests' InvalidHeader,
-    which is also a ValueError) came after the request left: it may have been delivered,
-    never sent again. A port that is no number is refused before anything leaves."""
+    """An answer that cannot be read (a Content-Length of two values) came after the request
+    left: it may have been delivered, never sent again. A port that is no number is refused
+    before anything leaves."""
     import socket
     import threading
     from services.notifications.channels import DeliveryUnknown, JsonPoster, PermanentFailure

@@ -1,0 +1,143 @@
+"""The HTTP channels' transport (channels.JsonPoster over http.client) on the paths the local
+gateway of test_channels.py does not take: TLS with the certificate checked, and the
+environment's proxies, plain and tunnelled, against real sockets."""
+import base64
+import http.server
+import json
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from services.notifications import channels
+from services.notifications.channels import SmsChannel, TemporaryFailure
+
+PHONE = "13912345678"
+
+
+@pytest.fixture
+def fresh_environment(monkeypatch):
+    """No proxy or CA bundle from the machine; the cached reading of the environment
+    forgotten before and after."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
+                 "https_proxy", "all_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    channels._environment_settings.cache_clear()
+    yield monkeypatch
+    channels._environment_settings.cache_clear()
+
+
+@pytest.fixture
+def tls_gateway(tmp_path):
+    """An HTTPS gateway on 127.0.0.1 with a self-signed certificate: (url, cert path, bodies)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    bodies = []
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            answer = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/sms", cert, bodies
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_untrusted_certificate_stops_the_message_and_a_named_bundle_lets_it_go(
+        tls_gateway, fresh_environment):
+    url, cert, bodies = tls_gateway
+    with pytest.raises(TemporaryFailure) as failure:
+        SmsChannel(url, connect_timeout=5).send(PHONE, "提醒", "明天开会")
+    assert "cannot connect" in failure.value.detail and bodies == []  # nothing left
+    fresh_environment.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    channels._environment_settings.cache_clear()
+    assert SmsChannel(url).send(PHONE, "提醒", "明天开会") == "sms: accepted (HTTP 200)"
+    assert bodies == [{"phone": PHONE, "text": "提醒\n明天开会"}]
+
+
+class FakeProxy:
+    """A proxy that records the head of each request and answers it with `answer`."""
+
+    def __init__(self, answer: bytes):
+        self.answer = answer
+        self.heads: list[str] = []
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.server.settimeout(0.1)  # accept() wakes to see `stopped`
+        self.stopped = False
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.heads.append(data.split(b"\r\n\r\n")[0].decode("latin-1"))
+                conn.sendall(self.answer)
+
+    def close(self):
+        self.stopped = True
+        self.thread.join(5)
+        self.server.close()
+
+
+def test_a_plain_http_request_goes_whole_to_the_proxy_with_its_credentials(fresh_environment):
+    proxy = FakeProxy(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    try:
+        fresh_environment.setenv("HTTP_PROXY", f"http://zzb:p%40ss@127.0.0.1:{proxy.port}")
+        receipt = SmsChannel("http://gateway.example.invalid/sms?team=1").send(
+            PHONE, "提醒", "明天开会")
+    finally:
+        proxy.close()
+    assert receipt == "sms: accepted (HTTP 200)"
+    [head] = proxy.heads
+    lines = head.split("\r\n")
+    assert lines[0] == "POST http://gateway.example.invalid/sms?team=1 HTTP/1.1"
+    expected = base64.b64encode(b"zzb:p@ss").decode()
+    assert f"Proxy-Authorization: Basic {expected}" in lines
+
+
+def test_https_through_a_proxy_is_tunnelled_and_a_refused_tunnel_is_temporary(
+        fresh_environment):
+    proxy = FakeProxy(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                      b"Content-Length: 0\r\n\r\n")
+    try:
+        fresh_environment.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        with pytest.raises(TemporaryFailure) as failure:
+            SmsChannel("https://gateway.example.invalid/sms").send(PHONE, "提醒", "明天开会")
+    finally:
+        proxy.close()
+    assert not failure.value.may_have_been_delivered
+    [head] = proxy.heads  # only the tunnel was asked for: the message never left
+    assert head.split("\r\n")[0].startswith("CONNECT gateway.example.invalid:443 HTTP/")
