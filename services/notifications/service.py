@@ -55,6 +55,10 @@ class Sender(DependencyProvider):
         self.member_channels = member_channels_of(self.channels)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
+    def stop(self):
+        for channel in self.channels.values():
+            channel.close()
+
     def get_dependency(self, worker_ctx):
         return self
 
