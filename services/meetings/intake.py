@@ -29,6 +29,10 @@ from .models import (
 )
 from .roster import RosterCache, path_ids, people_at
 
+# Inserts built once: SQLAlchemy keeps a statement's cache key on the object, and a new
+# insert() per meeting computed it again every time.
+_NEW_RECEIPT = IntakeReceipt.__table__.insert()
+
 
 @dataclass(frozen=True)
 class ReportKind:
@@ -100,7 +104,7 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
         return _reject(uow, event_type, body, event_id, exc.errors, pending, now)
     if pending is not None:
         uow.session.delete(pending)
-    uow.session.execute(IntakeReceipt.__table__.insert(), {
+    uow.session.connection().execute(_NEW_RECEIPT, {
         "event_id": event_id, "event_type": event_type, "ref": result[kind.ref],
         "accepted_at": now})
     uow.commit()  # a repeat report stores nothing new, but its inbox and receipt rows must

@@ -23,6 +23,11 @@ from .domain import Findings, Person
 from .models import Activity, Attendance, Meeting, OrgCopy
 from .roster import RosterCache, branch_people_at, path_ids, people_at, roster_at
 
+# Inserts built once: SQLAlchemy keeps a statement's cache key on the object, and a new
+# insert() per meeting computed it again every time.
+_NEW_MEETING = Meeting.__table__.insert()
+_NEW_ATTENDANCE = Attendance.__table__.insert()
+
 ID_NAMESPACE = uuid.UUID("0b7f5c1e-8d2a-4c3b-9e61-5a4f3d2c1b00")
 
 
@@ -111,8 +116,8 @@ def _store_attendance(session, meeting_id: str, rows: list[dict], replace: bool 
     if replace:
         session.execute(delete(Attendance).where(Attendance.meeting_id == meeting_id))
     if rows:
-        session.execute(Attendance.__table__.insert(),
-                        [{"meeting_id": meeting_id, **row} for row in rows])
+        session.connection().execute(_NEW_ATTENDANCE,
+                                     [{"meeting_id": meeting_id, **row} for row in rows])
 
 
 def _store_non_members(record: Meeting, prepared: Prepared) -> None:
@@ -197,7 +202,7 @@ def log_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: di
     if existing is None:
         # A new meeting is one Core INSERT (intake stores hundreds per batch; an ORM flush
         # per meeting cost more than the rest of storing it). `record` stays transient.
-        session.execute(Meeting.__table__.insert(), {
+        session.connection().execute(_NEW_MEETING, {
             column.key: getattr(record, column.key) for column in Meeting.__table__.columns})
         stored(session, Meeting, meeting_id)
     _store_attendance(session, meeting_id, prepared.rows, replace=existing is not None)

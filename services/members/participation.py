@@ -14,6 +14,11 @@ from orglife.common.db import lookup, prefetch, stored
 
 from .models import MeetingVersion, Participation
 
+# Inserts built once: SQLAlchemy keeps a statement's cache key on the object, and a new
+# insert() per meeting computed it again every time.
+_NEW_VERSION = MeetingVersion.__table__.insert()
+_NEW_PARTICIPATION = Participation.__table__.insert()
+
 
 def instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -30,7 +35,7 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
     if seen is not None and seen.revision >= meeting["revision"]:
         return False
     if seen is None:  # a first revision: no lines of it to replace
-        session.execute(MeetingVersion.__table__.insert(), {
+        session.connection().execute(_NEW_VERSION, {
             "meeting_id": meeting["meeting_id"], "revision": meeting["revision"],
             "cancelled": meeting["cancelled"]})
         stored(session, MeetingVersion, meeting["meeting_id"])  # a later revision finds it
@@ -49,7 +54,7 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
         "visiting": bool(row.get("visiting")), "topic": (meeting.get("topic") or "")[:300],
     } for row in meeting["attendance"]]
     if rows:
-        session.execute(Participation.__table__.insert(), rows)
+        session.connection().execute(_NEW_PARTICIPATION, rows)
     return True
 
 

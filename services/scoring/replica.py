@@ -25,6 +25,11 @@ from .models import ActivityCopy, AttendanceCopy, BranchStat, MeetingCopy, Membe
     MemberState, MemberTally, OrgCopy
 from .tallies import add_counts, execute_many, newer_upsert
 
+# Inserts built once: SQLAlchemy keeps a statement's cache key on the object, and a new
+# insert() per meeting computed it again every time.
+_NEW_ATTENDANCE = AttendanceCopy.__table__.insert()
+_NEW_ACTIVITY = ActivityCopy.__table__.insert()
+
 
 @dataclass
 class Changes:
@@ -246,7 +251,7 @@ def _apply_meetings(session, changes: Changes, tz) -> None:
             _tally(changes, row["type"], row["held_on"], row["year"],
                    [(r["member_id"], r["status"], bool(r.get("expected"))) for r in lines], +1)
         changes.branches[row["year"]].add(row["branch_id"])
-    execute_many(connection, AttendanceCopy.__table__.insert(), ATTENDANCE, attendance)
+    execute_many(connection, _NEW_ATTENDANCE, ATTENDANCE, attendance)
 
 
 def _meeting_row(meeting_id: str, data: dict, tz) -> dict:
@@ -304,7 +309,7 @@ def _apply_activities(session, changes: Changes, tz) -> None:
             changes.risk_members.add(data["member_id"])
         changes.members[held_on.year].add(data["member_id"])
     if rows:
-        session.connection().execute(ActivityCopy.__table__.insert(), rows)
+        session.connection().execute(_NEW_ACTIVITY, rows)
 
 
 def _chunks(items, size: int = 500):
