@@ -113,20 +113,26 @@ _NEW_SEEN = MeetingSeen.__table__.insert()
 
 
 def prepare_meetings(uow: UnitOfWork, envelopes: list[Envelope], planning: Planning) -> None:
-    """A batch's meetings, branches, secretaries and attendees read in a few queries before
-    its events are handled one by one (one SELECT per name and meeting was most of the
-    service's time in bench/county_year.py)."""
+    """A batch's meetings, branches, secretaries and the members its plans name, read in a few
+    queries before its events are handled one by one (one SELECT per name and meeting was most
+    of the service's time in bench/county_year.py). The members a plan names: a scheduled
+    meeting's expected attendees (reminders), a held meeting's absentees (follow-ups and the
+    digest), not everyone who came; any other is read when asked for."""
     meetings = [envelope.data for envelope in envelopes if isinstance(envelope.data, dict)]
     prefetch(uow.session, MeetingSeen, [m.get("meeting_id") for m in meetings],
              for_update=True)
     members = set()
     for meeting in meetings:  # read leniently: preparing must never fail a message itself
-        expected, attendance = meeting.get("expected"), meeting.get("attendance")
-        members.update(m for m in (expected if isinstance(expected, list) else [])
-                       if isinstance(m, str))
+        if meeting.get("status") == "scheduled":
+            expected = meeting.get("expected")
+            members.update(m for m in (expected if isinstance(expected, list) else [])
+                           if isinstance(m, str))
+            continue
+        attendance = meeting.get("attendance")
         members.update(row.get("member_id") for row in
                        (attendance if isinstance(attendance, list) else [])
-                       if isinstance(row, dict) and isinstance(row.get("member_id"), str))
+                       if isinstance(row, dict) and row.get("status") == "absent"
+                       and isinstance(row.get("member_id"), str))
     planning.directory.prefetch(members, [m.get("branch_id") for m in meetings])
 
 
