@@ -46,7 +46,7 @@ from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Mapping
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 
@@ -163,6 +163,8 @@ class EmailChannel(Channel):
             raise ValueError("ORGLIFE_SMTP_URL must look like smtp://host:port")
         self.host = parts.hostname
         self.port = parts.port or 25
+        if "\r" in sender or "\n" in sender:
+            raise ValueError("ORGLIFE_MAIL_FROM must be one line")
         self.sender = sender
         self._domain = sender.rpartition("@")[2].strip(" >") or "localhost"
         name, sender_address = email.utils.parseaddr(sender)
@@ -172,6 +174,7 @@ class EmailChannel(Channel):
         self.helo_name = helo_name or socket.gethostname() or "localhost"
         self._kept: list[tuple[float, smtplib.SMTP]] = []  # (idle since, greeted session)
         self._lock = threading.Lock()
+        self._closed = False  # after close(), a session that finishes is ended, not kept
 
     def send(self, address: str, subject: str, body: str) -> str:
         if not _looks_like_email(address):
@@ -248,7 +251,7 @@ class EmailChannel(Channel):
 
     def _keep(self, smtp: smtplib.SMTP) -> None:
         with self._lock:
-            if len(self._kept) < self.KEEP:
+            if not self._closed and len(self._kept) < self.KEEP:
                 self._kept.append((time.monotonic(), smtp))
                 return
         _quit_quietly(smtp)
@@ -256,7 +259,7 @@ class EmailChannel(Channel):
     def close(self) -> None:
         """QUIT every kept session (the service is stopping)."""
         with self._lock:
-            kept, self._kept = self._kept, []
+            kept, self._kept, self._closed = self._kept, [], True
         for _, smtp in kept:
             _quit_quietly(smtp)
 
@@ -372,9 +375,12 @@ class JsonPoster:
                 connection.connect()
             except TimeoutError:
                 raise TemporaryFailure(f"{self.label}: connect timeout") from None
-            except OSError as exc:  # refused, no such host, a proxy's refusal, TLS: unsent
+            except (OSError, http.client.HTTPException) as exc:
+                # refused, no such host, a proxy's refusal or garbage, TLS: nothing sent
                 raise TemporaryFailure(f"{self.label}: cannot connect "
                                        f"({type(exc).__name__})") from None
+            except ValueError:  # a host a proxy's tunnel cannot name
+                raise PermanentFailure(f"{self.label}: not a usable endpoint URL") from None
             try:
                 connection.sock.settimeout(self.timeout[1])
                 connection.request("POST", target, body=body, headers=headers)
@@ -396,27 +402,41 @@ class JsonPoster:
 
     def _connection(self, url: str):
         """(an unconnected connection, the request target, the headers) for this URL,
-        through the environment's proxy for it if there is one."""
+        through the environment's proxy for it if there is one. A URL that cannot be sent
+        as it is (an address a secretary typed in, with Chinese in its query) is
+        percent-encoded as requests did; one that still cannot is refused before anything
+        is sent."""
         try:
             parts = urlsplit(url)
             port = parts.port  # ValueError for a port that is no number
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(parts.scheme)
+            host = parts.hostname.encode("idna").decode("ascii")
+            target = requests.utils.requote_uri(
+                (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+            if not target.isascii() or any(ord(ch) < 33 or ord(ch) == 127 for ch in target):
+                raise ValueError("target")
             settings = _environment_settings(parts.scheme, parts.netloc.rpartition("@")[2])
             proxy = settings["proxies"].get(parts.scheme) or settings["proxies"].get("all")
             headers = {"Content-Type": "application/json; charset=utf-8",
                        "Accept": "application/json", "User-Agent": "orglife-notifications",
                        "Connection": "close"}
-            target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
-            host, timeout = parts.hostname, self.timeout[0]
+            if parts.username is not None:  # https://user:password@gateway/...
+                headers["Authorization"] = _basic_credentials(parts)
+            timeout = self.timeout[0]
             if proxy:
                 proxy_parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-                proxy_headers = _proxy_authorization(proxy_parts)
-                if parts.scheme == "http":  # the proxy gets the whole URL
+                if proxy_parts.scheme != "http" or not proxy_parts.hostname:
+                    raise PermanentFailure(f"{self.label}: the environment's proxy for it is "
+                                           f"not an http:// proxy")
+                proxy_headers = ({"Proxy-Authorization": _basic_credentials(proxy_parts)}
+                                 if proxy_parts.username is not None else {})
+                if parts.scheme == "http":  # the proxy gets the whole URL, without credentials
                     headers.update(proxy_headers)
+                    where = f"{host}:{port}" if port else host
                     return (http.client.HTTPConnection(proxy_parts.hostname,
                                                        proxy_parts.port or 80, timeout=timeout),
-                            urlunsplit(parts._replace(fragment="")), headers)
+                            f"http://{where}{target}", headers)
                 connection = http.client.HTTPSConnection(
                     proxy_parts.hostname, proxy_parts.port or 80, timeout=timeout,
                     context=_tls_context(settings["verify"]))
@@ -428,7 +448,7 @@ class JsonPoster:
             return (http.client.HTTPSConnection(host, port or 443, timeout=timeout,
                                                  context=_tls_context(settings["verify"])),
                     target, headers)
-        except (ValueError, http.client.InvalidURL):
+        except (ValueError, http.client.InvalidURL):  # UnicodeError is a ValueError too
             raise PermanentFailure(f"{self.label}: not a usable endpoint URL") from None
 
     def check_status(self, response: HttpAnswer) -> None:
@@ -468,11 +488,10 @@ def _tls_context(verify) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=verify)
 
 
-def _proxy_authorization(proxy_parts) -> dict:
-    if not proxy_parts.username:
-        return {}
-    credentials = f"{unquote(proxy_parts.username)}:{unquote(proxy_parts.password or '')}"
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+def _basic_credentials(parts) -> str:
+    """An Authorization (or Proxy-Authorization) value from a URL's user:password."""
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 def _retry_after(response: HttpAnswer) -> float | None:

@@ -218,19 +218,27 @@ def row_of(planning: Planning, draft: domain.Draft) -> dict:
     }
 
 
-@lru_cache(maxsize=8)
-def _once(dialect, columns: tuple[str, ...]):
-    """INSERT ... ON CONFLICT (kind, recipient_id, cause) DO NOTHING, in the spelling SQLite
-    (3.24+) and PostgreSQL share, as text with typed parameters: SQLAlchemy caches the compiled
-    form of a text, never that of a dialect insert with on_conflict_do_nothing (compiled again
-    at every call: a twentieth of the service's time in bench/county_year.py)."""
+ONCE_ROWS = 20  # drafts per INSERT: one statement and one round trip for a meeting's drafts
+
+
+@lru_cache(maxsize=64)
+def _once(dialect, columns: tuple[str, ...], count: int):
+    """INSERT ... VALUES (row 0), ..., (row count-1) ON CONFLICT (kind, recipient_id, cause)
+    DO NOTHING, in the spelling SQLite (3.24+) and PostgreSQL share, as text with typed
+    parameters: SQLAlchemy caches the compiled form of a text, never that of a dialect insert
+    with on_conflict_do_nothing (compiled again at every call: a twentieth of the service's
+    time in bench/county_year.py); several rows in one statement are one round trip on
+    PostgreSQL, where an executemany of a text is one per row. DO NOTHING also skips a row
+    repeating an earlier one of the same statement."""
     quote = dialect.identifier_preparer.quote
     table = Notification.__table__
+    values = ", ".join("(" + ", ".join(f":{c}_{n}" for c in columns) + ")"
+                       for n in range(count))
     return text(
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join(':' + c for c in columns)}) "
-        f"ON CONFLICT (kind, recipient_id, cause) DO NOTHING"
-    ).bindparams(*[bindparam(c, type_=table.c[c].type) for c in columns])
+        f"VALUES {values} ON CONFLICT (kind, recipient_id, cause) DO NOTHING"
+    ).bindparams(*[bindparam(f"{c}_{n}", type_=table.c[c].type)
+                   for n in range(count) for c in columns])
 
 
 def store(session, planning: Planning, drafts: list[domain.Draft],
@@ -244,8 +252,13 @@ def store(session, planning: Planning, drafts: list[domain.Draft],
     if not drafts:
         return 0
     rows = [row_of(planning, draft) for draft in drafts]
-    statement = _once(session.get_bind().dialect, tuple(rows[0]))
-    inserted = session.connection().execute(statement, rows).rowcount
+    columns, dialect, inserted = tuple(rows[0]), session.get_bind().dialect, 0
+    for start in range(0, len(rows), ONCE_ROWS):
+        chunk = rows[start:start + ONCE_ROWS]
+        inserted += session.connection().execute(
+            _once(dialect, columns, len(chunk)),
+            {f"{column}_{n}": row[column] for n, row in enumerate(chunk) for column in columns}
+        ).rowcount
     if refresh:
         for row in rows:
             same = (Notification.kind == row["kind"],

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from services.notifications import channels
-from services.notifications.channels import SmsChannel, TemporaryFailure
+from services.notifications.channels import PermanentFailure, SmsChannel, TemporaryFailure
 
 PHONE = "13912345678"
 
@@ -75,7 +75,8 @@ def test_an_untrusted_certificate_stops_the_message_and_a_named_bundle_lets_it_g
 
 
 class FakeProxy:
-    """A proxy that records the head of each request and answers it with `answer`."""
+    """A server (a proxy, or an endpoint) that records the head of each request and answers
+    it with `answer`."""
 
     def __init__(self, answer: bytes):
         self.answer = answer
@@ -141,3 +142,58 @@ def test_https_through_a_proxy_is_tunnelled_and_a_refused_tunnel_is_temporary(
     assert not failure.value.may_have_been_delivered
     [head] = proxy.heads  # only the tunnel was asked for: the message never left
     assert head.split("\r\n")[0].startswith("CONNECT gateway.example.invalid:443 HTTP/")
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+def test_a_url_with_chinese_in_it_is_sent_percent_encoded(fresh_environment):
+    """A robot or gateway URL as a secretary typed it (members accepts it) still goes."""
+    endpoint = FakeProxy(OK)
+    try:
+        receipt = SmsChannel(f"http://127.0.0.1:{endpoint.port}/sms?签名=组织部").send(
+            PHONE, "提醒", "明天开会")
+    finally:
+        endpoint.close()
+    assert receipt == "sms: accepted (HTTP 200)"
+    [head] = endpoint.heads
+    assert head.split("\r\n")[0] == \
+        "POST /sms?%E7%AD%BE%E5%90%8D=%E7%BB%84%E7%BB%87%E9%83%A8 HTTP/1.1"
+
+
+def test_a_url_that_cannot_be_sent_is_refused_before_anything_leaves(fresh_environment):
+    with pytest.raises(PermanentFailure) as failure:  # a host name label over 63 characters
+        SmsChannel(f"http://{'a' * 70}.example.invalid/sms").send(PHONE, "提醒", "开会")
+    assert "not a usable endpoint URL" in failure.value.detail
+    assert not failure.value.may_have_been_delivered
+
+
+def test_credentials_in_the_url_become_basic_authorization_not_part_of_the_line(
+        fresh_environment):
+    endpoint = FakeProxy(OK)
+    try:
+        SmsChannel(f"http://zzb:p%40ss@127.0.0.1:{endpoint.port}/sms").send(PHONE, "提醒", "开会")
+    finally:
+        endpoint.close()
+    [head] = endpoint.heads
+    lines = head.split("\r\n")
+    assert lines[0] == "POST /sms HTTP/1.1"
+    assert f"Authorization: Basic {base64.b64encode(b'zzb:p@ss').decode()}" in lines
+
+
+def test_a_proxy_answering_garbage_to_the_tunnel_is_temporary(fresh_environment):
+    proxy = FakeProxy(b"garbage\r\n\r\n")
+    try:
+        fresh_environment.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        with pytest.raises(TemporaryFailure) as failure:
+            SmsChannel("https://gateway.example.invalid/sms").send(PHONE, "提醒", "明天开会")
+    finally:
+        proxy.close()
+    assert not failure.value.may_have_been_delivered and len(proxy.heads) == 1
+
+
+def test_a_proxy_that_is_not_an_http_proxy_is_refused(fresh_environment):
+    fresh_environment.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(PermanentFailure) as failure:
+        SmsChannel("http://gateway.example.invalid/sms").send(PHONE, "提醒", "明天开会")
+    assert "not an http:// proxy" in failure.value.detail

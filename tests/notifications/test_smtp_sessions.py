@@ -112,3 +112,18 @@ def test_a_session_idle_too_long_is_not_used_again(smtp_server):
     channel.send("a@example.cn", SUBJECT, BODY)
     channel.send("b@example.cn", SUBJECT, BODY)
     assert (smtp_server.connections, len(smtp_server.messages)) == (2, 2)
+
+
+def test_after_close_a_session_is_ended_not_kept(smtp_server):
+    """A send still finishing while the service stops must not leave a session open."""
+    channel = EmailChannel(smtp_server.url)
+    channel.close()
+    channel.send("a@example.cn", SUBJECT, BODY)
+    for thread in smtp_server.threads[1:]:
+        thread.join(5)
+    assert (smtp_server.connections, smtp_server.quits) == (1, 1)
+
+
+def test_a_sender_of_more_than_one_line_is_refused_at_start():
+    with pytest.raises(ValueError, match="one line"):
+        EmailChannel("smtp://127.0.0.1:25", sender="组织部 <zzb@county.example>\r\nBcc: x@y.z")
