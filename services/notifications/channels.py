@@ -379,8 +379,6 @@ class JsonPoster:
                 # refused, no such host, a proxy's refusal or garbage, TLS: nothing sent
                 raise TemporaryFailure(f"{self.label}: cannot connect "
                                        f"({type(exc).__name__})") from None
-            except ValueError:  # a host a proxy's tunnel cannot name
-                raise PermanentFailure(f"{self.label}: not a usable endpoint URL") from None
             try:
                 connection.sock.settimeout(self.timeout[1])
                 connection.request("POST", target, body=body, headers=headers)
@@ -414,14 +412,14 @@ class JsonPoster:
             host = parts.hostname.encode("idna").decode("ascii")
             target = requests.utils.requote_uri(
                 (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-            if not target.isascii() or any(ord(ch) < 33 or ord(ch) == 127 for ch in target):
-                raise ValueError("target")
+            if not _sendable(host) or not _sendable(target):
+                raise ValueError("url")
             settings = _environment_settings(parts.scheme, parts.netloc.rpartition("@")[2])
             proxy = settings["proxies"].get(parts.scheme) or settings["proxies"].get("all")
             headers = {"Content-Type": "application/json; charset=utf-8",
                        "Accept": "application/json", "User-Agent": "orglife-notifications",
                        "Connection": "close"}
-            if parts.username is not None:  # https://user:password@gateway/...
+            if parts.username:  # https://user:password@gateway/...
                 headers["Authorization"] = _basic_credentials(parts)
             timeout = self.timeout[0]
             if proxy:
@@ -430,10 +428,11 @@ class JsonPoster:
                     raise PermanentFailure(f"{self.label}: the environment's proxy for it is "
                                            f"not an http:// proxy")
                 proxy_headers = ({"Proxy-Authorization": _basic_credentials(proxy_parts)}
-                                 if proxy_parts.username is not None else {})
+                                 if proxy_parts.username else {})
                 if parts.scheme == "http":  # the proxy gets the whole URL, without credentials
                     headers.update(proxy_headers)
-                    where = f"{host}:{port}" if port else host
+                    where = f"[{host}]" if ":" in host else host  # an IPv6 literal
+                    where = f"{where}:{port}" if port else where
                     return (http.client.HTTPConnection(proxy_parts.hostname,
                                                        proxy_parts.port or 80, timeout=timeout),
                             f"http://{where}{target}", headers)
@@ -486,6 +485,12 @@ def _tls_context(verify) -> ssl.SSLContext:
     if os.path.isdir(verify):
         return ssl.create_default_context(capath=verify)
     return ssl.create_default_context(cafile=verify)
+
+
+def _sendable(text: str) -> bool:
+    """Can stand in a request line as it is: ASCII, no spaces or control characters."""
+    return bool(text) and text.isascii() and not any(ord(ch) < 33 or ord(ch) == 127
+                                                     for ch in text)
 
 
 def _basic_credentials(parts) -> str:

@@ -189,3 +189,15 @@ def test_a_proxy_that_is_not_an_http_proxy_is_refused(fresh_environment):
     with pytest.raises(PermanentFailure) as failure:
         SmsChannel("http://gateway.example.invalid/sms").send(PHONE, "提醒", "明天开会")
     assert "not an http:// proxy" in failure.value.detail
+
+
+def test_a_host_that_cannot_be_named_is_refused_before_the_proxy_hears_of_it(
+        fresh_environment):
+    proxy = FakeProxy(OK)
+    try:
+        fresh_environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        with pytest.raises(PermanentFailure):
+            SmsChannel("http://exa mple.invalid/sms").send(PHONE, "提醒", "明天开会")
+    finally:
+        proxy.close()
+    assert proxy.heads == []

@@ -24,7 +24,9 @@ def test_drafts_are_stored_once_each_across_chunks_and_calls(db_url, scoring_clo
     upgrade("notifications", db_url)
     store = LocalStore(db_url, "notifications", backbone, clock=scoring_clock)
     assert registry.ONCE_ROWS < 45  # the drafts below span several statements
-    drafts = [grade_notice(f"m{n % 45}") for n in range(50)]  # 45 members, 5 of them twice
+    members = [f"m{n}" for n in range(45)]
+    members[10:10] = members[0:5]  # 5 members twice, in the same statement as their first
+    drafts = [grade_notice(member_id) for member_id in members]
     with store() as uow:
         planning = Planning(load_rules(), Texts(scoring_clock.tz), scoring_clock.tz,
                             scoring_clock.now(),
