@@ -533,8 +533,11 @@ def phase_throughput(bench, flow, sampler, reports, deadline, progress_every, ou
     publisher, times_file = start_publisher(bench, reports, "year")
     out["publisher"] = publisher
     caught = {}
+    # The delivery window opens at the poll before the first delivery was seen: a small
+    # county can deliver everything between two polls, and a window of one poll has no length.
     first_delivered = last_delivered = None
     last_delivered_count = 0
+    previous_poll = time.time()
     parked, parked_checked = 0, 0.0
     next_progress = 0.0
     published_at = None
@@ -549,8 +552,9 @@ def phase_throughput(bench, flow, sampler, reports, deadline, progress_every, ou
         if time.monotonic() - parked_checked > 5:
             parked, parked_checked = bench.parked(), time.monotonic()
         if state["delivered"] > last_delivered_count:
-            first_delivered = first_delivered or now
+            first_delivered = first_delivered or previous_poll
             last_delivered, last_delivered_count = now, state["delivered"]
+        previous_poll = now
         if published_at is None and publisher.poll() is not None:
             if publisher.returncode != 0:
                 raise RuntimeError(f"the publisher failed (exit {publisher.returncode}); see "
