@@ -25,7 +25,7 @@ from pathlib import Path
 
 import amqp
 from kombu import Connection
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.engine import Engine
 
 from .db import Backbone, utcnow
@@ -184,6 +184,17 @@ class OutboxRelay:
         self._confirmed_upto = 0
         self._nacked = False
         self.published = 0
+        # Built once: a statement built per round computed its cache key every time, a cost
+        # paid per commit when every commit wakes the relay for a few events.
+        outbox = backbone.outbox
+        self._unsent = (select(outbox.c.id, outbox.c.event_id, outbox.c.exchange,
+                               outbox.c.routing_key, outbox.c.body)
+                        .where(outbox.c.sent_at.is_(None))
+                        .order_by(outbox.c.id)
+                        .limit(batch_size))
+        self._mark_sent = (update(outbox)
+                           .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+                           .values(sent_at=bindparam("now", type_=outbox.c.sent_at.type)))
 
     # -- life cycle -------------------------------------------------------------------------
     def notify(self) -> None:
@@ -224,25 +235,15 @@ class OutboxRelay:
         """Publish one batch of unsent events if this instance holds the lease; return count."""
         if not self.lease.hold():
             return 0
-        outbox = self.backbone.outbox
         with self._reader.connect() as conn:
-            rows = conn.execute(
-                select(outbox.c.id, outbox.c.event_id, outbox.c.exchange,
-                       outbox.c.routing_key, outbox.c.body)
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self.batch_size)
-            ).all()
+            rows = conn.execute(self._unsent).all()
         if not rows:
             return 0
         if self._channel is None:
             self._connect()
         self._publish_confirmed(rows)
         with self.engine.begin() as conn:
-            conn.execute(
-                update(outbox).where(outbox.c.id.in_([row.id for row in rows]))
-                .values(sent_at=utcnow())
-            )
+            conn.execute(self._mark_sent, {"ids": [row.id for row in rows], "now": utcnow()})
         self.published += len(rows)
         return len(rows)
 
