@@ -355,21 +355,6 @@ class Outgoing:
     body: str
 
 
-def prefetch_sends(session, notification_ids: list[str], addresses: bool = True) -> None:
-    """A group of sends' rows (locked, in key order) and, with `addresses`, their recipients'
-    contacts and robots, read in three queries; begin_send and finish_send then look each
-    up instead of one SELECT per row and address."""
-    prefetch(session, Notification, notification_ids, for_update=True)
-    if not addresses:
-        return
-    rows = [lookup(session, Notification, key) for key in notification_ids]
-    rows = [row for row in rows if row is not None]
-    prefetch(session, ContactCopy, [row.recipient_id for row in rows
-                                    if row.recipient_type == "member"])
-    prefetch(session, OrgCopy, [row.recipient_id for row in rows
-                                if row.recipient_type == "organization"])
-
-
 def begin_send(session, notification_id: str, owner: str, now: datetime,
                default_robot: str | None = None) -> Outgoing | None:
     """Mark a leased row `sending` just before the channel is called, with the address as
@@ -389,6 +374,102 @@ def begin_send(session, notification_id: str, owner: str, now: datetime,
     row.status = "sending"
     row.sending_since = now
     return Outgoing(row.notification_id, row.channel, address, row.subject, row.body)
+
+
+_TABLE = Notification.__table__
+# The common case of a group, as Core statements built once: a member's e-mail, SMS or in-app
+# row marked `sending`, and a delivery recorded (ORM objects and their flush were most of the
+# sender's own CPU). Robots (their budget) and every failure still go row by row below.
+_MARK_SENDING = (update(_TABLE).where(_TABLE.c.notification_id == bindparam("b_id"))
+                 .values(status="sending",
+                         sending_since=bindparam("b_now", type_=_TABLE.c.sending_since.type)))
+_MARK_DELIVERED = (update(_TABLE).where(_TABLE.c.notification_id == bindparam("b_id"))
+                   .values(status="delivered", lease_owner=None, lease_until=None,
+                           sending_since=None,
+                           delivered_at=bindparam("b_now", type_=_TABLE.c.delivered_at.type),
+                           attempts=bindparam("b_attempts", type_=_TABLE.c.attempts.type),
+                           history=bindparam("b_history", type_=_TABLE.c.history.type)))
+
+
+_CONTACTS = (select(ContactCopy.member_id, ContactCopy.email, ContactCopy.phone)
+             .where(ContactCopy.member_id.in_(bindparam("keys", expanding=True))))
+
+
+@lru_cache(maxsize=8)
+def _group_query(columns: tuple[str, ...], for_update: bool):
+    query = (select(*(_TABLE.c[name] for name in ("notification_id", *columns)))
+             .where(_TABLE.c.notification_id.in_(bindparam("keys", expanding=True)))
+             .order_by(_TABLE.c.notification_id))
+    return query.with_for_update() if for_update else query
+
+
+def _group_rows(session, notification_ids: list[str], *columns: str) -> dict:
+    """The group's rows as plain tuples, locked in key order on PostgreSQL."""
+    query = _group_query(columns, session.get_bind().dialect.name == "postgresql")
+    return {row.notification_id: row for row in session.connection().execute(
+        query, {"keys": sorted(set(notification_ids))})}
+
+
+def begin_sends(session, notification_ids: list[str], owner: str, now: datetime,
+                default_robot: str | None = None) -> list[Outgoing]:
+    """begin_send for a group, in a few statements: the rows, their recipients' contacts, one
+    UPDATE for them all. Rows for a robot or an organization go through begin_send."""
+    rows = _group_rows(session, notification_ids, "status", "lease_owner", "channel",
+                       "recipient_type", "recipient_id", "subject", "body")
+    ours = [rows[key] for key in notification_ids if key in rows
+            and rows[key].status == "pending" and rows[key].lease_owner == owner]
+    plain = [row for row in ours if row.recipient_type == "member" and row.channel != "robot"]
+    contacts = {}
+    wanted = sorted({row.recipient_id for row in plain if row.channel != "in_app"})
+    for start in range(0, len(wanted), 500):
+        contacts.update((c.member_id, c) for c in session.connection().execute(
+            _CONTACTS, {"keys": wanted[start:start + 500]}))
+    outgoing = {}
+    for row in plain:
+        contact = contacts.get(row.recipient_id)
+        address = (None if row.channel == "in_app" or contact is None
+                   else {"email": contact.email, "sms": contact.phone}.get(row.channel))
+        outgoing[row.notification_id] = Outgoing(row.notification_id, row.channel, address,
+                                                 row.subject, row.body)
+    if outgoing:
+        session.connection().execute(_MARK_SENDING, [{"b_id": key, "b_now": now}
+                                                     for key in outgoing])
+    for row in ours:
+        if row.notification_id not in outgoing:
+            found = begin_send(session, row.notification_id, owner, now, default_robot)
+            if found is not None:
+                outgoing[row.notification_id] = found
+    return [outgoing[key] for key in notification_ids if key in outgoing]
+
+
+def finish_sends(uow: UnitOfWork, rules: Rules, answers: list, now: datetime) -> list[str]:
+    """finish_send for a group of (notification_id, receipt, failure), their new statuses in
+    order: the deliveries in one UPDATE, each failure through finish_send."""
+    keys = [key for key, _, _ in answers]
+    rows = _group_rows(uow.session, keys, "status", "last_error", "channel", "attempts",
+                       "history", "recipient_id", "kind", "cause")
+    prefetch(uow.session, Notification, [key for key, _, failure in answers
+                                         if failure is not None], for_update=True)
+    delivered, statuses = [], []
+    for key, _, failure in answers:
+        row = rows.get(key)
+        if failure is not None:
+            statuses.append(finish_send(uow, rules, key, now, None, failure))
+        elif row is None:
+            statuses.append("missing")
+        elif row.status != "sending" and not (row.status == "unknown"
+                                                and row.last_error == SWEPT):
+            statuses.append(row.status)  # a verdict beats a guess; anything else stays
+        else:
+            delivered.append({"b_id": key, "b_now": now, "b_attempts": row.attempts + 1,
+                              "b_history": [*row.history, {"channel": row.channel,
+                                                           "at": iso(now),
+                                                           "outcome": "delivered"}]})
+            uow.emit("notification_delivered", {**_event(row), "delivered_at": iso(now)})
+            statuses.append("delivered")
+    if delivered:
+        uow.session.connection().execute(_MARK_DELIVERED, delivered)
+    return statuses
 
 
 @lru_cache(maxsize=4)

@@ -3,7 +3,7 @@ in-app, each stored before it is sent and sent once (SPEC §3, §4).
 
 Thin entrypoints: consumers keeping the copy of members and organizations and planning
 notifications from meetings' and scoring's events (handlers.py); a timer sending what is due
-(registry.lease_due → begin_send → the channel → finish_send); RPCs for admins.
+(registry.lease_due → begin_sends → the channel → finish_sends); RPCs for admins.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import uuid
 from datetime import timedelta
 
 import eventlet
+import eventlet.queue
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy import func, select
@@ -43,7 +44,8 @@ class Sender(DependencyProvider):
     and this instance's name on the rows it leases."""
 
     BATCH = 200  # notifications leased per tick
-    CONCURRENCY = 16  # sends in flight at once (they wait on the network, not the CPU)
+    CONCURRENCY = 32  # sends in flight at once (they wait on the network, not the CPU); at
+    # most this many rows are `sending` at a time, so a crash leaves at most this many `unknown`
     LEASE = timedelta(minutes=5)
     ROUNDS = 10  # batches per timer run, so one run cannot hold the worker for long
 
@@ -166,23 +168,21 @@ class NotificationsService:
     # -- sending -------------------------------------------------------------------------------
     @timer(interval=1)
     def deliver_due(self):
-        """Send what is due, a batch at a time, until nothing is due (a message moved on to
-        its next channel goes in the same run); rows a dead sender left `sending` become
-        `unknown` first."""
+        """Send what is due, a lease of BATCH rows at a time, until nothing is due (a message
+        moved on to its next channel goes in the same run); rows a dead sender left `sending`
+        become `unknown` first."""
         with self.store() as uow:
             registry.sweep_stale(uow.session, self.clock.now())
             uow.commit()
-        for _ in range(self.sender.ROUNDS):
-            with self.store() as uow:
-                leased = registry.lease_due(uow.session, self.rules, self.clock.tz,
-                                            self.sender.owner, self.clock.now(),
-                                            self.sender.BATCH, self.sender.LEASE)
-                uow.commit()
-            if not leased:
-                return
-            pool = eventlet.GreenPool(self.sender.CONCURRENCY)
-            for start in range(0, len(leased), self.sender.CONCURRENCY):
-                self._deliver_group(pool, leased[start:start + self.sender.CONCURRENCY])
+        self._deliver()
+
+    def _lease(self) -> list[str]:
+        with self.store() as uow:
+            leased = registry.lease_due(uow.session, self.rules, self.clock.tz,
+                                        self.sender.owner, self.clock.now(),
+                                        self.sender.BATCH, self.sender.LEASE)
+            uow.commit()
+        return leased
 
     def _retrying(self, change, what: str, attempts: int = 5):
         """Run `change(uow)` in a unit of work, waiting out temporary database failures: an
@@ -199,34 +199,74 @@ class NotificationsService:
                 log.warning("%s: %s, retrying", what, type(error).__name__)
                 eventlet.sleep(0.5 * attempt)
 
-    def _deliver_group(self, pool: eventlet.GreenPool, notification_ids: list[str]) -> None:
-        """At most CONCURRENCY sends: marked `sending` together in one transaction, sent at
-        once, their answers recorded together in one more (two transactions per group rather
-        than per message; at most CONCURRENCY rows `sending` at a time, so a crash leaves at most
-        that many `unknown`)."""
-        def begin(uow):
-            registry.prefetch_sends(uow.session, notification_ids)
-            found = [registry.begin_send(uow.session, notification_id, self.sender.owner,
-                                         self.clock.now(), self.sender.default_robot_url)
-                     for notification_id in notification_ids]
-            uow.commit()
-            return [outgoing for outgoing in found if outgoing is not None]
-        try:
-            outgoing = self._retrying(begin, f"starting {len(notification_ids)} sends")
-        except Exception:
-            return  # still leased: the leases run out and the rows are tried again
-        answers = list(pool.imap(self._send_one, outgoing))
+    def _deliver(self) -> None:
+        """Keep up to CONCURRENCY sends in flight. Rows are marked `sending` a group (half of
+        CONCURRENCY) per transaction and their answers recorded a group per transaction, while
+        the other half waits on its channels: the endpoints never sit idle during our own
+        database work, and a crash still leaves at most CONCURRENCY rows `sending` (then
+        `unknown`: registry.sweep_stale)."""
+        limit = self.sender.CONCURRENCY
+        group = max(1, limit // 2)
+        pool = eventlet.GreenPool(limit)
+        answered = eventlet.queue.LightQueue()
+        leases = self.sender.ROUNDS  # at most this many leases, so one run cannot go on for long
+        dry = False  # the last lease found nothing; recording an answer may make more due
+        waiting: list[str] = []  # leased, not yet begun
+        in_flight = 0  # handed to a channel, no answer yet
+        done: list = []  # answered, not yet recorded
 
-        def record(uow):
-            registry.prefetch_sends(uow.session, [sent.notification_id for sent in outgoing],
-                                    addresses=False)
-            found = [registry.finish_send(uow, self.rules, sent.notification_id,
-                                          self.clock.now(), receipt, failure)
-                     for sent, (receipt, failure) in zip(outgoing, answers)]
+        def send(outgoing):
+            answered.put((outgoing, self._send_one(outgoing)))
+
+        try:
+            while True:
+                if not waiting and not dry and leases:
+                    waiting, leases = self._lease(), leases - 1
+                    dry = not waiting
+                free = limit - in_flight - len(done)
+                if waiting and free >= min(group, len(waiting)):
+                    begun, waiting = waiting[:free], waiting[free:]
+                    for outgoing in self._begin(begun):
+                        pool.spawn_n(send, outgoing)
+                        in_flight += 1
+                    continue
+                if done and (len(done) >= group or in_flight == 0):
+                    self._record(done)
+                    done, dry = [], False  # a message moved to its next channel is due now
+                    continue
+                if in_flight == 0:
+                    return  # nothing leased, in flight or unrecorded, and nothing more due
+                arrived = [answered.get()]  # nothing else to do: wait for an answer
+                while not answered.empty():
+                    arrived.append(answered.get_nowait())
+                in_flight -= len(arrived)
+                done += arrived
+        finally:
+            pool.waitall()  # no send outlives the run; unrecorded ones end `unknown` (swept)
+
+    def _begin(self, notification_ids: list[str]) -> list:
+        """Mark a group `sending` in one transaction; [] when the database will not take it
+        (the rows stay leased: the lease runs out and they are tried again)."""
+        def begin(uow):
+            found = registry.begin_sends(uow.session, notification_ids, self.sender.owner,
+                                         self.clock.now(), self.sender.default_robot_url)
             uow.commit()
             return found
-        statuses = self._retrying(record, f"recording {len(outgoing)} answers")
-        for sent, (_, failure), status in zip(outgoing, answers, statuses):
+        try:
+            return self._retrying(begin, f"starting {len(notification_ids)} sends")
+        except Exception:
+            return []
+
+    def _record(self, done: list) -> None:
+        """Record a group's answers in one transaction."""
+        def record(uow):
+            found = registry.finish_sends(
+                uow, self.rules, [(sent.notification_id, receipt, failure)
+                                  for sent, (receipt, failure) in done], self.clock.now())
+            uow.commit()
+            return found
+        statuses = self._retrying(record, f"recording {len(done)} answers")
+        for (sent, (_, failure)), status in zip(done, statuses):
             if failure is not None:
                 log.info("notification %s via %s: %s (%s)", sent.notification_id, sent.channel,
                          status, type(failure).__name__)
