@@ -47,7 +47,7 @@ class Sender(DependencyProvider):
     CONCURRENCY = 32  # sends in flight at once (they wait on the network, not the CPU); at
     # most this many rows are `sending` at a time, so a crash leaves at most this many `unknown`
     LEASE = timedelta(minutes=5)
-    ROUNDS = 10  # batches per timer run, so one run cannot hold the worker for long
+    ROUNDS = 10  # leases per timer run, so one run cannot hold the worker for long
 
     def setup(self):
         self.channels = channels_from_config(self.container.config)
@@ -177,12 +177,17 @@ class NotificationsService:
         self._deliver()
 
     def _lease(self) -> list[str]:
-        with self.store() as uow:
+        """Lease up to BATCH due rows; [] when the database will not (the next run tries)."""
+        def lease(uow):
             leased = registry.lease_due(uow.session, self.rules, self.clock.tz,
                                         self.sender.owner, self.clock.now(),
                                         self.sender.BATCH, self.sender.LEASE)
             uow.commit()
-        return leased
+            return leased
+        try:
+            return self._retrying(lease, "leasing due notifications")
+        except Exception:
+            return []  # answers of sends still in flight are recorded all the same
 
     def _retrying(self, change, what: str, attempts: int = 5):
         """Run `change(uow)` in a unit of work, waiting out temporary database failures: an
@@ -200,23 +205,29 @@ class NotificationsService:
                 eventlet.sleep(0.5 * attempt)
 
     def _deliver(self) -> None:
-        """Keep up to CONCURRENCY sends in flight. Rows are marked `sending` a group (half of
-        CONCURRENCY) per transaction and their answers recorded a group per transaction, while
-        the other half waits on its channels: the endpoints never sit idle during our own
-        database work, and a crash still leaves at most CONCURRENCY rows `sending` (then
-        `unknown`: registry.sweep_stale)."""
+        """Keep up to CONCURRENCY sends in flight while this greenthread marks rows `sending`
+        and records answers, a transaction per group: the whole of CONCURRENCY when nothing
+        is in flight, then about half of it at a time while the other half waits on its
+        channels, so the endpoints are not left idle during our own database work. At most
+        CONCURRENCY rows are `sending` at any time: a crash leaves at most that many
+        `unknown` (registry.sweep_stale). Every answer received is recorded, even when
+        the run ends on an error."""
         limit = self.sender.CONCURRENCY
         group = max(1, limit // 2)
         pool = eventlet.GreenPool(limit)
         answered = eventlet.queue.LightQueue()
         leases = self.sender.ROUNDS  # at most this many leases, so one run cannot go on for long
-        dry = False  # the last lease found nothing; recording an answer may make more due
+        dry = False  # the last lease found nothing, and no answer since made a row due again
         waiting: list[str] = []  # leased, not yet begun
         in_flight = 0  # handed to a channel, no answer yet
         done: list = []  # answered, not yet recorded
 
         def send(outgoing):
-            answered.put((outgoing, self._send_one(outgoing)))
+            answer = (None, DeliveryUnknown("the send was stopped before it answered"))
+            try:
+                answer = self._send_one(outgoing)
+            finally:  # exactly one answer per send, whatever stopped it: the loop counts them
+                answered.put((outgoing, answer))
 
         try:
             while True:
@@ -231,8 +242,9 @@ class NotificationsService:
                         in_flight += 1
                     continue
                 if done and (len(done) >= group or in_flight == 0):
-                    self._record(done)
-                    done, dry = [], False  # a message moved to its next channel is due now
+                    recorded, done = done, []
+                    if "pending" in self._record(recorded):
+                        dry = False  # moved on to its next channel: due now, in this run
                     continue
                 if in_flight == 0:
                     return  # nothing leased, in flight or unrecorded, and nothing more due
@@ -241,8 +253,21 @@ class NotificationsService:
                     arrived.append(answered.get_nowait())
                 in_flight -= len(arrived)
                 done += arrived
-        finally:
-            pool.waitall()  # no send outlives the run; unrecorded ones end `unknown` (swept)
+        except BaseException as error:
+            # Recording failed (the sends still in flight may finish first), or the worker is
+            # being killed (no waiting): one more try to record every answer received; what
+            # cannot be recorded stays `sending` and ends `unknown`, never sent twice.
+            if isinstance(error, Exception):
+                pool.waitall()
+            while not answered.empty():
+                done.append(answered.get_nowait())
+            if done:
+                try:
+                    self._record(done)
+                except Exception:
+                    log.error("%d answers could not be recorded; their rows will be `unknown`",
+                              len(done))
+            raise
 
     def _begin(self, notification_ids: list[str]) -> list:
         """Mark a group `sending` in one transaction; [] when the database will not take it
@@ -257,8 +282,8 @@ class NotificationsService:
         except Exception:
             return []
 
-    def _record(self, done: list) -> None:
-        """Record a group's answers in one transaction."""
+    def _record(self, done: list) -> list[str]:
+        """Record a group's answers in one transaction; their new statuses."""
         def record(uow):
             found = registry.finish_sends(
                 uow, self.rules, [(sent.notification_id, receipt, failure)
@@ -270,6 +295,7 @@ class NotificationsService:
             if failure is not None:
                 log.info("notification %s via %s: %s (%s)", sent.notification_id, sent.channel,
                          status, type(failure).__name__)
+        return statuses
 
     def _send_one(self, outgoing) -> tuple[str | None, Exception | None]:
         """(receipt, None) or (None, the failure): the channel's answer, never raised."""
