@@ -48,6 +48,7 @@ from functools import lru_cache
 from typing import Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import eventlet.patcher
 import requests
 
 log = logging.getLogger("orglife.notifications.channels")
@@ -153,7 +154,7 @@ class EmailChannel(Channel):
     """
 
     name = "email"
-    KEEP = 16
+    KEEP = 32  # as many as the sender has sends in flight (service.py Sender.CONCURRENCY)
     IDLE_SECONDS = 10.0
 
     def __init__(self, smtp_url: str, sender: str = DEFAULT_SENDER, timeout: float = READ_TIMEOUT,
@@ -189,7 +190,7 @@ class EmailChannel(Channel):
         else:
             code = self._transact(self._connect(), address, raw, reused=False)
         receipt = f"email: accepted (SMTP {code}) as {message_id}"
-        log.debug("%s", receipt)  # stored on the notification; a log line each cost 6% of a send
+        log.debug("%s", receipt)  # in the notification's history; an INFO line cost 6% of a send
         return receipt
 
     def _transact(self, smtp: smtplib.SMTP, address: str, raw: bytes, reused: bool) -> int:
@@ -350,53 +351,107 @@ class HttpAnswer:
 class JsonPoster:
     """POSTs one JSON body and turns transport trouble into the right outcome.
 
-    A fresh connection per send (no pooled keep-alive), so a failure is never a stale pooled
-    socket and "could the request have left?" has a plain answer: it could not if the
-    connection was never made. The connection is made first, on its own (within the connect
-    timeout: TCP, a proxy's tunnel, TLS), and only then is the request written, so the two
-    kinds of failure are told apart by where they happen rather than by reading a library's
-    exception. Plain http.client: requests cost three times the CPU per message
-    (bench/county_year.py), for features a POST to a gateway does not use; the environment's
-    proxies and CA bundle are still followed (_environment_settings).
+    "Could the request have left?" has a plain answer: not if the connection was never made.
+    A new connection is made first, on its own (within the connect timeout: TCP, a proxy's
+    tunnel, TLS), and only then is the request written, so the two kinds of failure are told
+    apart by where they happen rather than by reading a library's exception. Plain
+    http.client: requests cost three times the CPU per message (bench/county_year.py), for
+    features a POST to a gateway does not use; the environment's proxies and CA bundle are
+    still followed (_environment_settings).
+
+    With `keep`, a connection whose answer was read whole is kept for the next POST to the
+    same place (at most `keep`, none idle longer than IDLE_SECONDS): no new TCP and TLS
+    handshake per SMS. One the server has closed meanwhile is seen before use (its socket
+    reads as ready) and dropped. Should it close in the instant between that look and the
+    request, the message is `unknown`, never sent twice: a POST is not repeated on a guess.
+    IDLE_SECONDS stays under common servers' keep-alive timeouts (Apache's 5 s) to keep that
+    instant rare.
     """
 
     MAX_ANSWER = 1 << 20  # bytes of an answer read: gateways and robots answer in a few dozen
+    IDLE_SECONDS = 4.0
 
     def __init__(self, label: str, connect_timeout: float = CONNECT_TIMEOUT,
-                 read_timeout: float = READ_TIMEOUT):
+                 read_timeout: float = READ_TIMEOUT, keep: int = 0):
         self.label = label
         self.timeout = (connect_timeout, read_timeout)
+        self.keep = keep
+        self._kept: dict[tuple, list[tuple[float, http.client.HTTPConnection]]] = {}
+        self._lock = threading.Lock()
+        self._closed = False  # after close(), a connection that finishes is closed, not kept
 
     def post(self, url: str, payload: dict) -> HttpAnswer:
-        connection, target, headers = self._connection(url)
+        fresh, target, headers = self._connection(url)
         body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        try:
+        where = _destination(fresh)
+        connection = self._take_kept(where) if self.keep else None
+        if connection is None:
+            connection = fresh
+            if not self.keep:
+                headers["Connection"] = "close"
             try:
                 connection.connect()
             except TimeoutError:
                 raise TemporaryFailure(f"{self.label}: connect timeout") from None
             except (OSError, http.client.HTTPException) as exc:
                 # refused, no such host, a proxy's refusal or garbage, TLS: nothing sent
+                connection.close()
                 raise TemporaryFailure(f"{self.label}: cannot connect "
                                        f"({type(exc).__name__})") from None
-            try:
-                connection.sock.settimeout(self.timeout[1])
-                connection.request("POST", target, body=body, headers=headers)
-                response = connection.getresponse()
-                content = response.read(self.MAX_ANSWER)
-            except TimeoutError:
-                raise DeliveryUnknown(f"{self.label}: no answer within {self.timeout[1]:g} s "
-                                      f"after sending") from None
-            except (OSError, http.client.HTTPException) as exc:
-                raise DeliveryUnknown(f"{self.label}: connection lost after sending "
-                                      f"({type(exc).__name__})") from None
-        finally:
+        try:
+            connection.sock.settimeout(self.timeout[1])
+            connection.request("POST", target, body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read(self.MAX_ANSWER)
+        except TimeoutError:
             connection.close()
+            raise DeliveryUnknown(f"{self.label}: no answer within {self.timeout[1]:g} s "
+                                  f"after sending") from None
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise DeliveryUnknown(f"{self.label}: connection lost after sending "
+                                  f"({type(exc).__name__})") from None
         lengths = response.headers.get_all("Content-Length") or []
         if len(set(lengths)) > 1 or not all(value.strip().isdigit() for value in lengths):
+            connection.close()
             # an answer that cannot be read came after the request left
             raise DeliveryUnknown(f"{self.label}: malformed answer after sending")
+        if self.keep and response.isclosed() and not response.will_close:
+            self._keep(where, connection)  # read whole, and the server keeps it open
+        else:
+            connection.close()
         return HttpAnswer(response.status, response.headers, content)
+
+    def _take_kept(self, where: tuple) -> http.client.HTTPConnection | None:
+        """The most recently used kept connection to `where` that is still open."""
+        cutoff = time.monotonic() - self.IDLE_SECONDS
+        while True:
+            with self._lock:
+                kept = self._kept.get(where) or []
+                stale = [connection for since, connection in kept if since < cutoff]
+                kept[:] = [(since, connection) for since, connection in kept if since >= cutoff]
+                connection = kept.pop()[1] if kept else None
+            for old in stale:
+                old.close()
+            if connection is None or not _closed_by_peer(connection):
+                return connection
+            connection.close()  # the server closed it (or talks out of turn): next one
+
+    def _keep(self, where: tuple, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            kept = self._kept.setdefault(where, [])
+            if not self._closed and len(kept) < self.keep:
+                kept.append((time.monotonic(), connection))
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close every kept connection (the service is stopping)."""
+        with self._lock:
+            kept, self._kept, self._closed = self._kept, {}, True
+        for connections in kept.values():
+            for _, connection in connections:
+                connection.close()
 
     def _connection(self, url: str):
         """(an unconnected connection, the request target, the headers) for this URL,
@@ -417,8 +472,7 @@ class JsonPoster:
             settings = _environment_settings(parts.scheme, parts.netloc.rpartition("@")[2])
             proxy = settings["proxies"].get(parts.scheme) or settings["proxies"].get("all")
             headers = {"Content-Type": "application/json; charset=utf-8",
-                       "Accept": "application/json", "User-Agent": "orglife-notifications",
-                       "Connection": "close"}
+                       "Accept": "application/json", "User-Agent": "orglife-notifications"}
             if parts.username:  # https://user:password@gateway/...
                 headers["Authorization"] = _basic_credentials(parts)
             timeout = self.timeout[0]
@@ -463,6 +517,29 @@ class JsonPoster:
         if status >= 500:
             raise TemporaryFailure(detail, retry_after=_retry_after(response))
         raise PermanentFailure(detail)
+
+
+def _destination(connection: http.client.HTTPConnection) -> tuple:
+    """Where a connection leads: its class (TLS or not), host, port and tunnelled host."""
+    return (type(connection), connection.host, connection.port,
+            getattr(connection, "_tunnel_host", None), getattr(connection, "_tunnel_port", None))
+
+
+_SELECT = eventlet.patcher.original("select").select  # a real zero-wait look, not a green one
+
+
+def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept connection has nothing to read; readable means the server closed it
+    (or sent what nobody asked for): either way it is not used again."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        return bool(_SELECT([sock.fileno()], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 @lru_cache(maxsize=256)
@@ -518,11 +595,12 @@ class SmsChannel(Channel):
     """An SMS gateway over HTTP: POST `{"phone", "text"}` to ORGLIFE_SMS_URL; 2xx = delivered."""
 
     name = "sms"
+    KEEP = 32  # connections kept for the next SMS: as many as the sender has sends in flight
 
     def __init__(self, url: str, connect_timeout: float = CONNECT_TIMEOUT,
                  read_timeout: float = READ_TIMEOUT):
         self.url = url
-        self.http = JsonPoster("sms", connect_timeout, read_timeout)
+        self.http = JsonPoster("sms", connect_timeout, read_timeout, keep=self.KEEP)
 
     def send(self, address: str, subject: str, body: str) -> str:
         phone = _normalized_phone(address)
@@ -536,6 +614,9 @@ class SmsChannel(Channel):
         receipt = f"sms: accepted (HTTP {response.status_code})"
         log.debug("%s", receipt)
         return receipt
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def _normalized_phone(address: str) -> str | None:

@@ -170,6 +170,13 @@ class RecorderHandler(BaseHTTPRequestHandler):
     """Answers like an SMS gateway or a robot; records first, then answers (or fails on purpose)."""
 
     server_version = "orglife-recorder/1"
+    # HTTP/1.1 keeps a sender's connection open between requests, as real gateways do
+    # (every answer carries its Content-Length); one idle this long is closed.
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+    # An answer goes out in two writes (head, then body): with Nagle's algorithm the body
+    # would wait for the sender's delayed ACK, 40 ms per request on a kept connection.
+    disable_nagle_algorithm = True
     state: RecorderState  # set on the subclass made by `serve_recorder`
 
     def do_GET(self):  # noqa: N802 - http.server's naming

@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -201,3 +202,134 @@ def test_a_host_that_cannot_be_named_is_refused_before_the_proxy_hears_of_it(
     finally:
         proxy.close()
     assert proxy.heads == []
+
+
+class KeepAliveGateway:
+    """An HTTP/1.1 SMS gateway on a real socket that keeps connections open between requests
+    (or, with `drop_after_answer`, closes each one after answering without saying so, as a
+    server whose keep-alive timeout ran out does): counts connections and requests."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def __init__(self, drop_after_answer: bool = False):
+        self.drop_after_answer = drop_after_answer
+        self.connections = 0
+        self.requests = 0
+        self.ended = 0  # connections the client closed
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.server.settimeout(0.1)
+        self.stopped = False
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/sms"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        self.ended += 1
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(data) < length:
+                    data += conn.recv(65536)
+                data = data[length:]
+                self.requests += 1
+                conn.sendall(self.ANSWER)
+                if self.drop_after_answer:
+                    return
+
+    def close(self):
+        self.stopped = True
+        self.thread.join(5)
+        self.server.close()
+
+
+def test_an_sms_gateway_keeping_connections_open_gets_one_connection_for_many_messages(
+        fresh_environment):
+    gateway = KeepAliveGateway()
+    channel = SmsChannel(gateway.url)
+    try:
+        for n in range(5):
+            assert channel.send(PHONE, "提醒", f"第{n}条") == "sms: accepted (HTTP 200)"
+        assert (gateway.connections, gateway.requests) == (1, 5)
+        channel.close()  # the service stops: the kept connection is closed
+        deadline = time.monotonic() + 5
+        while gateway.ended < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert gateway.ended == 1
+        assert channel.send(PHONE, "提醒", "关闭之后") == "sms: accepted (HTTP 200)"
+        assert gateway.connections == 2  # after close() nothing is kept any more
+    finally:
+        gateway.close()
+
+
+def test_a_kept_connection_the_gateway_closed_is_not_used_and_nothing_is_lost(
+        fresh_environment):
+    """The gateway ends each connection after its answer without saying so: the next
+    message sees the kept connection closed, goes on a new one and is delivered (not
+    `unknown`), each exactly once."""
+    gateway = KeepAliveGateway(drop_after_answer=True)
+    channel = SmsChannel(gateway.url)
+    try:
+        for n in range(4):
+            assert channel.send(PHONE, "提醒", f"第{n}条") == "sms: accepted (HTTP 200)"
+            time.sleep(0.1)  # the gateway's close reaches us
+        assert (gateway.connections, gateway.requests) == (4, 4)
+    finally:
+        channel.close()
+        gateway.close()
+
+
+def test_a_connection_idle_too_long_is_not_used_again(fresh_environment):
+    gateway = KeepAliveGateway()
+    channel = SmsChannel(gateway.url)
+    channel.http.IDLE_SECONDS = 0.05
+    try:
+        channel.send(PHONE, "提醒", "一")
+        time.sleep(0.15)
+        channel.send(PHONE, "提醒", "二")
+        assert (gateway.connections, gateway.requests) == (2, 2)
+    finally:
+        channel.close()
+        gateway.close()
+
+
+def test_an_answer_saying_close_or_a_robot_post_keeps_nothing(fresh_environment):
+    """A gateway answering `Connection: close` ends the connection; a robot's POST asks for
+    a fresh connection each time (its vendor limits sends, not handshakes)."""
+    endpoint = FakeProxy(OK)
+    channel = SmsChannel(f"http://127.0.0.1:{endpoint.port}/sms")
+    try:
+        for _ in range(3):
+            channel.send(PHONE, "提醒", "开会")
+        assert len(endpoint.heads) == 3 and not channel.http._kept.get(
+            next(iter(channel.http._kept), None))
+    finally:
+        channel.close()
+        endpoint.close()
+    robot = channels.JsonPoster("robot dingtalk")
+    gateway = KeepAliveGateway()
+    try:
+        for _ in range(2):
+            assert robot.post(gateway.url, {"msgtype": "text"}).status_code == 200
+        assert (gateway.connections, gateway.requests) == (2, 2)
+    finally:
+        gateway.close()
