@@ -536,7 +536,6 @@ def phase_throughput(bench, flow, sampler, reports, deadline, progress_every, ou
     # The delivery window opens at the poll before the first delivery was seen: a small
     # county can deliver everything between two polls, and a window of one poll has no length.
     first_delivered = last_delivered = None
-    last_delivered_count = 0
     previous_poll = time.time()
     parked, parked_checked = 0, 0.0
     next_progress = 0.0
@@ -544,6 +543,7 @@ def phase_throughput(bench, flow, sampler, reports, deadline, progress_every, ou
     all_done_at = None
     last_depths: dict = {}
     state = flow.snapshot()
+    last_delivered_count = state["delivered"]  # the loading's own alerts are not this phase's
     while True:
         now = time.time()
         state = flow.snapshot()

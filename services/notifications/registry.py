@@ -1,6 +1,6 @@
 """notifications' use cases: storing what the planners drafted (exactly once per kind,
 recipient and cause), withdrawing what no longer applies, the sender's steps (lease what is
-due, mark one row `sending`, record the channel's verdict), and the reads.
+due, mark a group of rows `sending`, record the channels' verdicts), and the reads.
 
 The rules of who hears what are in domain.py; the words in templates/ (texts.py); the
 channels in channels.py. Addresses are read from the copy at the moment of sending and never
@@ -200,9 +200,11 @@ def row_of(planning: Planning, draft: domain.Draft) -> dict:
     window = (planning.rules.quiet_hours if draft.quiet_hours is domain.DEFAULT
               else draft.quiet_hours)
     planned = max(draft.not_before or planning.now, planning.now)
-    urgent = draft.urgent or domain.beats_quiet_hours(draft, planned, planning.now, window,
-                                                      planning.tz)
-    at = domain.send_after(planned, planning.now, urgent, window, planning.tz)
+    # One that quiet hours would hold past its deadline goes at once, keeping the rules'
+    # urgency (the list shows what the rules say; lease_due never holds it either).
+    beats = domain.beats_quiet_hours(draft, planned, planning.now, window, planning.tz)
+    at = domain.send_after(planned, planning.now, draft.urgent or beats, window, planning.tz)
+    urgent = draft.urgent
     return {
         "notification_id": "nt-" + uuid.uuid4().hex[:20], "kind": draft.kind,
         "recipient_id": draft.recipient_id, "recipient_type": draft.recipient_type,
@@ -451,7 +453,7 @@ def finish_sends(uow: UnitOfWork, rules: Rules, answers: list, now: datetime) ->
     prefetch(uow.session, Notification, [key for key, _, failure in answers
                                          if failure is not None], for_update=True)
     delivered, statuses = [], []
-    for key, _, failure in answers:
+    for key, receipt, failure in answers:
         row = rows.get(key)
         if failure is not None:
             statuses.append(finish_send(uow, rules, key, now, None, failure))
@@ -462,9 +464,8 @@ def finish_sends(uow: UnitOfWork, rules: Rules, answers: list, now: datetime) ->
             statuses.append(row.status)  # a verdict beats a guess; anything else stays
         else:
             delivered.append({"b_id": key, "b_now": now, "b_attempts": row.attempts + 1,
-                              "b_history": [*row.history, {"channel": row.channel,
-                                                           "at": iso(now),
-                                                           "outcome": "delivered"}]})
+                              "b_history": [*row.history, delivered_entry(
+                                  {"channel": row.channel, "at": iso(now)}, receipt)]})
             uow.emit("notification_delivered", {**_event(row), "delivered_at": iso(now)})
             statuses.append("delivered")
     if delivered:
@@ -533,7 +534,7 @@ def finish_send(uow: UnitOfWork, rules: Rules, notification_id: str, now: dateti
         row.status = "delivered"
         row.delivered_at = now
         row.attempts += 1
-        row.history = [*row.history, {**entry, "outcome": "delivered"}]
+        row.history = [*row.history, delivered_entry(entry, receipt)]
         uow.emit("notification_delivered", {**_event(row), "delivered_at": iso(now)})
         return row.status
     detail = redact(failure.detail)
@@ -556,6 +557,13 @@ def finish_send(uow: UnitOfWork, rules: Rules, notification_id: str, now: dateti
         row.next_attempt_at = now + timedelta(seconds=pause)
         return row.status
     return next_channel(uow, row, now, detail)
+
+
+def delivered_entry(entry: dict, receipt: str | None) -> dict:
+    """A delivery in a notification's history, with the channel's acceptance (an e-mail's
+    Message-ID: what a mail server's log can be searched for). Receipts are the channels' own
+    words (channels.py), never an address: kept as they are."""
+    return {**entry, "outcome": "delivered", **({"receipt": receipt[:200]} if receipt else {})}
 
 
 def next_channel(uow: UnitOfWork, row: Notification, now: datetime, reason: str) -> str:
@@ -697,12 +705,11 @@ def set_preferences(uow: UnitOfWork, principal: Principal, rules: Rules, prefs: 
         pending.channel = channels[0]
         pending.quiet_hours = quiet_text(window) if preference.quiet_set else DEFAULT_QUIET
         planned = as_utc(pending.planned_at)
-        if not pending.urgent and domain.holds_past(
-                domain.send_after(planned, now, False, window, tz),
-                as_utc(pending.deadline), now):
-            pending.urgent = True  # the new quiet hours would hold a reminder past its meeting
+        # the new quiet hours would hold a reminder past its meeting: it goes at once
+        beats = not pending.urgent and domain.holds_past(
+            domain.send_after(planned, now, False, window, tz), as_utc(pending.deadline), now)
         pending.not_before = pending.next_attempt_at = domain.send_after(
-            planned, now, pending.urgent, window, tz)
+            planned, now, pending.urgent or beats, window, tz)
     uow.commit()
     return {"member_id": contact.member_id, "channels": channels if row.channels else None,
             "quiet_hours": quiet_text(window) or None,

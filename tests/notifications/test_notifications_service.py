@@ -78,6 +78,12 @@ def test_absence_followups_and_the_digest_go_out_once_through_real_channels(
     delivered = [e for e in full.new_events("notifications")
                  if e.event_type == "notification_delivered"]
     assert len(delivered) == 4 and "phone" not in str(delivered[0].data)
+    # the channel's acceptance is in the history: the Message-ID the SMTP server took
+    [followup] = rows(notifications_store, kind="absence_followup", recipient_id="m1")
+    receipt = followup.history[-1]["receipt"]
+    [sent] = [m for m in mails if m.to == "m1@example.cn"]
+    assert receipt.startswith("email: accepted (SMTP 250) as <")
+    assert receipt.endswith(sent.message_id) and sent.message_id.startswith("<")
 
     # everything again, and the same meeting amended with m1 still absent: nothing new
     full.replay_everything()
@@ -539,10 +545,10 @@ def test_a_wait_of_a_meeting_planned_meanwhile_is_dropped_when_its_member_arrive
         assert uow.session.query(MeetingWait).count() == 0
 
 
-def test_a_late_reminder_is_stored_urgent_so_the_sender_does_not_hold_it_either(
-        notifications_store):
-    """registry.row_of: a reminder quiet hours would hold past its meeting is stored urgent
-    and due at once (the sender's lease_due defers only non-urgent rows)."""
+def test_a_late_reminder_is_due_at_once_and_keeps_the_rules_urgency(notifications_store):
+    """registry.row_of: a reminder quiet hours would hold past its meeting is due at once, and
+    stays as urgent as the rules make it (not urgent: the list must not call it so); the
+    sender's lease_due does not hold it either (next test)."""
     from datetime import datetime, time
     from zoneinfo import ZoneInfo
 
@@ -566,7 +572,7 @@ def test_a_late_reminder_is_stored_urgent_so_the_sender_does_not_hold_it_either(
                                      registry.SessionDirectory(uow.session, False))
         dawn = registry.row_of(planning, draft(datetime(2026, 11, 26, 6, 30, tzinfo=tz)))
         morning = registry.row_of(planning, draft(datetime(2026, 11, 26, 8, 0, tzinfo=tz)))
-    assert (dawn["urgent"], dawn["not_before"]) == (True, late)
+    assert (dawn["urgent"], dawn["not_before"]) == (False, late)
     assert (morning["urgent"], morning["not_before"]) == (False,
                                                           datetime(2026, 11, 26, 7, 0, tzinfo=tz))
 
@@ -594,7 +600,7 @@ def test_quiet_hours_never_hold_a_reminder_past_its_meeting(full, scoring_clock,
     assert as_utc(reminders["m1"].deadline).isoformat() == "2026-11-20T15:30:00+00:00"
     full.notifications.set_preferences({"member_id": "m1", "quiet_hours": "20:00-07:00"})
     [m1] = rows(notifications_store, kind="meeting_reminder", recipient_id="m1", ref="late")
-    assert m1.urgent and as_utc(m1.next_attempt_at) == as_utc(scoring_clock.fixed)
+    assert not m1.urgent and as_utc(m1.next_attempt_at) == as_utc(scoring_clock.fixed)
     send_due(full, scoring_clock, minutes=90)  # 22:30: inside the county's quiet hours
     for member_id in ("m1", "m2"):
         [sent] = rows(notifications_store, kind="meeting_reminder", recipient_id=member_id,

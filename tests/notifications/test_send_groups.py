@@ -143,9 +143,12 @@ def test_a_groups_answers_are_recorded_as_each_row_would(db_url, scoring_clock):
         uow.commit()
     assert grouped == one_by_one + ["missing"]
     assert grouped[:3] == ["delivered", "delivered", "delivered"]
+    history = COMPARED.index("history")
     a = state(store, [f"a-{name}" for name in FINISH_CASES])
     b = state(store, [f"b-{name}" for name in FINISH_CASES])
     assert a == b
+    assert b["delivered"][history] == [{"channel": "sms", "at": a["delivered"][history][0]["at"],
+                                        "outcome": "delivered", "receipt": "ok"}]
     group_events = events(store, seen)
     strip = [(kind, {k: v for k, v in data.items() if k != "cause"})
              for kind, data in alone_events]
