@@ -4,7 +4,6 @@ environment's proxies, plain and tunnelled, against real sockets."""
 import base64
 import http.server
 import json
-import socket
 import ssl
 import subprocess
 import threading
@@ -14,6 +13,7 @@ import pytest
 
 from services.notifications import channels
 from services.notifications.channels import PermanentFailure, SmsChannel, TemporaryFailure
+from tests.notifications.local_server import LocalServer
 
 PHONE = "13912345678"
 
@@ -75,43 +75,26 @@ def test_an_untrusted_certificate_stops_the_message_and_a_named_bundle_lets_it_g
     assert bodies == [{"phone": PHONE, "text": "提醒\n明天开会"}]
 
 
-class FakeProxy:
+class FakeProxy(LocalServer):
     """A server (a proxy, or an endpoint) that records the head of each request and answers
     it with `answer`."""
 
     def __init__(self, answer: bytes):
         self.answer = answer
         self.heads: list[str] = []
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(4)
-        self.server.settimeout(0.1)  # accept() wakes to see `stopped`
-        self.stopped = False
-        self.port = self.server.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(backlog=4)
 
-    def _serve(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                self.heads.append(data.split(b"\r\n\r\n")[0].decode("latin-1"))
-                conn.sendall(self.answer)
-
-    def close(self):
-        self.stopped = True
-        self.thread.join(5)
-        self.server.close()
+    def serve(self, conn):
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.heads.append(data.split(b"\r\n\r\n")[0].decode("latin-1"))
+            conn.sendall(self.answer)
 
 
 def test_a_plain_http_request_goes_whole_to_the_proxy_with_its_credentials(fresh_environment):
@@ -204,7 +187,7 @@ def test_a_host_that_cannot_be_named_is_refused_before_the_proxy_hears_of_it(
     assert proxy.heads == []
 
 
-class KeepAliveGateway:
+class KeepAliveGateway(LocalServer):
     """An HTTP/1.1 SMS gateway on a real socket that keeps connections open between requests
     (or, with `drop_after_answer`, closes each one after answering without saying so, as a
     server whose keep-alive timeout ran out does): counts connections and requests."""
@@ -213,28 +196,12 @@ class KeepAliveGateway:
 
     def __init__(self, drop_after_answer: bool = False):
         self.drop_after_answer = drop_after_answer
-        self.connections = 0
         self.requests = 0
         self.ended = 0  # connections the client closed
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.server.settimeout(0.1)
-        self.stopped = False
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/sms"
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}/sms"
 
-    def _accept(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
+    def serve(self, conn):
         with conn:
             conn.settimeout(5)
             data = b""
@@ -255,11 +222,6 @@ class KeepAliveGateway:
                 conn.sendall(self.ANSWER)
                 if self.drop_after_answer:
                     return
-
-    def close(self):
-        self.stopped = True
-        self.thread.join(5)
-        self.server.close()
 
 
 def test_an_sms_gateway_keeping_connections_open_gets_one_connection_for_many_messages(

@@ -10,16 +10,21 @@ from tests.notifications.test_notifications_service import (
 )
 
 
+def three_absent(full, own_name):
+    """Follow-ups to m1 (e-mail), m2 (SMS) and m3 (in-app), due after the grace."""
+    village(full, own_name)
+    full.meetings.log_meeting(assembly(present=["m4", "m5", "m6", "m7", "m8", "m9"],
+                                       absent=["m1", "m2", "m3"]))
+    full.deliver()
+
+
 def statuses(store):
     return sorted(row.status for row in rows(store, kind="absence_followup"))
 
 
 def test_a_lease_failing_while_sends_are_in_flight_loses_no_answer(
         full, scoring_clock, own_name, notifications_store, monkeypatch):
-    village(full, own_name)
-    full.meetings.log_meeting(assembly(present=["m4", "m5", "m6", "m7", "m8", "m9"],
-                                       absent=["m1", "m2", "m3"]))
-    full.deliver()
+    three_absent(full, own_name)
     sender = full.notifications.sender
     monkeypatch.setattr(sender, "BATCH", 1)  # one row per lease: the second comes mid-flight
     leased = []
@@ -47,10 +52,7 @@ class Stopped(BaseException):
 
 def test_a_send_that_dies_without_answering_ends_unknown_and_the_sender_goes_on(
         full, scoring_clock, own_name, notifications_store, monkeypatch):
-    village(full, own_name)
-    full.meetings.log_meeting(assembly(present=["m4", "m5", "m6", "m7", "m8", "m9"],
-                                       absent=["m1", "m2", "m3"]))
-    full.deliver()
+    three_absent(full, own_name)
     sms = full.notifications.sender.channels["sms"]
 
     def dies(*args):

@@ -1,48 +1,28 @@
 """EmailChannel keeps an SMTP session for the next message, and never loses or repeats one
 when the server has closed a kept session (a minimal SMTP server on a real socket, so the
 test can count connections and close one on purpose)."""
-import socket
-import threading
-
 import pytest
 
 from services.notifications.channels import EmailChannel
+from tests.notifications.local_server import LocalServer
 
 SUBJECT = "缺席提醒"
 BODY = "您未参加本月党员大会，请于两周内补学。"
 
 
-class CountingSmtpServer:
+class CountingSmtpServer(LocalServer):
     """Speaks just enough SMTP; counts connections, messages and QUITs. With
     `close_after_message`, it hangs up (without a word) after each message, as a server
     whose idle timeout ran out would."""
 
     def __init__(self, close_after_message: bool = False):
         self.close_after_message = close_after_message
-        self.connections = 0
         self.messages: list[bytes] = []
         self.quits = 0
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(8)
-        self.server.settimeout(0.1)
-        self.stopped = False
-        self.url = f"smtp://127.0.0.1:{self.server.getsockname()[1]}"
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
+        super().__init__(backlog=8)
+        self.url = f"smtp://127.0.0.1:{self.port}"
 
-    def _accept(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            thread = threading.Thread(target=self._session, args=(conn,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
-    def _session(self, conn):
+    def serve(self, conn):
         conn.settimeout(5)
         reader = conn.makefile("rb")
         with conn, reader:
@@ -71,10 +51,6 @@ class CountingSmtpServer:
                     continue
                 conn.sendall(b"250 ok\r\n")
 
-    def close(self):
-        self.stopped = True
-        self.threads[0].join(5)
-        self.server.close()
 
 
 @pytest.fixture
