@@ -258,10 +258,13 @@ class EmailChannel(Channel):
         _quit_quietly(smtp)
 
     def close(self) -> None:
-        """QUIT every kept session (the service is stopping)."""
+        """QUIT every kept session (the service is stopping), waiting a second at most on
+        each: a server that went silent must not hold the stop."""
         with self._lock:
             kept, self._kept, self._closed = self._kept, [], True
         for _, smtp in kept:
+            if smtp.sock is not None:
+                smtp.sock.settimeout(1.0)
             _quit_quietly(smtp)
 
     def _connect(self) -> smtplib.SMTP:
@@ -392,6 +395,7 @@ class JsonPoster:
             try:
                 connection.connect()
             except TimeoutError:
+                connection.close()  # a proxy's tunnel or TLS may have had a socket open
                 raise TemporaryFailure(f"{self.label}: connect timeout") from None
             except (OSError, http.client.HTTPException) as exc:
                 # refused, no such host, a proxy's refusal or garbage, TLS: nothing sent
@@ -416,20 +420,27 @@ class JsonPoster:
             connection.close()
             # an answer that cannot be read came after the request left
             raise DeliveryUnknown(f"{self.label}: malformed answer after sending")
-        if self.keep and response.isclosed() and not response.will_close:
-            self._keep(where, connection)  # read whole, and the server keeps it open
+        if response.status < 200:
+            # http.client passes over 100 only: another interim answer (102, 103) stood for
+            # the verdict, and the real one would be read as the next message's
+            connection.close()
+            raise DeliveryUnknown(f"{self.label}: an interim answer (HTTP {response.status}) "
+                                  f"only, after sending")
+        idle = _idle_limit(response, self.IDLE_SECONDS)
+        if self.keep and idle and response.isclosed() and not response.will_close:
+            self._keep(where, connection, idle)  # read whole, and the server keeps it open
         else:
             connection.close()
         return HttpAnswer(response.status, response.headers, content)
 
     def _take_kept(self, where: tuple) -> http.client.HTTPConnection | None:
         """The most recently used kept connection to `where` that is still open."""
-        cutoff = time.monotonic() - self.IDLE_SECONDS
         while True:
+            now = time.monotonic()
             with self._lock:
                 kept = self._kept.get(where) or []
-                stale = [connection for since, connection in kept if since < cutoff]
-                kept[:] = [(since, connection) for since, connection in kept if since >= cutoff]
+                stale = [connection for until, connection in kept if until <= now]
+                kept[:] = [(until, connection) for until, connection in kept if until > now]
                 connection = kept.pop()[1] if kept else None
             for old in stale:
                 old.close()
@@ -437,11 +448,12 @@ class JsonPoster:
                 return connection
             connection.close()  # the server closed it (or talks out of turn): next one
 
-    def _keep(self, where: tuple, connection: http.client.HTTPConnection) -> None:
+    def _keep(self, where: tuple, connection: http.client.HTTPConnection,
+              idle: float) -> None:
         with self._lock:
             kept = self._kept.setdefault(where, [])
             if not self._closed and len(kept) < self.keep:
-                kept.append((time.monotonic(), connection))
+                kept.append((time.monotonic() + idle, connection))  # usable until then
                 return
         connection.close()
 
@@ -525,7 +537,7 @@ def _destination(connection: http.client.HTTPConnection) -> tuple:
             getattr(connection, "_tunnel_host", None), getattr(connection, "_tunnel_port", None))
 
 
-_SELECT = eventlet.patcher.original("select").select  # a real zero-wait look, not a green one
+_SELECT = eventlet.patcher.original("select")  # a real zero-wait look, not a green one
 
 
 def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
@@ -537,9 +549,25 @@ def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
     try:
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
-        return bool(_SELECT([sock.fileno()], [], [], 0)[0])
+        poller = _SELECT.poll()  # poll, not select: no limit on the descriptor's number
+        poller.register(sock.fileno(), _SELECT.POLLIN | _SELECT.POLLPRI)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
+
+
+def _idle_limit(response: http.client.HTTPResponse, longest: float) -> float:
+    """How long a connection may wait for the next message: `longest`, or less when the
+    server says (`Keep-Alive: timeout=N`) that it closes sooner, a second early to stay
+    clear of its close; 0 when that leaves nothing."""
+    for part in (response.headers.get("Keep-Alive") or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "timeout":
+            try:
+                return max(0.0, min(longest, float(value) - 1.0))
+            except ValueError:
+                break
+    return longest
 
 
 @lru_cache(maxsize=256)

@@ -194,8 +194,9 @@ class KeepAliveGateway(LocalServer):
 
     ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-    def __init__(self, drop_after_answer: bool = False):
+    def __init__(self, drop_after_answer: bool = False, answer: bytes = ANSWER):
         self.drop_after_answer = drop_after_answer
+        self.answer = answer
         self.requests = 0
         self.ended = 0  # connections the client closed
         super().__init__()
@@ -219,7 +220,7 @@ class KeepAliveGateway(LocalServer):
                     data += conn.recv(65536)
                 data = data[length:]
                 self.requests += 1
-                conn.sendall(self.ANSWER)
+                conn.sendall(self.answer)
                 if self.drop_after_answer:
                     return
 
@@ -294,4 +295,36 @@ def test_an_answer_saying_close_or_a_robot_post_keeps_nothing(fresh_environment)
             assert robot.post(gateway.url, {"msgtype": "text"}).status_code == 200
         assert (gateway.connections, gateway.requests) == (2, 2)
     finally:
+        gateway.close()
+
+
+@pytest.mark.parametrize("timeout, kept", [("1", False), ("3", True)])
+def test_a_gateways_own_keep_alive_timeout_is_heeded(fresh_environment, timeout, kept):
+    """`Keep-Alive: timeout=N`: a connection is used again only within N less a second."""
+    gateway = KeepAliveGateway(answer=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                      b"Keep-Alive: timeout=" + timeout.encode() + b"\r\n\r\nok")
+    channel = SmsChannel(gateway.url)
+    try:
+        channel.send(PHONE, "提醒", "一")
+        channel.send(PHONE, "提醒", "二")
+        assert gateway.connections == (1 if kept else 2)
+    finally:
+        channel.close()
+        gateway.close()
+
+
+def test_an_interim_answer_alone_is_unknown_and_its_connection_never_used_again(
+        fresh_environment):
+    """A 102 where the verdict should be: the message may have gone (never repeated), and
+    the real verdict, still to come on that connection, must not pass for the next one's."""
+    gateway = KeepAliveGateway(answer=b"HTTP/1.1 102 Processing\r\n\r\n")
+    channel = SmsChannel(gateway.url)
+    try:
+        with pytest.raises(channels.DeliveryUnknown):
+            channel.send(PHONE, "提醒", "一")
+        with pytest.raises(channels.DeliveryUnknown):
+            channel.send(PHONE, "提醒", "二")
+        assert (gateway.connections, gateway.requests) == (2, 2)
+    finally:
+        channel.close()
         gateway.close()
