@@ -444,24 +444,24 @@ def begin_sends(session, notification_ids: list[str], owner: str, now: datetime,
     return [outgoing[key] for key in notification_ids if key in outgoing]
 
 
-def finish_sends(uow: UnitOfWork, rules: Rules, answers: list, now: datetime) -> list[str]:
+def finish_sends(uow: UnitOfWork, rules: Rules, answers: list, now: datetime,
+                 owner: str | None = None) -> list[str]:
     """finish_send for a group of (notification_id, receipt, failure), their new statuses in
     order: the deliveries in one UPDATE, each failure through finish_send."""
     keys = [key for key, _, _ in answers]
-    rows = _group_rows(uow.session, keys, "status", "last_error", "channel", "attempts",
-                       "history", "recipient_id", "kind", "cause")
+    rows = _group_rows(uow.session, keys, "status", "last_error", "lease_owner", "channel",
+                       "attempts", "history", "recipient_id", "kind", "cause")
     prefetch(uow.session, Notification, [key for key, _, failure in answers
                                          if failure is not None], for_update=True)
     delivered, statuses = [], []
     for key, receipt, failure in answers:
         row = rows.get(key)
         if failure is not None:
-            statuses.append(finish_send(uow, rules, key, now, None, failure))
+            statuses.append(finish_send(uow, rules, key, now, None, failure, owner))
         elif row is None:
             statuses.append("missing")
-        elif row.status != "sending" and not (row.status == "unknown"
-                                                and row.last_error == SWEPT):
-            statuses.append(row.status)  # a verdict beats a guess; anything else stays
+        elif not _answer_counts(row.status, row.last_error, row.lease_owner, owner):
+            statuses.append(row.status)
         else:
             delivered.append({"b_id": key, "b_now": now, "b_attempts": row.attempts + 1,
                               "b_history": [*row.history, delivered_entry(
@@ -518,14 +518,24 @@ def _event(row: Notification) -> dict:
             "kind": row.kind, "channel": row.channel, "cause": row.cause}
 
 
+def _answer_counts(status: str, last_error: str | None, lease_owner: str | None,
+                   owner: str | None) -> bool:
+    """Is the row still waiting for this sender's answer? `sending` by this sender (with
+    `owner`: a record retried after a commit whose answer was lost must not land on another
+    instance's later attempt), or `unknown` by the sweep's guess, which a verdict beats."""
+    if status == "sending":
+        return owner is None or lease_owner == owner
+    return status == "unknown" and last_error == SWEPT
+
+
 def finish_send(uow: UnitOfWork, rules: Rules, notification_id: str, now: datetime,
-                receipt: str | None = None, failure: ChannelFailure | None = None) -> str:
+                receipt: str | None = None, failure: ChannelFailure | None = None,
+                owner: str | None = None) -> str:
     """Record what the channel answered; returns the row's new status."""
     row = lookup(uow.session, Notification, notification_id, with_for_update=True)
     if row is None:
         return "missing"
-    swept = row.status == "unknown" and row.last_error == SWEPT  # a verdict beats a guess
-    if row.status != "sending" and not swept:
+    if not _answer_counts(row.status, row.last_error, row.lease_owner, owner):
         return row.status
     row.lease_owner = row.lease_until = None
     row.sending_since = None

@@ -287,7 +287,8 @@ class NotificationsService:
         def record(uow):
             found = registry.finish_sends(
                 uow, self.rules, [(sent.notification_id, receipt, failure)
-                                  for sent, (receipt, failure) in done], self.clock.now())
+                                  for sent, (receipt, failure) in done], self.clock.now(),
+                self.sender.owner)
             uow.commit()
             return found
         statuses = self._retrying(record, f"recording {len(done)} answers")

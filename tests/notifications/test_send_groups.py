@@ -31,6 +31,8 @@ FINISH_CASES = {
     "temporary": ("sending", TemporaryFailure("503 busy")),
     "permanent": ("sending", PermanentFailure("400 no such number")),
     "unknown": ("sending", DeliveryUnknown("cut after sending")),
+    # a retried record whose first commit went through: the row is another sender's now
+    "other_sender": ("sending", None),
 }
 COMPARED = ("status", "channel", "channel_index", "attempts", "history", "sending_since",
             "delivered_at", "lease_owner", "lease_until", "next_attempt_at", "last_error")
@@ -124,13 +126,15 @@ def test_a_groups_answers_are_recorded_as_each_row_would(db_url, scoring_clock):
                                     .where(Notification.notification_id == f"{way}-{name}")
                                     .values(status=status, sending_since=now,
                                             last_error=registry.SWEPT if name == "swept"
-                                            else None))
+                                            else None,
+                                            lease_owner="other" if name == "other_sender"
+                                            else "me"))
         uow.commit()
     rules = load_rules()
     seen = len(store.outbox_events())
     with store() as uow:
         one_by_one = [registry.finish_send(uow, rules, f"a-{name}", later,
-                                           None if failure else "ok", failure)
+                                           None if failure else "ok", failure, owner="me")
                       for name, (_, failure) in FINISH_CASES.items()]
         uow.commit()
     alone_events = events(store, seen)
@@ -139,10 +143,11 @@ def test_a_groups_answers_are_recorded_as_each_row_would(db_url, scoring_clock):
         answers = [(f"b-{name}", None if failure else "ok", failure)
                    for name, (_, failure) in FINISH_CASES.items()]
         grouped = registry.finish_sends(uow, rules, answers + [("b-never-stored", "ok", None)],
-                                        later)
+                                        later, owner="me")
         uow.commit()
     assert grouped == one_by_one + ["missing"]
     assert grouped[:3] == ["delivered", "delivered", "delivered"]
+    assert grouped[-2] == "sending"  # another sender's attempt is left to its own answer
     history = COMPARED.index("history")
     a = state(store, [f"a-{name}" for name in FINISH_CASES])
     b = state(store, [f"b-{name}" for name in FINISH_CASES])
