@@ -242,8 +242,9 @@ class NotificationsService:
                         in_flight += 1
                     continue
                 if done and (len(done) >= group or in_flight == 0):
-                    recorded, done = done, []
-                    if "pending" in self._record(recorded):
+                    statuses = self._record(done)
+                    done = []  # only once recorded: a group that failed is tried again below
+                    if "pending" in statuses:
                         dry = False  # moved on to its next channel: due now, in this run
                     continue
                 if in_flight == 0:

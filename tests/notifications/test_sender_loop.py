@@ -3,6 +3,7 @@ flight: every answer received is recorded, and a send that dies without answerin
 hangs the sender nor leaves its row `sending`. Real SQLite files and real local endpoints
 (tests/notifications/conftest.py); only the breakage is injected."""
 import eventlet
+import pytest
 
 from services.notifications import registry
 from tests.notifications.test_notifications_service import (
@@ -64,3 +65,23 @@ def test_a_send_that_dies_without_answering_ends_unknown_and_the_sender_goes_on(
     [m2] = rows(notifications_store, kind="absence_followup", recipient_id="m2")
     assert m2.status == "unknown" and m2.channel == "sms"  # may have gone: never repeated
     assert statuses(notifications_store) == ["delivered", "delivered", "unknown"]
+
+
+def test_a_group_whose_recording_fails_is_recorded_on_the_last_try(
+        full, scoring_clock, own_name, notifications_store, monkeypatch):
+    three_absent(full, own_name)
+    real_finish = registry.finish_sends
+    failures = []
+
+    def finish_sends(*args, **kwargs):
+        if len(failures) < 5:  # every retry of the loop's own record fails
+            failures.append(1)
+            raise ConnectionError("the database is restarting")
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "finish_sends", finish_sends)
+    with pytest.raises(ConnectionError):
+        send_due(full, scoring_clock, minutes=11)
+    assert len(failures) == 5
+    # the answers were received: the last try records them instead of leaving them `unknown`
+    assert statuses(notifications_store) == ["delivered"] * 3
