@@ -234,7 +234,12 @@ def _secretary_drafts(directory: Directory, org_id: str, kind: str, cause: str, 
                 drafts.append(_org_draft(directory, org, kind, cause, template, context,
                                          **extra))
             return drafts
-    return [_org_draft(directory, org, kind, cause, template, context, **extra)]
+    told = _org_draft(directory, org, kind, cause, template, context, **extra)
+    if kind in PERSONAL_KINDS:
+        # one member's grade or streak is not for a group chat: an organization without a
+        # secretary to tell keeps it in-app (its admins list it), never on a robot
+        told = replace(told, channels=["in_app"])
+    return [told]
 
 
 def _township_of(directory: Directory, branch: Org) -> Org | None:
@@ -246,14 +251,15 @@ def _township_of(directory: Directory, branch: Org) -> Org | None:
 
 def _merge_relays(drafts: list[Draft]) -> list[Draft]:
     """One note per secretary and fact naming every member who can only be reached in-app (a
-    reminder to nine members without a phone is one message to the secretary, not nine).
+    reminder to nine members without a phone is one message to the secretary, not nine); a
+    personal message (a grade) is relayed member by member, since each says something else.
     Its cause is the fact's plus `|relay`; it is about no single member, so an amendment
     withdraws it and the refreshed plan brings it back with the names as they now are."""
     out: list[Draft] = []
     merged: dict[tuple, Draft] = {}
     for draft in drafts:
-        if draft.template != "relay":
-            out.append(draft)
+        if draft.template != "relay" or draft.kind in PERSONAL_KINDS:
+            out.append(draft)  # a grade is each member's own: never merged into another's
             continue
         fact = draft.cause.split("|relay:")[0]
         key = (draft.kind, draft.recipient_id, fact)
@@ -456,10 +462,7 @@ def plan_at_risk(rules: Rules, directory: Directory, data: dict) -> list[Draft]:
             drafts += _secretary_drafts(directory, township.org_id, "member_at_risk", cause,
                                         "member_at_risk", context, exclude=member.member_id,
                                         **common)
-    # a named member's attendance is not for a group chat: an organization without a
-    # secretary to tell gets it in-app only, never on its robot
-    return [replace(d, channels=["in_app"]) if d.recipient_type == "organization" else d
-            for d in _unique(drafts)]
+    return _unique(drafts)  # an organization without a secretary: in-app (_secretary_drafts)
 
 
 def plan_grades(directory: Directory, data: dict) -> list[Draft]:

@@ -303,3 +303,24 @@ def test_one_members_own_message_never_reaches_the_group_robot():
                                     {"member_id": "m1", "score": 55, "grade": "unqualified"}]})
     assert drafts and not [d for d in drafts if d.recipient_type == "organization"]
     assert {d.recipient_id for d in drafts} <= {"m1", "sec"}
+
+
+def test_grades_of_members_nobody_can_reach_in_a_branch_without_a_secretary():
+    """Each relay carries its own member's grade (never merged into one "您…60分" for two
+    people) and stays in-app for the branch: a grade is not for its group chat or the
+    deployment's robot."""
+    no_secretary = replace(BRANCH, secretary_id=None,
+                           robot_url="https://oapi.dingtalk.com/robot/send?access_token=b")
+    people = [Contact("n1", "赵一", "b1", "formal"), Contact("n2", "钱二", "b1", "formal")]
+    drafts = domain.plan_grades(
+        Directory(people, [COUNTY, TOWNSHIP, no_secretary], default_robot=True),
+        {"year": 2026, "branch_id": "b1", "grades": [
+            {"member_id": "n1", "score": 55, "grade": "unqualified"},
+            {"member_id": "n2", "score": 92, "grade": "excellent"}]})
+    relays = [d for d in drafts if d.template == "relay"]
+    assert [(d.recipient_id, d.channels, d.about_id) for d in relays] == [
+        ("b1", ["in_app"], "n1"), ("b1", ["in_app"], "n2")]
+    assert [d.context["grade"]["score"] for d in relays] == [55, 92]
+    assert len({d.cause for d in relays}) == 2
+    own = [d for d in drafts if d.template == "grade_notice"]
+    assert [(d.recipient_id, d.channels) for d in own] == [("n1", ["in_app"]), ("n2", ["in_app"])]
