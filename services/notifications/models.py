@@ -95,8 +95,9 @@ class Notification(Base):
     __tablename__ = "notification"
     __table_args__ = (
         UniqueConstraint("kind", "recipient_id", "cause", name="uq_notification_once"),
-        # The sender's scan: what is pending and due.
-        Index("ix_notification_due", "status", "next_attempt_at"),
+        # The sender's scan: what is pending and due, urgent first, oldest first (lease_due
+        # reads only the rows it takes, whatever the backlog).
+        Index("ix_notification_due", "status", "urgent", "next_attempt_at"),
         Index("ix_notification_ref", "ref", "kind"),
     )
 

@@ -321,16 +321,22 @@ def lease_due(session, rules: Rules, tz, owner: str, now: datetime, limit: int,
     """Up to `limit` due notifications leased to this sender (another instance skips them);
     a non-urgent one found inside its recipient's quiet hours is moved past them instead (unless
     that would pass its deadline: a reminder after its meeting is no reminder)."""
-    query = (select(Notification.notification_id, Notification.urgent, Notification.quiet_hours,
-                    Notification.deadline)
-             .where(Notification.status == "pending", Notification.next_attempt_at <= now,
-                    or_(Notification.lease_until.is_(None), Notification.lease_until < now))
-             .order_by(Notification.urgent.desc(), Notification.next_attempt_at)
-             .limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    found: list = []
+    for urgent in (True, False):  # urgent first; each an ordered range of ix_notification_due
+        if len(found) >= limit:
+            break
+        query = (select(Notification.notification_id, Notification.urgent,
+                        Notification.quiet_hours, Notification.deadline)
+                 .where(Notification.status == "pending", Notification.urgent == urgent,
+                        Notification.next_attempt_at <= now,
+                        or_(Notification.lease_until.is_(None), Notification.lease_until < now))
+                 .order_by(Notification.next_attempt_at)
+                 .limit(limit - len(found)))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        found += session.execute(query).all()
     leased = []
-    for notification_id, urgent, quiet, deadline in session.execute(query).all():
+    for notification_id, urgent, quiet, deadline in found:
         later = None if urgent else domain.quiet_until(now, window_of(rules, quiet), tz)
         if later is not None and domain.holds_past(later, as_utc(deadline), now):
             later = None  # held, it would come after its meeting: it goes now

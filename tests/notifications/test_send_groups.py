@@ -3,7 +3,7 @@ every case ends exactly as the row-by-row begin_send and finish_send leave it (t
 the same situations, one taken each way, compared column by column and event by event)."""
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from orglife.common.migrate import upgrade
 from orglife.common.rules import load_rules
@@ -161,4 +161,55 @@ def test_a_groups_answers_are_recorded_as_each_row_would(db_url, scoring_clock):
             for kind, data in group_events] == strip
     assert [kind for kind, _ in group_events] == ["notification_delivered"] * 2 + [
         "notification_failed"]
+    store.engine.dispose()
+
+
+def test_a_lease_takes_urgent_rows_first_then_the_oldest_and_reads_no_more(db_url,
+                                                                          scoring_clock):
+    """lease_due on both databases: due urgent rows oldest first, then due non-urgent oldest
+    first; rows not yet due, leased to another sender or not pending are left; on SQLite the
+    plan is an ordered range of ix_notification_due with no sort of every due row (a sort read
+    the whole backlog at each lease: bench/county_year.py)."""
+    store = fresh_store(db_url, scoring_clock)
+    now = scoring_clock.now()
+    # name: (urgent, minutes before now the row fell due, status, owner)
+    rows = {"calm_old": (False, 30, "pending", None), "calm_new": (False, 1, "pending", None),
+            "urgent_new": (True, 2, "pending", None), "urgent_old": (True, 20, "pending", None),
+            "future_urgent": (True, -5, "pending", None),
+            "calm_oldest_leased": (False, 90, "pending", "someone-else"),
+            "delivered": (False, 100, "delivered", None), "calm_mid": (False, 10, "pending", None)}
+    with store() as uow:
+        for name, (urgent, ago, status, owner) in rows.items():
+            row = notification(name, "m1", "member", "email", status, owner, now, name)
+            row.urgent = urgent
+            row.next_attempt_at = now - timedelta(minutes=ago)
+            if owner is None:
+                row.lease_until = None
+            uow.session.add(row)
+        uow.commit()
+    selects = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    with store() as uow:
+        first = registry.lease_due(uow.session, load_rules(), scoring_clock.tz, "me", now, 3,
+                                   timedelta(minutes=5))
+        uow.commit()
+    event.remove(store.engine, "before_cursor_execute", seen)
+    assert first == ["urgent_old", "urgent_new", "calm_old"]
+    with store() as uow:
+        rest = registry.lease_due(uow.session, load_rules(), scoring_clock.tz, "me", now, 10,
+                                  timedelta(minutes=5))
+        uow.commit()
+    assert rest == ["calm_mid", "calm_new"]
+    if db_url.startswith("sqlite"):  # the plan of each SELECT the lease ran
+        assert selects
+        with store.engine.connect() as conn:
+            for statement, parameters in selects:
+                plan = " ".join(str(step[-1]) for step in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statement, parameters))
+                assert "ix_notification_due" in plan and "TEMP B-TREE" not in plan, plan
     store.engine.dispose()
