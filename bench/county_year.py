@@ -158,7 +158,8 @@ class Flow:
             "dirty": count(db["scoring"], "select count(*) from dirty"),
             "seen": count(db["notifications"], "select count(*) from meeting_seen"),
             "due": count(db["notifications"], "select count(*) from notification where "
-                         "(status = 'pending' and next_attempt_at <= ?) or status = 'sending'",
+                         "(status = 'pending' and urgent in (1, 0) and next_attempt_at <= ?)"
+                         " or status = 'sending'",  # each urgency a range of ix_notification_due
                          (self.now,)),
             "pending": count(db["notifications"],
                              "select count(*) from notification where status = 'pending'"),

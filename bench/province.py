@@ -182,7 +182,8 @@ class Province:
             "seen": self.count("notifications", "select count(*) from meeting_seen"),
             "due": self.query("notifications", "select count(*) from notification where "
                               "status = 'sending' or (status = 'pending' and "
-                              "next_attempt_at <= %(now)s)", {"now": self.now})[0][0],
+                              "urgent in (true, false) and next_attempt_at <= %(now)s)",  # ix_notification_due
+                              {"now": self.now})[0][0],
             "outbox": sum(backlog.values()),
         }
 

@@ -213,7 +213,8 @@ def _org_draft(directory: Directory, org: Org, kind: str, cause: str, template: 
 def _secretary_drafts(directory: Directory, org_id: str, kind: str, cause: str, template: str,
                       context: dict, exclude: str | None = None, **extra) -> list[Draft]:
     """To the organization's secretary (or officer); an organization without one, or whose
-    secretary is the member concerned, is told on its robot or in-app instead."""
+    secretary is the member concerned, is told on its robot or in-app instead (in-app only
+    for a grade or an at-risk streak: PERSONAL_KINDS)."""
     org = directory.org(org_id)
     if org is None:
         return []

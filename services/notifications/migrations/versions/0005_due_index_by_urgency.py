@@ -16,7 +16,9 @@ depends_on = None
 
 
 def upgrade():
-    op.drop_index('ix_notification_due', table_name='notification')
+    # SQLite's schema changes are not transactional here: a run cut between the two
+    # statements is finished by the next
+    op.drop_index('ix_notification_due', table_name='notification', if_exists=True)
     op.create_index('ix_notification_due', 'notification',
                     ['status', 'urgent', 'next_attempt_at'])
 
