@@ -3,7 +3,7 @@
 A newcomer's demo and the tests send real e-mails, SMS and robot messages, never mocks, to real
 servers on loopback:
 
-- SMTP: `python -m aiosmtpd -n -l 127.0.0.1:PORT -c aiosmtpd.handlers.Mailbox DIR`, a process of
+- SMTP: `python -m aiosmtpd -n -l 127.0.0.1:PORT -c orglife.smtpsink.RawMaildir DIR`, a process of
   its own (aiosmtpd's threaded Controller is fragile inside an eventlet-patched process:
   KNOWN-TRAPS); what arrived is read back from the Maildir.
 - HTTP recorder: `python -m orglife.devservers http --port N --record FILE`, a plain
@@ -422,7 +422,7 @@ class SmtpSink(LocalServer):
         if importlib.util.find_spec("aiosmtpd") is None:
             raise RuntimeError("aiosmtpd is not installed: pip install -r requirements.lock")
         return [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{self.host}:{port}",
-                "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)]
+                "-c", "orglife.smtpsink.RawMaildir", str(self.maildir)]
 
     def ready(self) -> bool:
         try:
