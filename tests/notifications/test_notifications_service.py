@@ -634,3 +634,55 @@ def test_preparing_a_batch_never_fails_on_a_malformed_event(notifications_store)
                                      registry.SessionDirectory(uow.session, False))
         handlers.prepare_members(uow, members, planning)
         handlers.prepare_meetings(uow, meetings, planning)
+
+
+def test_a_meeting_cancelled_before_its_reminders_go_withdraws_them_and_says_so(
+        full, scoring_clock, endpoints, own_name, notifications_store):
+    village(full, own_name)
+    full.meetings.schedule_meeting({"meeting_id": "s1", "branch_id": "b1",
+                                    "type": "branch_assembly", "held_at": "2026-11-23T19:30:00",
+                                    "topic": "换届选举"})
+    full.deliver()
+    reminders = [r for r in rows(notifications_store, kind="meeting_reminder")]
+    assert len(reminders) == 10 and {r.status for r in reminders} == {"pending"}
+    full.meetings.cancel_meeting({"meeting_id": "s1", "reason": "台风"})
+    full.deliver()
+    after = rows(notifications_store, kind="meeting_reminder")
+    assert {r.status for r in after if not r.cause.endswith("@cancelled")} == {"withdrawn"}
+    # no reminder had gone out: nobody heard of it from us, so nobody is told it is off
+    assert [r for r in after if r.cause.endswith("@cancelled")] == []
+    mails_before = len(endpoints.mails())
+    send_due(full, scoring_clock, minutes=60 * 40)  # past the reminders' own time
+    assert len(endpoints.mails()) == mails_before
+    sent = {r.notification_id: r.status for r in rows(notifications_store,
+                                                      kind="meeting_reminder")}
+    assert {sent[r.notification_id] for r in reminders} == {"withdrawn"}
+
+
+def test_a_restarted_sender_retries_what_the_last_one_left_in_backoff(
+        full, scoring_clock, endpoints, own_name, notifications_store, notifications_worker):
+    """Retries live in the database: a new worker on the same database (the service started
+    again) picks the follow-up up at its next_attempt_at and delivers it once."""
+    village(full, own_name)
+    full.members.update_member({"member_id": "m1", "phone": "13700137001"})
+    full.deliver()
+    full.notifications.set_preferences({"member_id": "m1", "channels": ["sms", "email"]})
+    full.meetings.log_meeting(assembly(present=["m2", "m3", "m4", "m5", "m6", "m7", "m8",
+                                                "m9"], absent=["m1"]))
+    full.deliver()
+    endpoints.sms.fail_next(2, "http500")
+    send_due(full, scoring_clock, minutes=11)
+    [waiting] = rows(notifications_store, kind="absence_followup")
+    assert (waiting.status, waiting.channel, waiting.attempts) == ("pending", "sms", 1)
+    restarted = notifications_worker()  # nothing carried over but the database
+    scoring_clock.fixed = scoring_clock.fixed + timedelta(minutes=1)
+    restarted.deliver_due()  # the second failure: the next pause is 5 minutes
+    scoring_clock.fixed = scoring_clock.fixed + timedelta(minutes=2)
+    restarted.deliver_due()  # not due yet: nothing tried
+    [still] = rows(notifications_store, kind="absence_followup")
+    assert (still.status, still.attempts) == ("pending", 2)
+    scoring_clock.fixed = scoring_clock.fixed + timedelta(minutes=3)
+    notifications_worker().deliver_due()  # and started again
+    [done] = rows(notifications_store, kind="absence_followup")
+    assert (done.status, done.channel, done.attempts) == ("delivered", "sms", 3)
+    assert [h["outcome"] for h in done.history] == ["TemporaryFailure"] * 2 + ["delivered"]

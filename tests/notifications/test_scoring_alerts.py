@@ -128,3 +128,42 @@ def test_at_risk_and_the_years_grades_reach_the_members(
     full.scoring.run_daily()  # the same day again (Jan 3 would be b1's 90th silent day)
     daily(full, scoring_clock, date(2027, 1, 2))
     assert (len(endpoints.mails()), len(rows(notifications_store))) == before
+
+
+def test_each_at_risk_level_reaches_whom_it_should(full, scoring_clock, endpoints, own_name,
+                                                   notifications_store):
+    """notice (3 months): the member and the secretary; alert (5): the secretary and the
+    township officer; review (6): the same, urgent, flagged for the branch assembly."""
+    village(full, own_name)
+    mail = own_contacts(full, endpoints, own_name)
+    officer = f"{own_name}.officer@example.cn"
+    full.members.register_member({"member_id": "o1", "name": "组织委员", "branch_id": "b3",
+                                  "joined_on": "2000-01-01", "email": officer})
+    full.members.update_organization({"org_id": "t1", "secretary_id": "o1"})
+    full.deliver()
+    seen = {}
+    for months, level in (((5, 6, 7), "notice"), ((8, 9), "alert"), ((10,), "review")):
+        for month in months:  # m1 is at none of them
+            full.meetings.log_meeting({
+                "meeting_id": f"t{month}", "branch_id": "b1", "type": "theme_day",
+                "held_at": f"2026-{month:02d}-05T09:00", "topic": "主题党日",
+                "attendance": attendance(present=NINE[1:])})
+        full.deliver()
+        send_due(full, scoring_clock)
+        fresh = [n for n in rows(notifications_store, kind="member_at_risk")
+                 if n.notification_id not in seen]
+        seen.update({n.notification_id: level for n in fresh})
+        assert {n.status for n in fresh} == {"delivered"}, level
+        assert {f":{level}:" in n.cause for n in fresh} == {True}
+        reached = {n.recipient_id for n in fresh}
+        if level == "notice":
+            assert reached == {"m1", "m9"}
+        else:
+            assert reached == {"m9", "o1"}
+            assert {n.urgent for n in fresh} == ({True} if level == "review" else {False})
+    assert len(mails_to(endpoints, mail["m1"], "【组织生活提醒】")) == 1  # the notice only
+    to_officer = mails_to(endpoints, officer, "【党员")
+    assert len(to_officer) == 2
+    assert any("提请审议" in m.body for m in to_officer)  # the review, for the assembly
+    assert any("谈心谈话" in m.body for m in to_officer)  # the alert
+    assert len(mails_to(endpoints, mail["m9"], "【党员")) == 3
