@@ -122,19 +122,28 @@ def test_a_logged_meeting_reaches_records_scores_compliance_and_mailboxes(
     # the same events once more, as a redelivery would bring them
     logged = meetings_events.drain(1)
     publish_raw(vhost_uri, "meetings.events", "meeting_logged", json.dumps(logged[0]))
+    # a marker published after the duplicate, on the same queues: once scoring and
+    # notifications have handled it, they have handled the duplicate before it
     marker = {"meeting_id": "a2", "branch_id": "b1", "type": "lecture",
               "held_at": "2026-11-19T21:00:00+08:00", "topic": "党课",
-              "attendance": [{"member_id": m, "status": "present"} for m in NINE]}
-    proxy.meetings.log_meeting(marker)  # after the duplicate: once it is handled, so is that
+              "attendance": [{"member_id": m, "status": "present"} for m in NINE if m != "m3"]
+              + [{"member_id": "m3", "status": "absent"}]}
+    proxy.meetings.log_meeting(marker)
     wait_for(lambda: proxy.scoring.member_score("m1", 2026)["score"] == 62,
              message="the marker lecture scored")
+    wait_for(lambda: ("absence_followup", "m3") in {
+        (n["kind"], n["recipient_id"]) for n in notifications(proxy)},
+        message="notifications planned the marker")
     wait_for(lambda: proxy.notifications.health()["pending"] == 0, message="nothing pending")
+    wait_for(lambda: len(mails_to(endpoints, mail["m9"])) == 2, timeout=30,
+             message="the marker's digest")
     eventlet.sleep(0.5)
-    assert len(mails_to(endpoints, mail["m1"])) == 1
-    assert len(mails_to(endpoints, mail["m9"])) == 1
+    assert len(mails_to(endpoints, mail["m1"])) == 1  # the duplicate followed nobody up again
+    assert len(mails_to(endpoints, mail["m9"])) == 2  # a1's digest once, the marker's
     assert proxy.scoring.member_score("m1", 2026)["score"] == 62
     kinds = sorted((n["kind"], n["recipient_id"]) for n in notifications(proxy))
-    assert kinds == [("absence_digest", "m9"), ("absence_followup", "m1"),
-                     ("absence_followup", "m2")]
+    assert kinds == [("absence_digest", "m9"), ("absence_digest", "m9"),
+                     ("absence_followup", "m1"), ("absence_followup", "m2"),
+                     ("absence_followup", "m3")]
     failed.close()
     meetings_events.close()
