@@ -26,6 +26,15 @@ def village(full, own_name):
     full.deliver()
 
 
+def election_scheduled(full, own_name):
+    """The village with its 换届选举 assembly s1 scheduled for 2026-11-23 19:30."""
+    village(full, own_name)
+    full.meetings.schedule_meeting({"meeting_id": "s1", "branch_id": "b1",
+                                    "type": "branch_assembly", "held_at": "2026-11-23T19:30:00",
+                                    "topic": "换届选举"})
+    full.deliver()
+
+
 def assembly(meeting_id="a1", day="2026-11-19", **who):
     return {"meeting_id": meeting_id, "branch_id": "b1", "type": "branch_assembly",
             "held_at": f"{day}T19:30:00", "topic": "学习贯彻全会精神",
@@ -178,11 +187,7 @@ def test_quiet_hours_defer_and_urgent_alerts_do_not(full, scoring_clock, endpoin
 
 def test_reminders_follow_a_scheduled_meeting_moved_and_cancelled(
         full, scoring_clock, endpoints, own_name, notifications_store):
-    village(full, own_name)
-    full.meetings.schedule_meeting({"meeting_id": "s1", "branch_id": "b1",
-                                    "type": "branch_assembly", "held_at": "2026-11-23T19:30:00",
-                                    "topic": "换届选举"})
-    full.deliver()
+    election_scheduled(full, own_name)
     reminders = rows(notifications_store, kind="meeting_reminder")
     assert len(reminders) == 9 + 1  # nine members; m3–m8 have no contact: one note to m9
     assert {as_utc(r.not_before).isoformat() for r in reminders} == {
@@ -326,11 +331,7 @@ def test_a_follow_up_withdrawn_by_an_amendment_is_owed_again_when_the_member_is_
 
 def test_a_meeting_moved_and_moved_back_reminds_again(
         full, scoring_clock, endpoints, own_name, notifications_store):
-    village(full, own_name)
-    full.meetings.schedule_meeting({"meeting_id": "s1", "branch_id": "b1",
-                                    "type": "branch_assembly", "held_at": "2026-11-23T19:30:00",
-                                    "topic": "换届选举"})
-    full.deliver()
+    election_scheduled(full, own_name)
     for revision, held_at in ((1, "2026-11-24T19:30:00"), (2, "2026-11-23T19:30:00")):
         full.meetings.amend_meeting({"meeting_id": "s1", "revision": revision,
                                      "held_at": held_at})
@@ -636,13 +637,9 @@ def test_preparing_a_batch_never_fails_on_a_malformed_event(notifications_store)
         handlers.prepare_meetings(uow, meetings, planning)
 
 
-def test_a_meeting_cancelled_before_its_reminders_go_withdraws_them_and_says_so(
+def test_a_meeting_cancelled_before_its_reminders_go_withdraws_them_and_tells_nobody(
         full, scoring_clock, endpoints, own_name, notifications_store):
-    village(full, own_name)
-    full.meetings.schedule_meeting({"meeting_id": "s1", "branch_id": "b1",
-                                    "type": "branch_assembly", "held_at": "2026-11-23T19:30:00",
-                                    "topic": "换届选举"})
-    full.deliver()
+    election_scheduled(full, own_name)
     reminders = [r for r in rows(notifications_store, kind="meeting_reminder")]
     assert len(reminders) == 10 and {r.status for r in reminders} == {"pending"}
     full.meetings.cancel_meeting({"meeting_id": "s1", "reason": "台风"})
