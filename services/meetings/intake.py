@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from orglife.common.auth import SYSTEM, Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork, page, prefetch
+from orglife.common.db import UnitOfWork, insert_later, page, prefetch
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules
 from orglife.common.schemas import load, storable
@@ -104,7 +104,7 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
         return _reject(uow, event_type, body, event_id, exc.errors, pending, now)
     if pending is not None:
         uow.session.delete(pending)
-    uow.session.connection().execute(_NEW_RECEIPT, {
+    insert_later(uow.session, _NEW_RECEIPT, {
         "event_id": event_id, "event_type": event_type, "ref": result[kind.ref],
         "accepted_at": now})
     uow.commit()  # a repeat report stores nothing new, but its inbox and receipt rows must

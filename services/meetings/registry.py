@@ -14,7 +14,9 @@ from sqlalchemy import delete, select
 
 from orglife.common.auth import Principal
 from orglife.common.clock import as_utc, iso
-from orglife.common.db import UnitOfWork, lookup, page, stored, under
+from orglife.common.db import (
+    UnitOfWork, insert_later, lookup, page, stored, under, write_queued,
+)
 from orglife.common.errors import Conflict, NotFound, ValidationError
 from orglife.common.rules import Rules
 
@@ -113,11 +115,16 @@ def attendance_rows(session, meeting_id: str) -> list[dict]:
 
 
 def _store_attendance(session, meeting_id: str, rows: list[dict], replace: bool = True) -> None:
-    if replace:
-        session.execute(delete(Attendance).where(Attendance.meeting_id == meeting_id))
-    if rows:
-        session.connection().execute(_NEW_ATTENDANCE,
-                                     [{"meeting_id": meeting_id, **row} for row in rows])
+    """A new meeting's rows are queued (db.insert_later, written when the unit of work
+    commits); replaced ones are deleted and written at once."""
+    lines = [{"meeting_id": meeting_id, **row} for row in rows]
+    if not replace:
+        insert_later(session, _NEW_ATTENDANCE, lines)
+        return
+    write_queued(session)  # nothing queued escapes the delete
+    session.execute(delete(Attendance).where(Attendance.meeting_id == meeting_id))
+    if lines:
+        session.connection().execute(_NEW_ATTENDANCE, lines)
 
 
 def _store_non_members(record: Meeting, prepared: Prepared) -> None:
@@ -200,9 +207,10 @@ def log_meeting(uow: UnitOfWork, principal: Principal, rules: Rules, meeting: di
     record.source = source
     record.report_digest = digest
     if existing is None:
-        # A new meeting is one Core INSERT (intake stores hundreds per batch; an ORM flush
-        # per meeting cost more than the rest of storing it). `record` stays transient.
-        session.connection().execute(_NEW_MEETING, {
+        # A new meeting is a Core INSERT, queued with its attendance and written with the
+        # unit of work (intake stores hundreds per batch; an ORM flush per meeting cost more
+        # than the rest of storing it). `record` stays transient.
+        insert_later(session, _NEW_MEETING, {
             column.key: getattr(record, column.key) for column in Meeting.__table__.columns})
         stored(session, Meeting, meeting_id)
     _store_attendance(session, meeting_id, prepared.rows, replace=existing is not None)

@@ -7,6 +7,7 @@ consumer of members' events (checked against orglife/system.py when the service 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
@@ -107,18 +108,34 @@ PERSON_COLUMNS = (MemberCopy.member_id, MemberCopy.version, MemberCopy.valid_fro
                   MemberCopy.committee_member, MemberCopy.no_vote)
 
 
-def _choose(rows, at: datetime) -> dict[str, Person]:
-    """Per member, the version in force at `at`. A member whose first version starts later
-    (joined after `at`) is known but not yet a member: never expected, never counted."""
-    chosen: dict[str, tuple] = {}
+def _versions(rows) -> dict[str, list[tuple]]:
+    """Per member, their versions as (instant in force from, version, as a member then, as
+    not yet one), ordered by instant then version: converted once, so that a cached branch
+    is chosen from at each meeting without converting or building anything again."""
+    versions: dict[str, list[tuple]] = {}
     for member_id, version, valid_from, branch_id, group_id, status, committee, no_vote in rows:
-        since = as_utc(valid_from)
-        joined = since <= at
-        key = (1, since, version) if joined else (0, -since.timestamp(), -version)
-        if member_id not in chosen or key > chosen[member_id][0]:
-            chosen[member_id] = (key, Person(member_id, branch_id, group_id, status,
-                                             bool(committee), bool(no_vote), joined))
-    return {member_id: person for member_id, (_, person) in chosen.items()}
+        member = Person(member_id, branch_id, group_id, status, bool(committee), bool(no_vote))
+        versions.setdefault(member_id, []).append(
+            (as_utc(valid_from), version, member, replace(member, joined=False)))
+    for member_versions in versions.values():
+        member_versions.sort(key=lambda v: (v[0], v[1]))
+    return dict(sorted(versions.items()))
+
+
+def _choose(versions: dict[str, list[tuple]], at: datetime) -> dict[str, Person]:
+    """Per member, the version in force at `at`: the latest one that started by then. A
+    member whose first version starts later (joined after `at`) is known but not yet a
+    member (their first version, with joined=False): never expected, never counted."""
+    chosen: dict[str, Person] = {}
+    for member_id, member_versions in versions.items():
+        if member_versions[0][0] > at:
+            chosen[member_id] = member_versions[0][3]
+            continue
+        for since, _, member, _ in reversed(member_versions):
+            if since <= at:
+                chosen[member_id] = member
+                break
+    return chosen
 
 
 def people_at(session, member_ids, at: datetime) -> dict[str, Person]:
@@ -128,7 +145,7 @@ def people_at(session, member_ids, at: datetime) -> dict[str, Person]:
     for start in range(0, len(ids), 500):
         rows += session.execute(select(*PERSON_COLUMNS).where(
             MemberCopy.member_id.in_(ids[start:start + 500]))).all()
-    return _choose(rows, at)
+    return _choose(_versions(rows), at)
 
 
 def bump_watermark(session) -> None:
@@ -144,7 +161,7 @@ class RosterCache:
 
     def __init__(self):
         self.watermark = None
-        self.rows: dict[str, list] = {}
+        self.rows: dict[str, dict[str, list[tuple]]] = {}
         self.orgs: dict[str, OrgCopy | None] = {}
         self._checked_in = None
 
@@ -167,16 +184,17 @@ class RosterCache:
             self.orgs[org_id] = org
         return self.orgs[org_id]
 
-    def branch_rows(self, session, branch_id: str) -> list:
+    def branch_rows(self, session, branch_id: str) -> dict[str, list[tuple]]:
         if branch_id not in self.rows:
             self.rows[branch_id] = _branch_rows(session, branch_id)
         return self.rows[branch_id]
 
 
-def _branch_rows(session, branch_id: str) -> list:
+def _branch_rows(session, branch_id: str) -> dict[str, list[tuple]]:
+    """Every version of everyone who was ever in the branch (see _versions)."""
     ever_in_branch = select(MemberCopy.member_id).where(MemberCopy.branch_id == branch_id)
-    return session.execute(select(*PERSON_COLUMNS)
-                           .where(MemberCopy.member_id.in_(ever_in_branch))).all()
+    return _versions(session.execute(select(*PERSON_COLUMNS)
+                                     .where(MemberCopy.member_id.in_(ever_in_branch))).all())
 
 
 def branch_people_at(session, branch_id: str, listed_ids, at: datetime,

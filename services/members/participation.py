@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import delete
 
-from orglife.common.db import lookup, prefetch, stored
+from orglife.common.db import insert_later, lookup, prefetch, stored, write_queued
 
 from .models import MeetingVersion, Participation
 
@@ -35,12 +35,13 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
     if seen is not None and seen.revision >= meeting["revision"]:
         return False
     if seen is None:  # a first revision: no lines of it to replace
-        session.connection().execute(_NEW_VERSION, {
+        insert_later(session, _NEW_VERSION, {
             "meeting_id": meeting["meeting_id"], "revision": meeting["revision"],
             "cancelled": meeting["cancelled"]})
         stored(session, MeetingVersion, meeting["meeting_id"])  # a later revision finds it
     else:
         seen.revision, seen.cancelled = meeting["revision"], meeting["cancelled"]
+        write_queued(session)  # lines an earlier revision of this batch queued are deleted too
         session.execute(delete(Participation).where(Participation.ref == meeting["meeting_id"])
                         .where(Participation.kind == "meeting"))
     if meeting["cancelled"] or meeting.get("status") != "logged":
@@ -53,8 +54,7 @@ def apply_meeting(session, meeting: dict, tz) -> bool:
         "year": year, "status": row["status"], "remote": bool(row.get("remote")),
         "visiting": bool(row.get("visiting")), "topic": (meeting.get("topic") or "")[:300],
     } for row in meeting["attendance"]]
-    if rows:
-        session.connection().execute(_NEW_PARTICIPATION, rows)
+    insert_later(session, _NEW_PARTICIPATION, rows)  # with the batch's others, at commit
     return True
 
 

@@ -85,3 +85,62 @@ def test_a_locked_prefetch_holds_its_rows_until_the_transaction_ends(pg_engine):
     with engine.connect() as other:  # released with the transaction
         assert other.execute(text("SELECT revision FROM meeting_versions WHERE "
                                   "meeting_id = 'b' FOR UPDATE")).scalar_one() == 2
+
+
+def test_rows_queued_by_insert_later_are_written_at_commit_or_when_a_lookup_needs_them(engine):
+    """insert_later: nothing is written until the unit of work commits (one executemany per
+    statement), a lookup of a key marked stored writes the queue first, a rollback drops it."""
+    from sqlalchemy import func, select
+
+    from orglife.common.db import insert_later, write_queued
+    new_version = MeetingVersion.__table__.insert()
+
+    def count(session):
+        return session.scalar(select(func.count()).select_from(MeetingVersion))
+
+    statements = counting(engine)
+    with session_factory(engine)() as session:
+        prefetch(session, MeetingVersion, ["c", "d"])
+        insert_later(session, new_version, {"meeting_id": "c", "revision": 1, "cancelled": False})
+        insert_later(session, new_version, [{"meeting_id": "d", "revision": 1, "cancelled": False},
+                                            {"meeting_id": "e", "revision": 1, "cancelled": False}])
+        stored(session, MeetingVersion, "c")
+        assert count(session) == 2  # queued, not written
+        assert lookup(session, MeetingVersion, "d") is None  # prefetched absent: still queued
+        inserts = len([s for s in statements if s.lstrip().upper().startswith("INSERT")])
+        assert lookup(session, MeetingVersion, "c").revision == 1  # the queue written first
+        assert count(session) == 5
+        assert len([s for s in statements if s.lstrip().upper().startswith("INSERT")]) \
+            == inserts + 1  # the three rows in one statement
+        insert_later(session, new_version, {"meeting_id": "f", "revision": 1, "cancelled": False})
+        session.rollback()
+        session.info.pop("insert_later", None)  # as UnitOfWork.rollback does
+        write_queued(session)
+        assert count(session) == 2
+
+
+def test_a_unit_of_work_writes_its_queue_when_it_commits_and_drops_it_when_it_does_not(engine):
+    from sqlalchemy import func, select
+
+    from orglife.common.db import UnitOfWork, insert_later
+    from services.members.models import backbone
+    new_version = MeetingVersion.__table__.insert()
+
+    def unit():
+        return UnitOfWork(session_factory(engine), "members", backbone)
+
+    with unit() as uow:
+        insert_later(uow.session, new_version, {"meeting_id": "g", "revision": 1,
+                                                "cancelled": False})
+        uow.commit()
+    with unit() as uow:
+        insert_later(uow.session, new_version, {"meeting_id": "h", "revision": 1,
+                                                "cancelled": False})
+    with unit() as uow, uow.batch():  # in a batch, at its end
+        insert_later(uow.session, new_version, {"meeting_id": "i", "revision": 1,
+                                                "cancelled": False})
+        uow.commit()
+        assert uow.session.scalar(select(func.count()).select_from(MeetingVersion)
+                                  .where(MeetingVersion.meeting_id == "i")) == 0
+    with session_factory(engine)() as session:
+        assert set(session.scalars(select(MeetingVersion.meeting_id))) == {"a", "b", "g", "i"}

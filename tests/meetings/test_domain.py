@@ -133,3 +133,27 @@ def test_quorum_arithmetic_is_decimal():
     assert Quorum(0.29, "voting_members").needed(100) == 30
     assert Quorum(0.5, "voting_members").needed(9) == 5
     assert Quorum(0.5, "voting_members").needed(10) == 6
+
+
+def test_the_roster_takes_each_members_version_in_force_at_the_meeting():
+    """roster._choose over roster._versions (rows in any order, naive SQLite instants): the
+    latest version started by then, the higher version on a tie, and before the first one
+    the member is known but not joined."""
+    from datetime import datetime, timezone
+
+    from services.meetings.roster import _choose, _versions
+
+    def at(day):
+        return datetime(2026, 3, day, tzinfo=timezone.utc)
+    rows = [("m1", 3, datetime(2026, 3, 20), "b2", None, "formal", False, False),
+            ("m1", 1, datetime(2026, 3, 1), "b1", "g1", "formal", True, False),
+            ("m1", 2, datetime(2026, 3, 20), "b2", None, "formal", False, True),
+            ("m2", 1, datetime(2026, 3, 10), "b1", None, "probationary", False, False)]
+    versions = _versions(rows)
+    early, spring, late = (_choose(versions, at(day)) for day in (5, 15, 25))
+    assert (early["m1"].branch_id, early["m1"].committee_member) == ("b1", True)
+    assert (early["m2"].joined, early["m2"].active) == (False, False)
+    assert (spring["m2"].joined, spring["m2"].status) == (True, "probationary")
+    assert (late["m1"].branch_id, late["m1"].no_vote) == ("b2", False)  # version 3 of the 20th
+    assert _choose(versions, at(20))["m1"].branch_id == "b2"  # in force from that instant
+    assert list(late) == ["m1", "m2"]

@@ -244,6 +244,27 @@ def test_intake_accepts_waits_and_rejects(secretary, meetings_worker, meetings_s
     assert meetings_worker("township_admin", "t2").list_rejected_intake({})["total"] == 1
 
 
+def test_one_intake_batch_with_a_meeting_its_repeat_and_a_changed_copy(
+        secretary, meetings_worker, meetings_store):
+    """A new meeting's rows are written when the batch commits (db.insert_later); a later
+    report of the same meeting in the batch still finds it: the repeat is accepted and
+    stores nothing new, a changed copy is refused as a conflict."""
+    admin = meetings_worker()
+    report = dict(ASSEMBLY, meeting_id="in8")
+    first, repeat = (intake_envelope("meeting_reported", report) for _ in range(2))
+    changed = intake_envelope("meeting_reported", dict(report, topic="另一个议题"))
+    other = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in9"))
+    admin.on_intake([first, repeat, changed, other])
+    assert [admin.get_intake(e.event_id)["status"] for e in (first, repeat, changed, other)] \
+        == ["accepted", "accepted", "rejected", "accepted"]
+    assert "_conflict" in admin.get_intake(changed.event_id)["reasons"]
+    stored = admin.get_meeting("in8")
+    assert stored["topic"] == ASSEMBLY["topic"] and stored["revision"] == 1
+    assert len(stored["attendance"]) == len(admin.get_meeting("in9")["attendance"]) > 0
+    types = [e["event_type"] for e in meetings_store.outbox_events()]
+    assert types.count("meeting_logged") == 2 and types.count("intake_rejected") == 1
+
+
 def test_an_intake_report_is_found_by_its_envelope_event_id(secretary, meetings_worker):
     admin = meetings_worker()
     meeting = intake_envelope("meeting_reported", dict(ASSEMBLY, meeting_id="in5"))

@@ -74,3 +74,14 @@ def test_revisions_of_one_meeting_in_one_batch_apply_without_falling_back(admin)
              meeting_event(1, [("m1", "absent")])]
     admin.on_meetings_events(batch)  # one transaction; raising here would fail the test
     assert [i["status"] for i in record(admin, "m1")["items"]] == ["present"]
+
+
+def test_two_amendments_in_one_batch_leave_the_lines_of_the_newest(admin):
+    """The lines of the first amendment are queued (db.insert_later) when the second replaces
+    them in the same transaction: they are deleted too, not written beside the newest."""
+    admin.on_meetings_events([meeting_event(1, [("m1", "present"), ("m2", "present")])])
+    admin.on_meetings_events([
+        meeting_event(2, [("m1", "present"), ("m2", "absent")], "meeting_amended"),
+        meeting_event(3, [("m1", "absent")], "meeting_amended")])
+    assert [i["status"] for i in record(admin, "m1")["items"]] == ["absent"]
+    assert record(admin, "m2")["items"] == []
