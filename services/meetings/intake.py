@@ -94,8 +94,10 @@ def handle_intake(uow: UnitOfWork, rules: Rules, event_type: str, body: dict, ev
                                f"{', '.join(sorted(found.missing))}")
     if found:
         return _reject(uow, event_type, body, event_id, found.all_errors(), pending, now)
-    # log_meeting and log_activity raise before writing anything, so a Conflict leaves this
-    # unit of work (and the batch it may be part of) clean for the rejection.
+    # log_meeting and log_activity raise before writing or queueing anything of this report
+    # (a lookup may write what earlier reports of the batch queued: theirs to keep), so a
+    # Conflict leaves this unit of work (and the batch it may be part of) clean for the
+    # rejection.
     try:
         result = store()
     except Conflict as exc:

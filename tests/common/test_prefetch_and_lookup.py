@@ -112,11 +112,32 @@ def test_rows_queued_by_insert_later_are_written_at_commit_or_when_a_lookup_need
         assert count(session) == 5
         assert len([s for s in statements if s.lstrip().upper().startswith("INSERT")]) \
             == inserts + 1  # the three rows in one statement
-        insert_later(session, new_version, {"meeting_id": "f", "revision": 1, "cancelled": False})
         session.rollback()
-        session.info.pop("insert_later", None)  # as UnitOfWork.rollback does
-        write_queued(session)
+        write_queued(session)  # nothing left to write
         assert count(session) == 2
+
+
+def test_queued_rows_are_written_parent_tables_first(engine):
+    """write_queued follows the tables' foreign keys, not the order statements were queued."""
+    from sqlalchemy import Column, ForeignKey, MetaData, String, Table
+
+    from orglife.common.db import insert_later, write_queued
+    metadata = MetaData()
+    parent = Table("queued_parent", metadata, Column("id", String(8), primary_key=True))
+    child = Table("queued_child", metadata, Column("id", String(8), primary_key=True),
+                  Column("parent_id", String(8), ForeignKey("queued_parent.id")))
+    metadata.create_all(engine)
+    statements = counting(engine)
+    try:
+        with session_factory(engine)() as session:
+            insert_later(session, child.insert(), {"id": "c1", "parent_id": "p1"})
+            insert_later(session, parent.insert(), {"id": "p1"})
+            write_queued(session)
+            session.commit()
+        inserts = [s.split()[2] for s in statements if s.lstrip().upper().startswith("INSERT")]
+        assert inserts == ["queued_parent", "queued_child"]
+    finally:
+        metadata.drop_all(engine)
 
 
 def test_a_unit_of_work_writes_its_queue_when_it_commits_and_drops_it_when_it_does_not(engine):
@@ -133,9 +154,13 @@ def test_a_unit_of_work_writes_its_queue_when_it_commits_and_drops_it_when_it_do
         insert_later(uow.session, new_version, {"meeting_id": "g", "revision": 1,
                                                 "cancelled": False})
         uow.commit()
-    with unit() as uow:
+    with unit() as uow:  # a rollback drops the queue: the unit of work goes on without it
         insert_later(uow.session, new_version, {"meeting_id": "h", "revision": 1,
                                                 "cancelled": False})
+        uow.rollback()
+        insert_later(uow.session, new_version, {"meeting_id": "j", "revision": 1,
+                                                "cancelled": False})
+        uow.commit()
     with unit() as uow, uow.batch():  # in a batch, at its end
         insert_later(uow.session, new_version, {"meeting_id": "i", "revision": 1,
                                                 "cancelled": False})
@@ -143,4 +168,5 @@ def test_a_unit_of_work_writes_its_queue_when_it_commits_and_drops_it_when_it_do
         assert uow.session.scalar(select(func.count()).select_from(MeetingVersion)
                                   .where(MeetingVersion.meeting_id == "i")) == 0
     with session_factory(engine)() as session:
-        assert set(session.scalars(select(MeetingVersion.meeting_id))) == {"a", "b", "g", "i"}
+        assert set(session.scalars(select(MeetingVersion.meeting_id))) \
+            == {"a", "b", "g", "i", "j"}

@@ -220,8 +220,9 @@ class UnitOfWork:
 
     @contextmanager
     def batch(self):
-        """Several changes, one transaction: `commit()` inside only writes the outbox rows and
-        flushes; the transaction commits when the batch ends (and rolls back if it raises)."""
+        """Several changes, one transaction: `commit()` inside only flushes the session; the
+        rows queued by `insert_later`, the outbox rows and the commit come when the batch
+        ends (and a rollback if it raises)."""
         self._batch_depth += 1
         try:
             yield self
@@ -322,7 +323,9 @@ def insert_later(session: Session, statement, rows) -> None:
     when the batch ends), in the order the statements were first queued. A consumer's batch
     of 200 meetings thus pays one call per table instead of one per meeting and table (the
     per-call overhead was a fifth of meetings' intake). Until then no query sees the rows:
-    callers mark each key `stored`, and `lookup` writes the queue before asking for it."""
+    callers mark each key `stored`, and `lookup` writes the queue before asking for it; any
+    other read or delete of such a table in the same unit of work (a plain `session.get`, a
+    SELECT, a DELETE) must call `write_queued` first."""
     queued = session.info.setdefault("insert_later", {}).setdefault(statement, [])
     if isinstance(rows, dict):
         queued.append(rows)
@@ -331,14 +334,21 @@ def insert_later(session: Session, statement, rows) -> None:
 
 
 def write_queued(session: Session) -> None:
-    """Write what `insert_later` queued (the unit of work calls this when it commits)."""
+    """Write what `insert_later` queued: when the unit of work commits, when `lookup` must ask
+    the database, and before a DELETE of rows that may be queued. Parent tables first (the
+    order of their metadata's foreign keys), so that a key added between two tables later
+    cannot make the order in which statements were first queued matter."""
     queued = session.info.pop("insert_later", None)
     if not queued:
         return
     connection = session.connection()
-    for statement, rows in queued.items():
-        if rows:
-            connection.execute(statement, rows)
+    for statement in sorted(queued, key=_table_order):
+        if queued[statement]:
+            connection.execute(statement, queued[statement])
+
+
+def _table_order(statement) -> int:
+    return statement.table.metadata.sorted_tables.index(statement.table)
 
 
 def under(column, org_id: str):
