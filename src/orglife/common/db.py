@@ -320,7 +320,7 @@ def stored(session: Session, model, key) -> None:
 def insert_later(session: Session, statement, rows) -> None:
     """Queue `rows` (a dict or a list of dicts) for `statement`, a Core INSERT built once; the
     unit of work writes each statement's rows with one executemany when it commits (a batch:
-    when the batch ends), in the order the statements were first queued. A consumer's batch
+    when the batch ends), parent tables first (`write_queued`). A consumer's batch
     of 200 meetings thus pays one call per table instead of one per meeting and table (the
     per-call overhead was a fifth of meetings' intake). Until then no query sees the rows:
     callers mark each key `stored`, and `lookup` writes the queue before asking for it; any
