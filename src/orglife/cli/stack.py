@@ -5,14 +5,13 @@ Their `app` has no name: `orglife.cli.app` adds its commands at the top level.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from typing import Optional
 
 import typer
 
 from orglife.cli.common import Column, JsonOpt, console, fail, items_table, print_json, settings
-from orglife.common.config import REPO_ROOT, write_private
+from orglife.common.config import write_private
 
 app = typer.Typer()
 
@@ -116,7 +115,8 @@ def status(as_json: bool = JsonOpt):
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def test(ctx: typer.Context):
-    """Run the whole suite (starts its own RabbitMQ node and PostgreSQL cluster)."""
+    """Run the whole suite (starts its own RabbitMQ node and PostgreSQL cluster), in two
+    pytest processes at once unless tests are named (orglife/testlanes.py)."""
     from orglife.broker import BootstrapError, ensure_rabbitmq_installed
     from orglife.postgres import ensure_postgres_installed
     try:  # before pytest collects: on a fresh machine nothing is skipped for want of them
@@ -124,8 +124,11 @@ def test(ctx: typer.Context):
         ensure_postgres_installed()
     except BootstrapError as exc:
         fail(str(exc), 3)
-    args = [sys.executable, "-m", "pytest", *ctx.args]
-    code = subprocess.call(args, cwd=REPO_ROOT)
+    from orglife import testlanes
+    try:
+        code = testlanes.run(list(ctx.args))
+    except BootstrapError as exc:
+        fail(str(exc), 3)
     raise typer.Exit(code)
 
 

@@ -1,0 +1,129 @@
+"""`./orglife test` as two pytest processes at once (lanes).
+
+Measured on this 2-core machine, the suite in one process kept the cores about half busy: most
+of its time went to waiting for brokers, clusters, PostgreSQL and whole stacks of services to
+start and settle. The tests that start their own stacks or nodes (`STACK_LANE`) therefore run
+in one process while everything else runs in another; both use the one private RabbitMQ node
+and PostgreSQL cluster of the test runs, started here first (so that neither lane's fixtures
+start or stop them: tests/conftest.py leaves running what it found running).
+
+A run that names tests (`./orglife test tests/members`), or ORGLIFE_TEST_LANES=1, is one
+process, as plain pytest. This module imports neither eventlet nor nameko.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from orglife.common.config import REPO_ROOT
+
+TEST_HOME = REPO_ROOT / ".orglife-test"  # tests/conftest.py's home of the shared node and cluster
+
+# The modules that start stacks, clusters or nodes of their own (the longest of the suite);
+# paths relative to the repository. Everything else is the other lane.
+STACK_LANE = (
+    "tests/integration/test_demo.py",
+    "tests/integration/test_cluster.py",
+    "tests/integration/test_chaos.py",
+    "tests/integration/test_stack.py",
+    "tests/integration/test_deployment.py",
+    "tests/integration/test_private_nodes.py",
+    "tests/bench",
+)
+
+NO_TESTS = 5  # pytest's exit status when a lane selected nothing
+
+
+def names_tests(args: list[str], root: Path = REPO_ROOT) -> bool:
+    """True when the arguments name a test file, folder or node (`path::test`): then the
+    caller chose what to run, and it runs as one process."""
+    return any(not arg.startswith("-") and (root / arg.split("::")[0]).exists()
+               for arg in args)
+
+
+def lanes(args: list[str], stack: tuple[str, ...] = STACK_LANE) -> list[list[str]]:
+    """The pytest argument lists to run at once: [args] alone when tests are named or lanes
+    are turned off, else the stack lane and the rest (the same options in both)."""
+    if names_tests(args) or os.environ.get("ORGLIFE_TEST_LANES", "2") == "1":
+        return [list(args)]
+    return [[*args, *stack], [*args, *(f"--ignore={path}" for path in stack)]]
+
+
+def combined(codes: list[int]) -> int:
+    """One exit status for the lanes: the first failure's; a lane that selected nothing
+    (`-k` matching only the other's tests) fails the run only if every lane did."""
+    failed = [code for code in codes if code not in (0, NO_TESTS)]
+    if failed:
+        return failed[0]
+    return NO_TESTS if all(code == NO_TESTS for code in codes) else 0
+
+
+def _shared_servers() -> list:
+    """The private broker and PostgreSQL cluster the lanes share, started when not running;
+    returns those this run started (to stop at the end)."""
+    from orglife.broker import PrivateBroker
+    from orglife.postgres import PrivateCluster
+    servers = [PrivateBroker(TEST_HOME), PrivateCluster(TEST_HOME / "pg")]
+    started = [server for server in servers if not server.running()]
+    errors: list[BaseException] = []
+
+    def start(server) -> None:
+        try:
+            server.start()
+        except BaseException as exc:  # reported below, after both tried
+            errors.append(exc)
+    threads = [threading.Thread(target=start, args=(server,)) for server in started]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        _stop(started)
+        raise errors[0]
+    return started
+
+
+def _stop(servers: list) -> None:
+    for server in servers:
+        try:
+            server.stop()
+        except Exception as exc:  # the other one is still stopped
+            print(f"orglife: could not stop {server}: {exc}", file=sys.stderr)
+
+
+def run(args: list[str]) -> int:
+    """Run the suite (pytest with `args`), in two lanes unless tests are named."""
+    plan = lanes(args)
+    command = [sys.executable, "-m", "pytest"]
+    if len(plan) == 1:
+        return subprocess.call([*command, *plan[0]], cwd=REPO_ROOT)
+    started = _shared_servers()
+    TEST_HOME.mkdir(parents=True, exist_ok=True)
+    log_path = TEST_HOME / "stack-lane.log"
+    print(f"orglife: the tests that start stacks of their own run beside the others; their "
+          f"output follows at the end ({log_path.relative_to(REPO_ROOT)}; "
+          f"ORGLIFE_TEST_LANES=1 runs one process)", flush=True)
+    processes = []
+    try:
+        with open(log_path, "wb") as log:
+            processes.append(subprocess.Popen([*command, *plan[0]], cwd=REPO_ROOT,
+                                              stdout=log, stderr=subprocess.STDOUT))
+            processes.append(subprocess.Popen([*command, *plan[1]], cwd=REPO_ROOT))
+            codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            process.wait()
+        raise
+    finally:
+        _stop(started)
+    print(f"\n===== the stack lane ({', '.join(plan[0][len(args):])}) =====", flush=True)
+    sys.stdout.buffer.write(log_path.read_bytes())
+    sys.stdout.flush()
+    return combined(codes)

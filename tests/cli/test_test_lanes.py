@@ -1,0 +1,71 @@
+"""`./orglife test` in two lanes (orglife/testlanes.py): which tests go where, and one exit
+status for both. The lanes themselves run on every `./orglife test` (CI)."""
+import subprocess
+import sys
+
+import pytest
+
+from orglife import testlanes
+from tests.conftest import REPO
+
+WHOLE_RUN = ["-p", "no:cacheprovider", "-q", "--durations=10", "-x"]
+
+
+def test_a_whole_run_is_two_lanes_with_the_same_options(monkeypatch):
+    monkeypatch.delenv("ORGLIFE_TEST_LANES", raising=False)
+    stack, rest = testlanes.lanes(WHOLE_RUN)
+    assert stack == [*WHOLE_RUN, *testlanes.STACK_LANE]
+    assert rest == [*WHOLE_RUN, *(f"--ignore={path}" for path in testlanes.STACK_LANE)]
+
+
+@pytest.mark.parametrize("named", [
+    ["tests/members"],
+    ["-q", "tests/cli/test_display.py"],
+    ["tests/members/test_domain.py::test_nothing_in_particular", "-x"],
+])
+def test_a_run_naming_tests_is_one_process(monkeypatch, named):
+    monkeypatch.delenv("ORGLIFE_TEST_LANES", raising=False)
+    assert testlanes.lanes(named) == [named]
+
+
+def test_lanes_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("ORGLIFE_TEST_LANES", "1")
+    assert testlanes.lanes(WHOLE_RUN) == [WHOLE_RUN]
+
+
+def test_options_and_their_values_do_not_count_as_named_tests():
+    assert not testlanes.names_tests(["-k", "scoring and not slow", "-p", "no:cacheprovider",
+                                      "--timeout=60", "-m", "integration"])
+
+
+def test_every_stack_lane_path_exists():
+    # a renamed module would otherwise fall silently into the other lane, or break the run
+    for path in testlanes.STACK_LANE:
+        assert (REPO / path).exists(), path
+
+
+@pytest.mark.parametrize("codes, expected", [
+    ([0, 0], 0),
+    ([0, testlanes.NO_TESTS], 0),  # `-k` matched tests of one lane only
+    ([testlanes.NO_TESTS, testlanes.NO_TESTS], testlanes.NO_TESTS),
+    ([1, 0], 1),
+    ([0, 2], 2),
+    ([testlanes.NO_TESTS, 1], 1),
+])
+def test_one_exit_status_for_both_lanes(codes, expected):
+    assert testlanes.combined(codes) == expected
+
+
+def test_the_other_lane_collects_everything_but_the_stack_lane():
+    """Collected for real: no stack-lane module in the other lane, and the other lane is not
+    empty (a typo in --ignore would run a module twice; an ignore too wide would lose it)."""
+    _, rest = testlanes.lanes(["-q", "--collect-only", "-p", "no:cacheprovider"])
+    done = subprocess.run([sys.executable, "-m", "pytest", *rest], cwd=REPO,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    collected = [line for line in done.stdout.splitlines() if "::" in line]
+    modules = {line.split("::")[0] for line in collected}
+    assert "tests/cli/test_test_lanes.py" in modules
+    assert "tests/members/test_domain.py" in modules
+    for path in testlanes.STACK_LANE:
+        assert not any(module.startswith(path) for module in modules), path
