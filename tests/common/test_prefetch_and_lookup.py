@@ -170,3 +170,55 @@ def test_a_unit_of_work_writes_its_queue_when_it_commits_and_drops_it_when_it_do
     with session_factory(engine)() as session:
         assert set(session.scalars(select(MeetingVersion.meeting_id))) \
             == {"a", "b", "g", "i", "j"}
+
+
+def test_insert_rows_stores_what_sqlalchemy_would_and_falls_back_when_it_must(engine):
+    """db.insert_rows (write_queued's writer): on SQLite it hands the driver tuples itself,
+    converting each column as SQLAlchemy does (dates, instants, booleans, JSON, None); a row
+    set it cannot run that way (a Python-side default to fill) goes through SQLAlchemy; rows
+    with different columns are written a group of columns at a time, none of their values
+    dropped. Either way the stored rows equal SQLAlchemy's own inserts, row by row."""
+    import datetime as dt
+
+    from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String,
+                            Table)
+
+    from orglife.common.db import _driver_insert, insert_rows
+    metadata = MetaData()
+
+    def table(name):
+        return Table(name, metadata, Column("id", String(8), primary_key=True),
+                     Column("day", Date), Column("at", DateTime(timezone=True)),
+                     Column("flag", Boolean), Column("data", JSON), Column("n", Integer),
+                     Column("filled", Integer, default=7))
+    ours, theirs = table("rows_ours"), table("rows_theirs")
+    metadata.create_all(engine)
+    at = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    rows = [{"id": "r1", "day": dt.date(2026, 3, 1), "at": at, "flag": True,
+             "data": {"出席": ["m1"], "n": 1}, "n": 3, "filled": 1},
+            {"id": "r2", "day": None, "at": None, "flag": False, "data": None, "n": None,
+             "filled": None}]
+    without_default = [{k: v for k, v in row.items() if k != "filled"} | {"id": row["id"] + "d"}
+                       for row in rows]
+    mixed = [{"id": "m1", "n": 1}, {"id": "m2", "n": 2, "flag": True}]
+    try:
+        with engine.begin() as conn:
+            for batch in (rows, without_default):
+                insert_rows(conn, ours.insert(), batch)
+                conn.execute(theirs.insert(), batch)
+            insert_rows(conn, ours.insert(), [dict(row) for row in mixed])
+            for row in mixed:  # SQLAlchemy's executemany would drop m2's flag
+                conn.execute(theirs.insert(), row)
+        with engine.connect() as conn:
+            def raw(name):
+                return conn.exec_driver_sql(
+                    f"SELECT id, day, at, flag, data, n, filled FROM {name} ORDER BY id").all()
+            assert raw("rows_ours") == raw("rows_theirs")
+            assert len(raw("rows_ours")) == 6
+            assert [row[-1] for row in raw("rows_ours")] == [7, 7, 1, 7, None, 7]  # m1 m2 r1 r1d r2 r2d
+        if engine.dialect.name == "sqlite":  # the driver's way, or SQLAlchemy's, as said
+            assert _driver_insert(ours.insert(), engine.dialect, tuple(rows[0])) is not None
+            assert _driver_insert(ours.insert(), engine.dialect,
+                                  tuple(without_default[0])) is None
+    finally:
+        metadata.drop_all(engine)

@@ -344,7 +344,53 @@ def write_queued(session: Session) -> None:
     connection = session.connection()
     for statement in sorted(queued, key=_table_order):
         if queued[statement]:
-            connection.execute(statement, queued[statement])
+            insert_rows(connection, statement, queued[statement])
+
+
+def insert_rows(connection, statement, rows: list[dict]) -> None:
+    """`connection.execute(statement, rows)` for a plain Core INSERT. On SQLite the rows go
+    to the driver's executemany as tuples, the statement compiled once and only each column's
+    own conversion applied (a date to text, a bool to 0/1, JSON to text: the same bind
+    processors SQLAlchemy applies): its building of a parameter dict per row cost as much as
+    SQLite's work on it (py-spy on meetings' intake). A statement that would fill a column
+    itself (a Python-side default) takes SQLAlchemy's way. Rows with different columns are
+    written one group of columns at a time (SQLAlchemy's executemany would bind the first
+    row's columns only and drop the others' extra values)."""
+    keys = rows[0].keys()
+    if any(row.keys() != keys for row in rows):
+        groups: dict[frozenset, list[dict]] = {}
+        for row in rows:
+            groups.setdefault(frozenset(row), []).append(row)
+        for group in groups.values():
+            insert_rows(connection, statement, group)
+        return
+    if connection.dialect.name == "sqlite":
+        plan = _driver_insert(statement, connection.dialect, tuple(keys))
+        if plan is not None:
+            sql, order, processors = plan
+            if processors:
+                params = [tuple(row[key] if convert is None else convert(row[key])
+                                for key, convert in processors) for row in rows]
+            else:
+                params = [tuple(row[key] for key in order) for row in rows]
+            connection.exec_driver_sql(sql, params)
+            return
+    connection.execute(statement, rows)
+
+
+@lru_cache(maxsize=64)
+def _driver_insert(statement, dialect, keys: tuple[str, ...]):
+    """(SQL, bind order, [(key, converter or None)] or () when none converts) of `statement`
+    for rows carrying `keys`; None when SQLAlchemy must run it (it binds a name no row has)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    order = tuple(compiled.positiontup or ())
+    if not order or set(order) != set(keys):
+        return None
+    converters = compiled._bind_processors  # SQLAlchemy 2.0's per-bind conversions
+    processors = tuple((key, converters.get(key)) for key in order)
+    if all(convert is None for _, convert in processors):
+        processors = ()
+    return str(compiled), order, processors
 
 
 def _table_order(statement) -> int:
