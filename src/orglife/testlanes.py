@@ -33,7 +33,19 @@ STACK_LANE = (
     "tests/integration/test_deployment.py",
     "tests/integration/test_private_nodes.py",
     "tests/bench",
+    # these three set the service accounts' passwords on the shared node (RabbitMQ users are
+    # the node's, not a vhost's): run one after another, never at once
+    "tests/integration/test_accounts.py",
+    "tests/dashboard/test_dashboard_http.py",
 )
+
+# Options two processes cannot share (one tmp folder, one cache of failures, one report file,
+# one debugger prompt) or that --ignore, which pytest never applies to paths named to it:
+# with any of them the run is one process.
+ONE_PROCESS_OPTIONS = ("--ignore", "--deselect", "--basetemp", "--lf", "--last-failed",
+                       "--ff", "--failed-first", "--sw", "--stepwise", "--nf", "--new-first",
+                       "--pdb", "--trace", "--junitxml", "--junit-xml", "--report-log",
+                       "--log-file", "--pyargs")
 
 NO_TESTS = 5  # pytest's exit status when a lane selected nothing
 
@@ -48,7 +60,8 @@ def names_tests(args: list[str], root: Path = REPO_ROOT) -> bool:
 def lanes(args: list[str], stack: tuple[str, ...] = STACK_LANE) -> list[list[str]]:
     """The pytest argument lists to run at once: [args] alone when tests are named or lanes
     are turned off, else the stack lane and the rest (the same options in both)."""
-    if names_tests(args) or os.environ.get("ORGLIFE_TEST_LANES", "2") == "1":
+    if names_tests(args) or os.environ.get("ORGLIFE_TEST_LANES", "2") == "1" or any(
+            arg.split("=", 1)[0] in ONE_PROCESS_OPTIONS for arg in args):
         return [list(args)]
     return [[*args, *stack], [*args, *(f"--ignore={path}" for path in stack)]]
 

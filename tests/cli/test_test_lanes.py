@@ -28,6 +28,14 @@ def test_a_run_naming_tests_is_one_process(monkeypatch, named):
     assert testlanes.lanes(named) == [named]
 
 
+@pytest.mark.parametrize("option", [["--ignore=tests/bench"], ["--ignore", "tests/bench"],
+                                    ["--lf"], ["--basetemp=/tmp/x"], ["--pdb"],
+                                    ["--junitxml=r.xml"]])
+def test_options_two_processes_cannot_share_make_one_process(monkeypatch, option):
+    monkeypatch.delenv("ORGLIFE_TEST_LANES", raising=False)
+    assert testlanes.lanes(["-q", *option]) == [["-q", *option]]
+
+
 def test_lanes_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("ORGLIFE_TEST_LANES", "1")
     assert testlanes.lanes(WHOLE_RUN) == [WHOLE_RUN]
