@@ -212,12 +212,23 @@ def test_the_year_recalculated_and_judged_on_postgresql(pipeline_pg, scoring_pg)
                                        "held_at": f"2026-{month:02d}-10T19:30:00",
                                        "topic": "学习", "attendance": attendance(
                                            present=NINE[:6], absent=NINE[6:])})
+    for day in ("2026-03-02", "2026-11-02"):  # a month with a meeting, one without
+        pipeline.meetings.log_activity({"member_id": "m1", "kind": "heart_talk",
+                                        "held_at": f"{day}T10:00"})
     pipeline.deliver()
     scoring = pipeline.scoring
     served = scoring.ranking("c1", 2026, "member", 100), scoring.ranking("c1", 2026, "branch")
+
+    def stored():
+        with store() as uow:
+            return {name: sorted(tuple(row) for row in uow.session.execute(
+                text(f"SELECT * FROM {name}"))) for name in ("member_tally", "member_month")}
+    incremental = stored()
+    assert ("m1", "2026-11", 0, 1, 0) in incremental["member_month"]
     scoring.recalculate(2026)
     assert (scoring.ranking("c1", 2026, "member", 100),
             scoring.ranking("c1", 2026, "branch")) == served
+    assert stored() == incremental
     with store() as holder:
         assert registry.daily_lock(holder.session, wait=False)
         with store() as other:

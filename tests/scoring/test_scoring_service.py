@@ -95,8 +95,12 @@ def test_recalculate_gives_exactly_what_the_incremental_path_gave(pipeline, scor
     pipeline.meetings.amend_meeting({"meeting_id": "t5", "revision": 1,
                                      "attendance": attendance(present=NINE[:2])})
     pipeline.meetings.cancel_meeting({"meeting_id": "t6", "reason": "x"})
+    # heart talks in a month with meetings and in one without (recalculate adds the first
+    # to the month's row and makes one of the second: tallies.rebuild_year)
     pipeline.meetings.log_activity({"member_id": "m3", "kind": "heart_talk",
                                     "held_at": "2026-08-02T10:00"})
+    pipeline.meetings.log_activity({"member_id": "m3", "kind": "heart_talk",
+                                    "held_at": "2026-11-02T10:00"})
     # last year's meeting, a member who left, one who joined this year, a visitor absent
     pipeline.meetings.log_meeting(assembly("old", "2025-12-10", present=NINE[:6]))
     pipeline.members.transfer_member({"member_id": "m8", "to_branch_id": None})
