@@ -67,10 +67,12 @@ time.sleep(600)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_a_relay_lease_is_taken_over_within_a_second_of_its_holder_being_killed(
+def test_a_relay_lease_is_taken_over_as_soon_as_its_holder_is_killed(
         database, tmp_path, request):
     """The lease dies with its holder (an flock, a session advisory lock): after a kill -9 a
-    successor publishes at once, not after a minute."""
+    successor publishes at once, not after a minute. (Usually within milliseconds; the 10 s
+    bound only tells "dies with the holder" from a lease that expires after a timeout, with
+    room for a loaded CI machine.)"""
     import signal
     import subprocess
     import sys
@@ -91,7 +93,7 @@ def test_a_relay_lease_is_taken_over_within_a_second_of_its_holder_being_killed(
         holder.wait()
         killed = time.monotonic()
         while not successor.hold():
-            assert time.monotonic() - killed < 1.0, "the lease outlived its holder"
+            assert time.monotonic() - killed < 10.0, "the lease outlived its holder"
             time.sleep(0.02)
         successor.release()
     finally:
