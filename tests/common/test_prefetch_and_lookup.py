@@ -220,5 +220,7 @@ def test_insert_rows_stores_what_sqlalchemy_would_and_falls_back_when_it_must(en
             assert _driver_insert(ours.insert(), engine.dialect, tuple(rows[0])) is not None
             assert _driver_insert(ours.insert(), engine.dialect,
                                   tuple(without_default[0])) is None
+            assert _driver_insert(ours.insert().returning(ours.c.id), engine.dialect,
+                                  tuple(rows[0])) is None  # RETURNING: SQLAlchemy's way
     finally:
         metadata.drop_all(engine)

@@ -353,9 +353,9 @@ def insert_rows(connection, statement, rows: list[dict]) -> None:
     own conversion applied (a date to text, a bool to 0/1, JSON to text: the same bind
     processors SQLAlchemy applies): its building of a parameter dict per row cost as much as
     SQLite's work on it (py-spy on meetings' intake). A statement that would fill a column
-    itself (a Python-side default) takes SQLAlchemy's way. Rows with different columns are
-    written one group of columns at a time (SQLAlchemy's executemany would bind the first
-    row's columns only and drop the others' extra values)."""
+    itself (a Python-side default) or returns rows takes SQLAlchemy's way. Rows with
+    different columns are written one group of columns at a time (SQLAlchemy's executemany
+    would bind the first row's columns only and drop the others' extra values)."""
     keys = rows[0].keys()
     if any(row.keys() != keys for row in rows):
         groups: dict[frozenset, list[dict]] = {}
@@ -381,10 +381,11 @@ def insert_rows(connection, statement, rows: list[dict]) -> None:
 @lru_cache(maxsize=64)
 def _driver_insert(statement, dialect, keys: tuple[str, ...]):
     """(SQL, bind order, [(key, converter or None)] or () when none converts) of `statement`
-    for rows carrying `keys`; None when SQLAlchemy must run it (it binds a name no row has)."""
+    for rows carrying `keys`; None when SQLAlchemy must run it: it binds a name no row has, or
+    returns rows (RETURNING, return_defaults: the driver's executemany would drop them)."""
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     order = tuple(compiled.positiontup or ())
-    if not order or set(order) != set(keys):
+    if not order or set(order) != set(keys) or getattr(compiled, "effective_returning", None):
         return None
     converters = compiled._bind_processors  # SQLAlchemy 2.0's per-bind conversions
     processors = tuple((key, converters.get(key)) for key in order)
