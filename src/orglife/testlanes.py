@@ -113,30 +113,67 @@ def run(args: list[str]) -> int:
     plan = lanes(args)
     command = [sys.executable, "-m", "pytest"]
     if len(plan) == 1:
-        return subprocess.call([*command, *plan[0]], cwd=REPO_ROOT)
+        return run_lanes([[*command, *plan[0]]])
     started = _shared_servers()
-    TEST_HOME.mkdir(parents=True, exist_ok=True)
-    log_path = TEST_HOME / "stack-lane.log"
-    print(f"orglife: the tests that start stacks of their own run beside the others; their "
-          f"output follows at the end ({log_path.relative_to(REPO_ROOT)}; "
-          f"ORGLIFE_TEST_LANES=1 runs one process)", flush=True)
-    processes = []
     try:
-        with open(log_path, "wb") as log:
-            processes.append(subprocess.Popen([*command, *plan[0]], cwd=REPO_ROOT,
-                                              stdout=log, stderr=subprocess.STDOUT))
-            processes.append(subprocess.Popen([*command, *plan[1]], cwd=REPO_ROOT))
+        TEST_HOME.mkdir(parents=True, exist_ok=True)
+        log_path = TEST_HOME / "stack-lane.log"
+        print(f"orglife: the tests that start stacks of their own run beside the others; "
+              f"their output follows at the end ({log_path.relative_to(REPO_ROOT)}; "
+              f"ORGLIFE_TEST_LANES=1 runs one process)", flush=True)
+        return run_lanes([[*command, *lane] for lane in plan], log_path,
+                         f"the stack lane ({', '.join(plan[0][len(args):])})")
+    finally:
+        _stop(started)
+
+
+def run_lanes(commands: list[list[str]], log_path: Path | None = None,
+              log_title: str = "") -> int:
+    """Run the commands at once (the first one's output into `log_path`, shown at the end
+    under `log_title`, even after a Ctrl-C) and return their one exit status.
+
+    Each runs in a process group of its own, so a Ctrl-C at the terminal (or a SIGTERM from
+    CI) reaches this process alone and each lane gets exactly one SIGINT from here: had the
+    terminal's reached them as well, this one would be pytest's second, which aborts the
+    teardown of its fixtures and leaves their brokers, clusters and stacks running."""
+    processes: list[subprocess.Popen] = []
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with open(log_path or os.devnull, "wb") as log:
+            for index, command in enumerate(commands):
+                into = log if index == 0 and log_path else None
+                processes.append(subprocess.Popen(
+                    command, cwd=REPO_ROOT, stdout=into,
+                    stderr=subprocess.STDOUT if into else None, process_group=0))
             codes = [process.wait() for process in processes]
     except KeyboardInterrupt:
+        _pass_on(processes)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if log_path is not None and log_path.exists():
+            print(f"\n===== {log_title} =====", flush=True)
+            sys.stdout.buffer.write(log_path.read_bytes())
+            sys.stdout.flush()
+    return combined(codes)
+
+
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt  # a SIGTERM stops the lanes as a Ctrl-C does
+
+
+def _pass_on(processes: list[subprocess.Popen]) -> None:
+    """One SIGINT to each running lane, then wait while they tear their fixtures down; a
+    further Ctrl-C meanwhile passes on as pytest's second (abort now)."""
+    def signal_running() -> None:
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
-        for process in processes:
-            process.wait()
-        raise
-    finally:
-        _stop(started)
-    print(f"\n===== the stack lane ({', '.join(plan[0][len(args):])}) =====", flush=True)
-    sys.stdout.buffer.write(log_path.read_bytes())
-    sys.stdout.flush()
-    return combined(codes)
+    signal_running()
+    for process in processes:
+        while True:
+            try:
+                process.wait()
+                break
+            except KeyboardInterrupt:
+                signal_running()

@@ -77,3 +77,75 @@ def test_the_other_lane_collects_everything_but_the_stack_lane():
     assert "tests/members/test_domain.py" in modules
     for path in testlanes.STACK_LANE:
         assert not any(module.startswith(path) for module in modules), path
+
+
+LANE_TEST = '''
+import os, pathlib, time
+import pytest
+
+@pytest.fixture
+def server():
+    marks = pathlib.Path(os.environ["LANE_MARKS"])
+    yield
+    time.sleep(1.5)  # a teardown that takes a while, as stopping a stack does
+    with open(marks / "{name}.torn-down", "a") as out:
+        out.write("once\\n")
+
+def test_runs_until_interrupted(server):
+    print("{name} lane output")
+    (pathlib.Path(os.environ["LANE_MARKS"]) / "{name}.started").write_text("")
+    time.sleep(120)
+'''
+
+LAUNCHER = '''
+import sys
+from pathlib import Path
+from orglife import testlanes
+commands = [[sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", path]
+            for path in sys.argv[2:]]
+sys.exit(testlanes.run_lanes(commands, Path(sys.argv[1]), "the first lane"))
+'''
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_run_lets_each_lane_tear_down_once_and_shows_the_logged_lane(
+        tmp_path, how):
+    """A Ctrl-C at the terminal goes to the launcher's whole process group; CI's timeout
+    sends the launcher a SIGTERM. Either way each lane gets one SIGINT and finishes its
+    fixtures' teardown (a second SIGINT would cut it short: the stacks would be left running),
+    and the logged lane's output is still shown."""
+    import os
+    import signal
+    import time
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    paths = []
+    for name in ("first", "second"):
+        path = tmp_path / f"test_{name}_lane.py"
+        path.write_text(LANE_TEST.replace("{name}", name))
+        paths.append(str(path))
+    log = tmp_path / "first-lane.log"
+    env = dict(os.environ, LANE_MARKS=str(marks),
+               PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(log), *paths], cwd=REPO,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, process_group=0)  # as a shell's foreground job
+    try:
+        deadline = time.monotonic() + 60
+        while not all((marks / f"{name}.started").exists() for name in ("first", "second")):
+            assert launcher.poll() is None and time.monotonic() < deadline, \
+                launcher.stdout.read() if launcher.poll() is not None else "no lane started"
+            time.sleep(0.1)
+        if how == "ctrl-c":
+            os.killpg(launcher.pid, signal.SIGINT)  # what the terminal does
+        else:
+            launcher.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode != 0
+    for name in ("first", "second"):
+        assert (marks / f"{name}.torn-down").read_text() == "once\n", output
+    assert "===== the first lane =====" in output
+    assert "first lane output" in output.split("===== the first lane =====")[1]
