@@ -49,7 +49,7 @@ class PrivateCluster:
 
     The port is kept in `<datadir>/orglife-port` so a restarted cluster keeps its URLs.
     `fast=True` trades crash safety for speed (fsync, synchronous_commit and full_page_writes
-    off): right for tests, wrong for data you keep.
+    off; room for 300 connections): right for tests, wrong for data you keep.
     """
 
     def __init__(self, datadir: Path | str, port: int | None = None, fast: bool = True):
@@ -161,7 +161,11 @@ class PrivateCluster:
         else:  # too long for a Unix socket path: TCP only
             options.append("-c unix_socket_directories=''")
         if self.fast:
-            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+                        # both lanes of `./orglife test` (orglife/testlanes.py) share one
+                        # cluster, each test's services with pools of their own: room
+                        # beyond the default 100
+                        "-c max_connections=300"]
         self._run(["pg_ctl", "start", "-D", str(self.datadir), "-l", str(self.logfile),
                    "-w", "-t", str(START_TIMEOUT), "-o", " ".join(options)])
         self._wait_accepting(START_TIMEOUT)

@@ -246,6 +246,7 @@ def test_cluster_database_through_sqlalchemy(cluster):
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 2
             assert conn.execute(sa.text("SHOW fsync")).scalar_one() == "off"
+            assert conn.execute(sa.text("SHOW max_connections")).scalar_one() == "300"
             assert conn.execute(sa.text("SHOW listen_addresses")).scalar_one() == "127.0.0.1"
     finally:
         engine.dispose()
