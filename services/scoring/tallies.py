@@ -3,6 +3,7 @@ rebuilt from the copy in a few GROUP BY queries for `recalculate` (so both give 
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, case, column, delete, func, insert, literal, \
@@ -115,14 +116,23 @@ def rebuild_year(session, year: int) -> None:
         .join(AttendanceCopy, AttendanceCopy.meeting_id == MeetingCopy.meeting_id) \
         .where(MeetingCopy.year == year, MeetingCopy.logged.is_(True),
                MeetingCopy.cancelled.is_(False))
-    drop = f"DROP TABLE IF EXISTS {'temp' if sqlite_db else 'pg_temp'}.scoring_lines"
-    connection.exec_driver_sql(drop)  # left by a recalculation that failed on this connection
     if sqlite_db:
         # the two GROUP BYs below sort 1.4 million lines: SQLite's sorter may hand sorting
         # runs to helper threads, which took a fifth off them on 2 cores
-        # (bench/scoring.py); reset at the end, the connection goes back to the pool (left
-        # set by a failed rebuild, it only lets that connection's later sorts use threads)
+        # (bench/scoring.py); reset after, the connection goes back to the pool
         connection.exec_driver_sql(f"PRAGMA threads = {_sort_threads()}")
+    try:
+        _rebuild_lines(connection, year, joined, month_of, sqlite_db)
+    finally:
+        if sqlite_db:
+            with suppress(Exception):  # never in place of the rebuild's own error
+                connection.exec_driver_sql("PRAGMA threads = 0")
+
+
+def _rebuild_lines(connection, year: int, joined, month_of, sqlite_db: bool) -> None:
+    """rebuild_year's inserts, from the year's lines in a temporary table."""
+    drop = f"DROP TABLE IF EXISTS {'temp' if sqlite_db else 'pg_temp'}.scoring_lines"
+    connection.exec_driver_sql(drop)  # left by a recalculation that failed on this connection
     connection.exec_driver_sql("CREATE TEMPORARY TABLE scoring_lines AS " + str(
         joined.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})))
     connection.execute(insert(MemberTally).from_select(
@@ -164,11 +174,11 @@ def rebuild_year(session, year: int) -> None:
         index_elements=["member_id", "month"],
         set_={"attended": MemberMonth.attended + talks.excluded.attended}))
     connection.exec_driver_sql(drop)
-    if sqlite_db:
-        connection.exec_driver_sql("PRAGMA threads = 0")
 
 
 def _sort_threads() -> int:
     """Helper threads for SQLite's sorter: one per core, at most 4 (on 2 cores, 2 helpers
     beat 1: the main thread mostly waits on them while merging)."""
-    return min(4, len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+    return min(4, cores)

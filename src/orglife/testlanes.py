@@ -114,7 +114,13 @@ def run(args: list[str]) -> int:
     command = [sys.executable, "-m", "pytest"]
     if len(plan) == 1:
         return run_lanes([[*command, *plan[0]]])
-    started = _shared_servers()
+    # a SIGTERM or SIGHUP while the shared servers start stops them again (below), as a
+    # Ctrl-C does
+    previous = _handle(_STOPS, _interrupt)
+    try:
+        started = _shared_servers()
+    finally:
+        _restore(previous)
     try:
         TEST_HOME.mkdir(parents=True, exist_ok=True)
         log_path = TEST_HOME / "stack-lane.log"
@@ -127,53 +133,62 @@ def run(args: list[str]) -> int:
         _stop(started)
 
 
+_STOPS = (signal.SIGTERM, signal.SIGHUP)  # CI's timeout, a closed terminal
+
+
 def run_lanes(commands: list[list[str]], log_path: Path | None = None,
               log_title: str = "") -> int:
     """Run the commands at once (the first one's output into `log_path`, shown at the end
-    under `log_title`, even after a Ctrl-C) and return their one exit status.
+    under `log_title`, even after an interrupt) and return their one exit status. Call it
+    from the main thread (it sets signal handlers).
 
-    Each runs in a process group of its own, so a Ctrl-C at the terminal (or a SIGTERM from
-    CI) reaches this process alone and each lane gets exactly one SIGINT from here: had the
-    terminal's reached them as well, this one would be pytest's second, which aborts the
-    teardown of its fixtures and leaves their brokers, clusters and stacks running."""
+    The lanes stay in the terminal's foreground process group (a debugger's prompt, `--pdb`,
+    reads the terminal), so a Ctrl-C reaches each of them from the terminal: pytest stops and
+    tears its fixtures down, and this process only waits (passing on a SIGINT of its own
+    would be pytest's second, which cuts that teardown short and leaves the fixtures'
+    brokers, clusters and stacks running). A SIGTERM or SIGHUP, sent to this process alone,
+    is passed on as one SIGINT to each lane. So is any error here once a lane has started."""
     processes: list[subprocess.Popen] = []
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+
+    def interrupt_lanes(_signum=None, _frame=None) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+    previous = _handle((signal.SIGINT,), lambda _signum, _frame: None)
+    previous.update(_handle(_STOPS, interrupt_lanes))
     try:
         with open(log_path or os.devnull, "wb") as log:
             for index, command in enumerate(commands):
                 into = log if index == 0 and log_path else None
                 processes.append(subprocess.Popen(
                     command, cwd=REPO_ROOT, stdout=into,
-                    stderr=subprocess.STDOUT if into else None, process_group=0))
+                    stderr=subprocess.STDOUT if into else None))
             codes = [process.wait() for process in processes]
-    except KeyboardInterrupt:
-        _pass_on(processes)
+    except BaseException:
+        interrupt_lanes()
+        for process in processes:
+            process.wait()
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _restore(previous)
         if log_path is not None and log_path.exists():
-            print(f"\n===== {log_title} =====", flush=True)
-            sys.stdout.buffer.write(log_path.read_bytes())
-            sys.stdout.flush()
+            try:
+                print(f"\n===== {log_title} =====", flush=True)
+                sys.stdout.buffer.write(log_path.read_bytes())
+                sys.stdout.flush()
+            except OSError:  # stdout closed: the log stays in its file
+                pass
     return combined(codes)
 
 
+def _handle(signums, handler) -> dict:
+    return {signum: signal.signal(signum, handler) for signum in signums}
+
+
+def _restore(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
 def _interrupt(_signum, _frame):
-    raise KeyboardInterrupt  # a SIGTERM stops the lanes as a Ctrl-C does
-
-
-def _pass_on(processes: list[subprocess.Popen]) -> None:
-    """One SIGINT to each running lane, then wait while they tear their fixtures down; a
-    further Ctrl-C meanwhile passes on as pytest's second (abort now)."""
-    def signal_running() -> None:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-    signal_running()
-    for process in processes:
-        while True:
-            try:
-                process.wait()
-                break
-            except KeyboardInterrupt:
-                signal_running()
+    raise KeyboardInterrupt

@@ -382,7 +382,8 @@ def insert_rows(connection, statement, rows: list[dict]) -> None:
 def _driver_insert(statement, dialect, keys: tuple[str, ...]):
     """(SQL, bind order, [(key, converter or None)] or () when none converts) of `statement`
     for rows carrying `keys`; None when SQLAlchemy must run it: it binds a name no row has, or
-    returns rows (RETURNING, return_defaults: the driver's executemany would drop them)."""
+    returns rows (RETURNING, return_defaults: sqlite3's executemany refuses a statement that
+    returns rows)."""
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     order = tuple(compiled.positiontup or ())
     if not order or set(order) != set(keys) or getattr(compiled, "effective_returning", None):
