@@ -33,7 +33,7 @@ STACK_LANE = (
     "tests/integration/test_deployment.py",
     "tests/integration/test_private_nodes.py",
     "tests/bench",
-    # these three set the service accounts' passwords on the shared node (RabbitMQ users are
+    # these two set the service accounts' passwords on the shared node (RabbitMQ users are
     # the node's, not a vhost's): run one after another, never at once
     "tests/integration/test_accounts.py",
     "tests/dashboard/test_dashboard_http.py",
