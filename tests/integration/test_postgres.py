@@ -1,6 +1,4 @@
 """The deployment shape without Docker: members on PostgreSQL, two instances, one broker."""
-import time
-
 import eventlet
 import eventlet.queue
 import pytest
@@ -8,7 +6,7 @@ from sqlalchemy import text
 
 from orglife.common.migrate import upgrade
 from services.members.service import MembersService
-from tests.conftest import PeerQueue, REPO, service_config, unique_name, wait_for
+from tests.conftest import PeerQueue, service_config, wait_for
 from tests.members.conftest import small_county
 from tests.integration.test_backbone import RpcAdmin
 
