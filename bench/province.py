@@ -449,7 +449,7 @@ def main(argv=None) -> int:
     import shutil
     from harness import print_figures
 
-    from orglife.cluster import RabbitCluster
+    from orglife.cluster import RabbitCluster, start_kept
     from orglife.postgres import PrivateCluster
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -468,14 +468,14 @@ def main(argv=None) -> int:
     reports = sorted(reports, key=lambda r: r["held_at"])[-args.reports:]
     work = REPO / ".orglife-bench" / "province"
     shutil.rmtree(work / "runs", ignore_errors=True)
-    cluster = RabbitCluster(work if args.nodes == 3 else work / f"nodes-{args.nodes}",
-                            args.nodes)
+    home = work if args.nodes == 3 else work / f"nodes-{args.nodes}"
+    cluster = RabbitCluster(home, args.nodes)
     pg = PrivateCluster(work / "pg")
     results = []
     try:
         print(f"starting a {args.nodes}-node RabbitMQ cluster and PostgreSQL under {work} ...",
               flush=True)
-        cluster.start(say=lambda *_: None)
+        cluster = start_kept(home, args.nodes, say=lambda line: print(line, flush=True))
         pg.start()
         print(f"{args.counties} counties, {len(county.members):,} members, "
               f"{len(reports):,} meeting reports (the latest of the year)", flush=True)

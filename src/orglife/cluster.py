@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -419,6 +420,22 @@ class RabbitCluster:
 
 
 # -- PostgreSQL: a database and a role per service ------------------------------------------------
+def start_kept(home: Path | str, size: int, say=_say) -> RabbitCluster:
+    """The cluster kept under `home` started again or, when one of its nodes will not start
+    from what it saved (RabbitMQ 3.10 has refused its own feature-flag state after runs that
+    killed nodes: `incompatible_feature_flags`), its nodes' folder removed and a new cluster
+    formed, as on a clean clone. Only `<home>/rabbitmq-cluster` goes; the rest of `home`
+    (a benchmark's PostgreSQL, say) stays."""
+    cluster = RabbitCluster(home, size)
+    try:
+        return cluster.start(say=say)
+    except BootstrapError as error:
+        say(f"the kept cluster did not start ({str(error).splitlines()[0]}): forming anew")
+        cluster.stop()
+        shutil.rmtree(cluster.root, ignore_errors=True)
+    return RabbitCluster(home, size).start(say=say)
+
+
 def service_databases(pg, prefix: str, services) -> dict[str, dict]:
     """On a private PostgreSQL (orglife/postgres.py): for each service a role of its own that
     owns a database of its own, reachable by no other service's role (as

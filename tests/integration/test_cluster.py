@@ -6,7 +6,6 @@ node leading their queues (kombu failover URLs, `a;b;c`).
 One cluster for the module (its first start forms it: ~1 min here; later starts ~15 s), a
 vhost per test, everything stopped at the end, checked."""
 import json
-import shutil
 from urllib.parse import quote
 
 import eventlet
@@ -14,8 +13,7 @@ import psutil
 import pytest
 from kombu import Connection
 
-from orglife.broker import BootstrapError
-from orglife.cluster import RPC_POLICY, RabbitCluster
+from orglife.cluster import RPC_POLICY, RabbitCluster, start_kept
 from orglife.common.envelope import Envelope
 from orglife.common.topology import declare_topology
 from orglife.system import SYSTEM
@@ -30,18 +28,8 @@ CLUSTER_HOME = REPO / ".orglife-test" / "cluster"
 
 
 def _started() -> RabbitCluster:
-    """The kept cluster started again, or, when one of its nodes will not start from what it
-    saved (RabbitMQ 3.10 has refused its own feature-flag state after a run that killed
-    nodes: `incompatible_feature_flags`), a new one formed as on a clean clone."""
-    cluster = RabbitCluster(CLUSTER_HOME, 3)
-    try:
-        return cluster.start(say=lambda *_: None)
-    except BootstrapError as error:
-        print(f"the kept cluster did not start ({str(error).splitlines()[0]}): forming anew")
-        cluster.stop()
-        shutil.rmtree(CLUSTER_HOME)
-    cluster = RabbitCluster(CLUSTER_HOME, 3)
-    return cluster.start(say=lambda *_: None)
+    """The kept cluster started again, or a new one formed (orglife.cluster.start_kept)."""
+    return start_kept(CLUSTER_HOME, 3, say=print)
 
 
 @pytest.fixture(scope="module")
