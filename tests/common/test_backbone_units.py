@@ -191,3 +191,17 @@ def test_a_batch_is_acked_with_multiple_only_when_it_holds_every_older_unsettled
         batch, unsettled, tag):
     from orglife.common.messaging import multiple_ack_tag
     assert multiple_ack_tag(batch, unsettled) == tag
+
+
+def test_sqlite_connections_checkpoint_their_wal_every_10000_pages(tmp_path):
+    """A larger interval than SQLite's 1,000 pages (orglife/common/db.py, _sqlite_pragmas):
+    a connection that lost the setting would checkpoint ten times as often."""
+    from orglife.common.db import WAL_CHECKPOINT_PAGES
+    engine = make_engine(f"sqlite:///{tmp_path / 'any.db'}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == \
+                WAL_CHECKPOINT_PAGES == 10_000
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
