@@ -203,5 +203,7 @@ def test_sqlite_connections_checkpoint_their_wal_every_10000_pages(tmp_path):
             assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == \
                 WAL_CHECKPOINT_PAGES == 10_000
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA journal_size_limit").scalar() == \
+                64 * 1024 * 1024
     finally:
         engine.dispose()

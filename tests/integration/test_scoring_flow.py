@@ -32,7 +32,7 @@ def flow(container_factory, vhost_uri, tmp_path, rpc_proxy):
                                "joined_on": "2000-01-01"})
     wait_for(lambda: proxy.scoring.health()["known_members"] == 9
              and proxy.meetings.health()["known_members"] == 9, message="copies of members")
-    # and what the registrations made stale drained (drains are paced, up to a second apart):
+    # and what the registrations made stale drained (drains are paced: half a second apart, more under a burst):
     # the tests' scores_changed are then about their meetings only
     wait_for(lambda: dirty_marks(urls["scoring"]) == 0, message="registrations drained")
     return proxy, urls, container_factory, tmp_path, vhost_uri

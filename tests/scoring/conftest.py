@@ -26,6 +26,9 @@ class Unpaced:
     def risks_due(self):
         return True
 
+    def applied(self):
+        pass
+
     def drained(self, seconds, risks):
         pass
 

@@ -241,25 +241,3 @@ def test_a_group_formed_mid_year_raises_no_alert_about_the_months_before_it():
     assert len({o["period"] for o in overdue if o["group_id"] == "g1"}) == 11
     figures = domain.compliance(RULES, branch, [], 2026, date(2026, 12, 2))
     assert figures.by_type["group"]["required"] == 22  # both groups, January to November
-
-
-def test_drains_are_paced_by_their_own_length_under_a_burst(monkeypatch):
-    """services/scoring/service.py, DrainPace: a short drain is followed by the next after
-    MIN_SECONDS (a quiet stream stays fresh); a long one (a burst) by twice its length, so
-    the consumers keep two thirds of the process; streaks every RISK_SECONDS."""
-    from services.scoring import service
-    pace = service.DrainPace()
-    pace.setup()
-    now = [100.0]
-    monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
-    assert pace.due() and pace.risks_due()
-    pace.drained(0.1, risks=True)
-    now[0] = 100.49
-    assert not pace.due()
-    now[0] = 100.5
-    assert pace.due() and not pace.risks_due()
-    pace.drained(1.5, risks=False)
-    now[0] = 103.49
-    assert not pace.due() and pace.risks_due()
-    now[0] = 103.5
-    assert pace.due()

@@ -492,3 +492,40 @@ def test_a_members_score_as_of_a_day_counts_what_was_held_by_then(pipeline, scor
     with pytest.raises(ValidationError) as err:
         scoring.member_score("m1", 2026, "2025-12-31")
     assert set(err.value.errors) == {"as_of"}
+
+
+def test_drains_wait_twice_their_length_while_batches_come_and_half_a_second_after(
+        monkeypatch):
+    """services/scoring/service.py, DrainPace: a short drain is followed by the next after
+    MIN_SECONDS (a quiet stream stays fresh); a long one, while the consumers still apply
+    batches (a burst), by twice its length; once no batch came since it ended (the burst's
+    tail), by MIN_SECONDS again; streaks every RISK_SECONDS."""
+    from types import SimpleNamespace
+
+    from services.scoring import service
+    now = [100.0]
+    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    pace = service.DrainPace()
+    pace.setup()
+    assert pace.due() and pace.risks_due()
+    pace.drained(0.1, risks=True)
+    pace.applied()
+    now[0] = 100.49
+    assert not pace.due()
+    now[0] = 100.5
+    assert pace.due() and not pace.risks_due()
+    pace.drained(1.5, risks=False)  # at 100.5: the next at 103.5 while batches come
+    pace.applied()
+    now[0] = 103.49
+    assert not pace.due() and pace.risks_due()
+    now[0] = 103.5
+    assert pace.due()
+    pace.drained(1.5, risks=True)  # at 103.5, and then no batch: half a second later
+    now[0] = 103.99
+    assert not pace.due()
+    now[0] = 104.0
+    assert pace.due()
+    pace.applied()  # a batch after all: the burst's pace again
+    assert not pace.due()
+    now[0] = 106.5
+    assert pace.due()

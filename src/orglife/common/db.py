@@ -87,6 +87,7 @@ def backbone_tables(metadata: MetaData) -> Backbone:
 
 
 WAL_CHECKPOINT_PAGES = 10_000
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -103,6 +104,8 @@ def _sqlite_pragmas(dbapi_connection, _record):
     # of members' intake in py-spy) does so a tenth as often. bench/scoring.py at a 0.4
     # fraction: 11% less CPU per meeting across the services; bench/wal_checkpoint.py.
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    # and a WAL that a long reader let grow past that is cut back once checkpointed
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
