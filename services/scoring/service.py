@@ -40,9 +40,10 @@ class DrainPace(DependencyProvider):
     third less). Never sooner than `MIN_SECONDS` after the last one; and once no batch has
     come since it ended (a burst's tail, a quiet hour), `MIN_SECONDS` after it. A drain is
     timed from when it holds the database, so a wait for a consumer's commit does not count.
-    At 50 meetings/s a drain takes well under a quarter second: a mark waits at most
-    MIN_SECONDS + the timer's 0.2 s + a drain, about a second. Streaks, which only raise
-    alerts, are drained every `RISK_SECONDS`."""
+    After a drain shorter than a quarter second the next comes MIN_SECONDS later, as before
+    the burst pace, and a mark waits at most MIN_SECONDS + the timer's 0.2 s + a drain; a
+    longer drain while batches come lengthens that wait (README's freshness figures). Streaks,
+    which only raise alerts, are drained every `RISK_SECONDS`."""
 
     MIN_SECONDS = 0.5
     BURST_FACTOR = 2.0
