@@ -43,6 +43,40 @@ def test_an_envelope_round_trips():
     assert "张伟" in envelope.to_json()  # UTF-8, not \\u escapes
 
 
+@pytest.mark.parametrize("data", [
+    {"member_id": "m1", "attendance": [{"member_id": "m2", "status": "present", "n": 1.5}]},
+    {"big": 2 ** 70, "name": "张伟"},  # past 64 bits: orjson refuses, the stdlib writes it
+    {"text": "lone \ud800 surrogate"},  # orjson refuses; written as before
+    {"nested": {"k": [True, None, -1, 0.1, "\u0000"]}},
+])
+def test_an_envelope_is_written_and_read_as_the_standard_library_does(data):
+    """orjson writes and reads envelopes (common/envelope.py); what it refuses falls back
+    to the standard library, so the text and the parsed envelope are those of json."""
+    envelope = Envelope.new("meetings", "meeting_logged", data)
+    text = envelope.to_json()
+    assert text == json.dumps(envelope.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    assert Envelope.from_body(text) == envelope
+    if "surrogate" not in text:  # a lone surrogate cannot be UTF-8 bytes at all
+        assert Envelope.from_body(text.encode("utf-8")) == envelope
+
+
+def test_a_body_orjson_refuses_is_read_by_the_standard_library():
+    body = json.dumps({"event_id": "e", "event_type": "x", "schema_version": 1,
+                       "occurred_at": "t", "source": "s",
+                       "data": {"score": float("nan"), "big": 2 ** 70}})
+    envelope = Envelope.from_body(body.encode())  # NaN: the stdlib reads it, orjson does not
+    assert envelope.data["big"] == 2 ** 70 and envelope.data["score"] != envelope.data["score"]
+    with pytest.raises(EnvelopeError, match="not a JSON object"):
+        Envelope.from_body(b'"just a string"')
+
+
+def test_an_envelope_orjson_would_convert_itself_is_refused_as_before():
+    with pytest.raises(TypeError):  # a datetime is not JSON: json.dumps says so, as ever
+        Envelope.new("meetings", "meeting_logged", {"at": datetime.now(timezone.utc)}).to_json()
+    with pytest.raises(TypeError):  # a key that is not a string of a stdlib-unknown type
+        Envelope.new("meetings", "meeting_logged", {(1, 2): "tuple key"}).to_json()
+
+
 # -- tokens and scope -----------------------------------------------------------------------
 def test_tokens_need_exp_and_scoped_roles_need_an_org():
     bearer = "Bearer " + mint_token(SECRET, "a", "township_admin", "t1")
