@@ -201,9 +201,16 @@ def test_insert_rows_stores_what_sqlalchemy_would_and_falls_back_when_it_must(en
     without_default = [{k: v for k, v in row.items() if k != "filled"} | {"id": row["id"] + "d"}
                        for row in rows]
     mixed = [{"id": "m1", "n": 1}, {"id": "m2", "n": 2, "flag": True}]
+    # rows sharing one instant and one JSON object (a meeting's lines), another between them:
+    # each value converted is its own row's (db._reusing_last)
+    later, shared_data = at + dt.timedelta(minutes=1), {"k": 1}
+    shared = [{"id": f"s{i}", "at": moment, "flag": flag, "data": data}
+              for i, (moment, flag, data) in enumerate([
+                  (at, True, shared_data), (at, True, shared_data), (later, False, {"k": 2}),
+                  (at, True, shared_data), (None, None, None)])]
     try:
         with engine.begin() as conn:
-            for batch in (rows, without_default):
+            for batch in (rows, without_default, shared):
                 insert_rows(conn, ours.insert(), batch)
                 conn.execute(theirs.insert(), batch)
             insert_rows(conn, ours.insert(), [dict(row) for row in mixed])
@@ -214,8 +221,11 @@ def test_insert_rows_stores_what_sqlalchemy_would_and_falls_back_when_it_must(en
                 return conn.exec_driver_sql(
                     f"SELECT id, day, at, flag, data, n, filled FROM {name} ORDER BY id").all()
             assert raw("rows_ours") == raw("rows_theirs")
-            assert len(raw("rows_ours")) == 6
-            assert [row[-1] for row in raw("rows_ours")] == [7, 7, 1, 7, None, 7]  # m1 m2 r1 r1d r2 r2d
+            assert len(raw("rows_ours")) == 11
+            # m1 m2 r1 r1d r2 r2d s0..s4
+            assert [row[-1] for row in raw("rows_ours")] == [7, 7, 1, 7, None, 7] + [7] * 5
+            assert [row[2] is None for row in raw("rows_ours")[6:]] == [False] * 4 + [True]
+            assert raw("rows_ours")[8][2] != raw("rows_ours")[9][2]  # s2 later than s3
         if engine.dialect.name == "sqlite":  # the driver's way, or SQLAlchemy's, as said
             assert _driver_insert(ours.insert(), engine.dialect, tuple(rows[0])) is not None
             assert _driver_insert(ours.insert(), engine.dialect,
