@@ -205,7 +205,9 @@ class Branch:
     groups_registered: tuple[tuple[str, date | None], ...] = ()
 
 
-@dataclass(frozen=True)
+# Not frozen: a drain builds the slots of most of a county's branches, and a frozen
+# dataclass's __init__ took 3.7 µs a slot against 0.6 (py-spy on a burst: 1.7% of scoring).
+@dataclass(slots=True)
 class Slot:
     type: str
     period: Period
