@@ -98,6 +98,9 @@ class MemberTally(Base):
     caps depend only on counts, domain.score_from_tally)."""
 
     __tablename__ = "member_tally"
+    # SQLite: the primary key is the table (no rowid table beside it), so the consumer's
+    # upsert of a tally updates one B-tree, not two (migration 0005)
+    __table_args__ = {"sqlite_with_rowid": False}
 
     member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -110,6 +113,7 @@ class MemberMonth(Base):
     """A member's month for the at-risk streak: meetings expected at, attended, on leave from."""
 
     __tablename__ = "member_month"
+    __table_args__ = {"sqlite_with_rowid": False}  # as member_tally's
 
     member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)  # 2026-03

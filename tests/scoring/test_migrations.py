@@ -1,0 +1,57 @@
+"""scoring's migrations on a database that already holds rows, on SQLite and PostgreSQL."""
+from alembic import command
+from sqlalchemy import text
+
+from orglife.common.db import make_engine, session_factory
+from orglife.common.migrate import alembic_config, upgrade
+from services.scoring.models import MemberTally
+from services.scoring.tallies import add_counts
+
+TALLY = ("m1", 2026, "meeting:branch_assembly", "present", 4)
+MONTH = ("m1", "2026-03", 2, 1, 1)
+
+
+def _rows(engine) -> tuple[list, list]:
+    with engine.connect() as conn:
+        return (conn.execute(text("SELECT * FROM member_tally")).all(),
+                conn.execute(text("SELECT member_id, month, expected, attended, leave "
+                                  "FROM member_month")).all())
+
+
+def _table_sql(engine, name: str) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :n"),
+                            {"n": name}).scalar()
+
+
+def test_0005_keeps_the_tallies_and_months_and_drops_their_rowid_on_sqlite(db_url):
+    """0005 rebuilds member_tally and member_month WITHOUT ROWID on SQLite
+    (bench/tally_tables.py), every row and the primary keys kept; the consumer's upsert works on the new tables; the
+    downgrade gives the rowid tables back, rows kept. PostgreSQL: nothing changes."""
+    upgrade("scoring", db_url, revision="0004")
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO member_tally VALUES (:a, :b, :c, :d, :e)"),
+                         dict(zip("abcde", TALLY)))
+            conn.execute(text("INSERT INTO member_month (member_id, month, expected, attended, "
+                              "leave) VALUES (:a, :b, :c, :d, :e)"), dict(zip("abcde", MONTH)))
+        upgrade("scoring", db_url)
+        assert _rows(engine) == ([TALLY], [MONTH])
+        sqlite_db = engine.dialect.name == "sqlite"
+        if sqlite_db:
+            for table in ("member_tally", "member_month"):
+                assert "WITHOUT ROWID" in _table_sql(engine, table)
+        with session_factory(engine)() as session:  # the key still decides a conflict
+            add_counts(session, MemberTally.__table__, ("member_id", "year", "bucket", "status"),
+                       ("count",), [(*TALLY[:4], 2), ("m2", 2026, "meeting:committee",
+                                                      "absent", 1)])
+            session.commit()
+        assert sorted(_rows(engine)[0]) == [(*TALLY[:4], 6),
+                                            ("m2", 2026, "meeting:committee", "absent", 1)]
+        command.downgrade(alembic_config("services.scoring", db_url), "0004")
+        assert len(_rows(engine)[0]) == 2 and _rows(engine)[1] == [MONTH]
+        if sqlite_db:
+            assert "WITHOUT ROWID" not in _table_sql(engine, "member_tally")
+    finally:
+        engine.dispose()
