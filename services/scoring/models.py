@@ -128,11 +128,11 @@ class MemberScore(Base):
 
     member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
-    score: Mapped[int] = mapped_column(Integer, index=True)
+    score: Mapped[int] = mapped_column(Integer)  # no index on it or the path: read by key (0006)
     raw: Mapped[int] = mapped_column(Integer)
     grade: Mapped[str | None] = mapped_column(String(16), nullable=True)
     recommendation: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    branch_path: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
+    branch_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     rules_version: Mapped[str] = mapped_column(String(32))
 
 
@@ -147,10 +147,10 @@ class BranchStat(Base):
     as_of: Mapped[object] = mapped_column(Date)
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    branch_path: Mapped[str] = mapped_column(Text, index=True)
+    branch_path: Mapped[str] = mapped_column(Text)  # as member_score's: no index (0006)
     compliance: Mapped[float] = mapped_column(Float)
     attendance_rate: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: nobody expected
-    score: Mapped[float] = mapped_column(Float, index=True)
+    score: Mapped[float] = mapped_column(Float)
     light: Mapped[str] = mapped_column(String(8))
     figures: Mapped[dict] = mapped_column(JSON)  # the whole compliance record
     rules_version: Mapped[str] = mapped_column(String(32))

@@ -55,3 +55,25 @@ def test_0005_keeps_the_tallies_and_months_and_drops_their_rowid_on_sqlite(db_ur
             assert "WITHOUT ROWID" not in _table_sql(engine, "member_tally")
     finally:
         engine.dispose()
+
+
+def test_0006_drops_the_indexes_no_read_uses_and_the_downgrade_restores_them(db_url):
+    from sqlalchemy import inspect
+    upgrade("scoring", db_url, revision="0005")
+    engine = make_engine(db_url)
+
+    def indexes():
+        inspector = inspect(engine)
+        return {table: sorted(ix["name"] for ix in inspector.get_indexes(table))
+                for table in ("member_score", "branch_stat")}
+    try:
+        assert indexes() == {"member_score": ["ix_member_score_branch_path",
+                                              "ix_member_score_score"],
+                             "branch_stat": ["ix_branch_stat_branch_path", "ix_branch_stat_score"]}
+        upgrade("scoring", db_url)
+        assert indexes() == {"member_score": [], "branch_stat": []}
+        command.downgrade(alembic_config("services.scoring", db_url), "0005")
+        assert indexes()["member_score"] == ["ix_member_score_branch_path",
+                                             "ix_member_score_score"]
+    finally:
+        engine.dispose()
