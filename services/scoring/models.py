@@ -191,6 +191,9 @@ class Dirty(Base):
     that a burst of events touching one member recomputes them once, not once per event."""
 
     __tablename__ = "dirty"
+    # SQLite: the key is the table, so a mark is one B-tree insert and one delete, not two
+    # of each (migration 0007; registry.claim_marks takes marks by their key)
+    __table_args__ = {"sqlite_with_rowid": False}
 
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # member | branch | risk
     ident: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import delete, func, literal_column, or_, select, text, tuple_
+from sqlalchemy import delete, func, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orglife.common.auth import Principal
@@ -155,22 +155,20 @@ def _marking(dialect_name: str):
 
 
 def claim_marks(session, limit: int = 20_000, risks: bool = True) -> list[tuple]:
-    """Take up to `limit` marks: deleted first, in the drain's transaction, then recomputed.
-    PostgreSQL: DELETE .. WHERE (..) IN (SELECT .. FOR UPDATE SKIP LOCKED) RETURNING, so that
-    instances share the marks and a mark a consumer holds (see `_marking`) stays for later;
-    a change arriving during the drain leaves a mark of its own. SQLite: the drain holds the
-    write lock from its first statement, nothing arrives meanwhile."""
+    """Take up to `limit` marks: deleted first, in the drain's transaction, then recomputed:
+    DELETE .. WHERE (key) IN (SELECT key .. LIMIT) RETURNING. PostgreSQL: the SELECT is
+    FOR UPDATE SKIP LOCKED, so that instances share the marks and a mark a consumer holds
+    (see `_marking`) stays for later; a change arriving during the drain leaves a mark of
+    its own. SQLite: the drain holds the write lock from its first statement, nothing
+    arrives meanwhile."""
+    keys = select(Dirty.kind, Dirty.ident, Dirty.year).limit(limit)
+    if not risks:
+        keys = keys.where(Dirty.kind != "risk")
     if session.get_bind().dialect.name == "postgresql":
-        keys = select(Dirty.kind, Dirty.ident, Dirty.year).limit(limit) \
-            .with_for_update(skip_locked=True)
-        where = tuple_(Dirty.kind, Dirty.ident, Dirty.year).in_(
-            keys if risks else keys.where(Dirty.kind != "risk"))
-    else:
-        rowid = literal_column("rowid")
-        keys = select(rowid).select_from(Dirty).limit(limit)
-        where = rowid.in_(keys if risks else keys.where(Dirty.kind != "risk"))
+        keys = keys.with_for_update(skip_locked=True)
     return session.connection().execute(
-        delete(Dirty).where(where).returning(Dirty.kind, Dirty.ident, Dirty.year)).all()
+        delete(Dirty).where(tuple_(Dirty.kind, Dirty.ident, Dirty.year).in_(keys))
+        .returning(Dirty.kind, Dirty.ident, Dirty.year)).all()
 
 
 def drain(uow: UnitOfWork, rules: Rules, today: date, risks: bool = True,

@@ -77,3 +77,31 @@ def test_0006_drops_the_indexes_no_read_uses_and_the_downgrade_restores_them(db_
                                              "ix_member_score_score"]
     finally:
         engine.dispose()
+
+
+def test_0007_keeps_the_marks_and_claim_marks_takes_them_by_key(db_url):
+    """dirty WITHOUT ROWID on SQLite (0007), its marks kept; the drain's claim takes them by
+    key, a limited number at a time, leaving the streak marks when asked to."""
+    from services.scoring.registry import claim_marks
+    upgrade("scoring", db_url, revision="0006")
+    engine = make_engine(db_url)
+    marks = [("branch", "b1", 2026), ("member", "m1", 2026), ("member", "m2", 2026),
+             ("risk", "m1", 0)]
+    try:
+        with engine.begin() as conn:
+            for kind, ident, year in marks:
+                conn.execute(text("INSERT INTO dirty VALUES (:k, :i, :y)"),
+                             {"k": kind, "i": ident, "y": year})
+        upgrade("scoring", db_url)
+        if engine.dialect.name == "sqlite":
+            assert "WITHOUT ROWID" in _table_sql(engine, "dirty")
+        with session_factory(engine)() as session:
+            first = claim_marks(session, limit=2, risks=False)
+            rest = claim_marks(session, limit=10, risks=False)
+            session.commit()
+        assert len(first) == 2 and len(rest) == 1
+        assert sorted(map(tuple, first + rest)) == marks[:3]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT kind, ident, year FROM dirty")).all() == [marks[3]]
+    finally:
+        engine.dispose()
