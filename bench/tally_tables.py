@@ -1,15 +1,18 @@
-"""Benchmark: scoring's tally upserts (`tallies.add_counts` on member_tally and member_month,
-what its consumer writes for every attendance line) into SQLite tables with a rowid, as
-before migration 0005, and WITHOUT ROWID, as since. A rowid table keeps each row in a B-tree
-of its own beside its primary key's index, so an upsert finds the key in one and updates the
-other; WITHOUT ROWID, the key's B-tree holds the row.
+"""Benchmark: scoring's writes to its keyed tables for every attendance line: the tally
+upserts (`tallies.add_counts` on member_tally and member_month) and the dirty marks (the
+consumer's INSERT .. ON CONFLICT DO NOTHING, the drain's `registry.claim_marks`), into SQLite
+tables with a rowid, as before migrations 0005 and 0007, and WITHOUT ROWID, as since. A
+rowid table keeps each row in a B-tree of its own beside its primary key's index, so an
+upsert finds the key in one and updates the other; WITHOUT ROWID, the key's B-tree holds
+the row.
 
     .venv/bin/python bench/tally_tables.py [--batches 120] [--rounds 2]
 
 Each layout is made by scoring's own migrations (0004: rowid; head: WITHOUT ROWID), filled
 with the same year of tallies and months of a county of 35,000 members, then takes the same
 batches: 300 meetings of 14 members each, the deltas summed per key and sorted as the
-consumer does, one transaction per batch, and a final checkpoint (orglife's pragmas). The
+consumer does, with a mark per member and one per member's streak, one transaction per
+batch, then the drain's claim of the marks in one of its own, and a final checkpoint (orglife's pragmas). The
 layouts alternate which goes first in each round (machine speed drifts here within
 minutes). Prints the median process CPU seconds and wall seconds of each and the WITHOUT
 ROWID figures as a percentage of the rowid ones. No target: it explains migration 0005.
@@ -29,7 +32,8 @@ from harness import print_figures  # noqa: E402  (sets sys.path to the repositor
 from orglife.common.db import make_engine, session_factory  # noqa: E402
 from orglife.common.migrate import upgrade  # noqa: E402
 from services.scoring.models import MemberMonth, MemberTally  # noqa: E402
-from services.scoring.tallies import add_counts  # noqa: E402
+from services.scoring.registry import _marking, claim_marks  # noqa: E402
+from services.scoring.tallies import add_counts, execute_many  # noqa: E402
 
 MEMBERS = 35_000
 PER_MEETING = 14
@@ -37,7 +41,7 @@ MEETINGS_PER_BATCH = 300
 YEAR_MEETINGS = 100_000  # the prefill
 TYPES = ("branch_assembly", "committee", "group_meeting", "party_lecture", "democratic_life")
 STATUSES = ("present", "present", "present", "leave", "absent")
-LAYOUTS = {"rowid": "0004", "without_rowid": "head"}
+LAYOUTS = {"rowid": "0004", "without_rowid": "head"}  # 0005-0007 are what differs
 
 
 def member_ids() -> list[str]:
@@ -67,6 +71,12 @@ def write(session, tally: list, months: list) -> None:
                ("count",), tally)
     add_counts(session, MemberMonth.__table__, ("member_id", "month"),
                ("expected", "attended", "leave"), months)
+    members = sorted({row[0] for row in tally})
+    marks = [("member", member, 2026) for member in members]
+    marks += [("risk", member, 0) for member in members]
+    connection = session.connection()
+    execute_many(connection, _marking(connection.dialect.name), ("kind", "ident", "year"),
+                 sorted(marks))
 
 
 def checkpoint(engine, mode: str) -> None:
@@ -85,6 +95,7 @@ def prepared(folder: Path, layout: str, round_: int) -> Path:
         for _ in range(YEAR_MEETINGS // 5_000):
             with session_factory(engine)() as session:
                 write(session, *deltas(rnd, members, 5_000))
+                claim_marks(session, limit=10 ** 9)
                 session.commit()
         checkpoint(engine, "TRUNCATE")
     finally:
@@ -102,6 +113,9 @@ def run(path: Path, batches: int, seed: int) -> tuple[float, float]:
         for tally, months in work:
             with session_factory(engine)() as session:
                 write(session, tally, months)
+                session.commit()
+            with session_factory(engine)() as session:  # the drain takes the marks
+                claim_marks(session)
                 session.commit()
         checkpoint(engine, "PASSIVE")
     finally:
@@ -132,7 +146,7 @@ def main():
                                              / figures["rowid_cpu_s"])
     figures["without_rowid_wall_pct"] = round(100 * figures["without_rowid_wall_s"]
                                               / figures["rowid_wall_s"])
-    print_figures("tally_tables (scoring's tally upserts, SQLite rowid vs WITHOUT ROWID)",
+    print_figures("tally_tables (scoring's tallies and marks, SQLite rowid vs WITHOUT ROWID)",
                   figures)
 
 
