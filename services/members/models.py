@@ -90,7 +90,8 @@ class Participation(Base):
     topic: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
-Index("ix_participation_member_held", Participation.member_id, Participation.held_at)
+# A member's lines are found by the primary key (member_id first); no index by held_at
+# (migration 0007: every line paid for it, no read needed it).
 # A new revision replaces a meeting's lines: found by `ref` without scanning every record.
 Index("ix_participation_ref", Participation.ref)
 
