@@ -52,7 +52,8 @@ def test_0005_keeps_the_tallies_and_months_and_drops_their_rowid_on_sqlite(db_ur
         command.downgrade(alembic_config("services.scoring", db_url), "0004")
         assert len(_rows(engine)[0]) == 2 and _rows(engine)[1] == [MONTH]
         if sqlite_db:
-            assert "WITHOUT ROWID" not in _table_sql(engine, "member_tally")
+            for table in ("member_tally", "member_month"):
+                assert "WITHOUT ROWID" not in _table_sql(engine, table)
     finally:
         engine.dispose()
 
@@ -73,8 +74,9 @@ def test_0006_drops_the_indexes_no_read_uses_and_the_downgrade_restores_them(db_
         upgrade("scoring", db_url)
         assert indexes() == {"member_score": [], "branch_stat": []}
         command.downgrade(alembic_config("services.scoring", db_url), "0005")
-        assert indexes()["member_score"] == ["ix_member_score_branch_path",
-                                             "ix_member_score_score"]
+        assert indexes() == {"member_score": ["ix_member_score_branch_path",
+                                              "ix_member_score_score"],
+                             "branch_stat": ["ix_branch_stat_branch_path", "ix_branch_stat_score"]}
     finally:
         engine.dispose()
 
@@ -103,5 +105,10 @@ def test_0007_keeps_the_marks_and_claim_marks_takes_them_by_key(db_url):
         assert sorted(map(tuple, first + rest)) == marks[:3]
         with engine.connect() as conn:
             assert conn.execute(text("SELECT kind, ident, year FROM dirty")).all() == [marks[3]]
+        command.downgrade(alembic_config("services.scoring", db_url), "0006")
+        with engine.connect() as conn:  # the mark left is kept on the way down too
+            assert conn.execute(text("SELECT kind, ident, year FROM dirty")).all() == [marks[3]]
+        if engine.dialect.name == "sqlite":
+            assert "WITHOUT ROWID" not in _table_sql(engine, "dirty")
     finally:
         engine.dispose()
