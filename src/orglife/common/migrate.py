@@ -99,3 +99,15 @@ def create_backbone_tables(op) -> None:
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name", name="pk_relay_lease"),
     )
+
+
+def set_sqlite_rowid(op, tables, with_rowid: bool) -> None:
+    """In a revision: rebuild `tables` on SQLite as rowid or WITHOUT ROWID tables, rows and
+    keys kept (Alembic's batch mode copies each into a new table made with the option, then
+    renames it). PostgreSQL has no rowid: nothing to do there."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for table in tables:
+        with op.batch_alter_table(table, recreate="always",
+                                  table_kwargs={"sqlite_with_rowid": with_rowid}):
+            pass

@@ -12,6 +12,8 @@ Create Date: 2026-11-27 03:55:00
 """
 from alembic import op
 
+from orglife.common.migrate import set_sqlite_rowid
+
 
 revision = '0005'
 down_revision = '0004'
@@ -21,20 +23,9 @@ depends_on = None
 TABLES = ('member_tally', 'member_month')
 
 
-def _rebuild(with_rowid: bool) -> None:
-    if op.get_bind().dialect.name != 'sqlite':
-        return
-    for table in TABLES:
-        # batch mode copies the table into a new one made with these options, rows and keys
-        # kept, then renames it
-        with op.batch_alter_table(table, recreate='always',
-                                  table_kwargs={'sqlite_with_rowid': with_rowid}):
-            pass
-
-
 def upgrade():
-    _rebuild(with_rowid=False)
+    set_sqlite_rowid(op, TABLES, with_rowid=False)
 
 
 def downgrade():
-    _rebuild(with_rowid=True)
+    set_sqlite_rowid(op, TABLES, with_rowid=True)

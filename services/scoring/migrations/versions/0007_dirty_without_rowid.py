@@ -9,6 +9,8 @@ Create Date: 2026-11-27 04:20:00
 """
 from alembic import op
 
+from orglife.common.migrate import set_sqlite_rowid
+
 
 revision = '0007'
 down_revision = '0006'
@@ -16,17 +18,9 @@ branch_labels = None
 depends_on = None
 
 
-def _rebuild(with_rowid: bool) -> None:
-    if op.get_bind().dialect.name != 'sqlite':
-        return
-    with op.batch_alter_table('dirty', recreate='always',
-                              table_kwargs={'sqlite_with_rowid': with_rowid}):
-        pass
-
-
 def upgrade():
-    _rebuild(with_rowid=False)
+    set_sqlite_rowid(op, ('dirty',), with_rowid=False)
 
 
 def downgrade():
-    _rebuild(with_rowid=True)
+    set_sqlite_rowid(op, ('dirty',), with_rowid=True)
