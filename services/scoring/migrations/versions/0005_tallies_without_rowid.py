@@ -1,7 +1,8 @@
 """member_tally and member_month as SQLite WITHOUT ROWID tables: every meeting adds to a
 dozen members' rows of each, and an upsert then updates one B-tree (the primary key's)
 instead of the key's index and the rowid table it points into. Rebuilt with their rows.
-bench/tally_tables.py: the consumer's tally upserts in 81% of the CPU and 77% of the time.
+bench/tally_tables.py, the tallies with the dirty marks (0007): 93% of the CPU and 89% of
+the time of rowid tables; the tallies alone, in an earlier form of it, 81% and 77%.
 (The attendance copy and members' participation, inserted at random keys, took longer
 WITHOUT ROWID in a trial of the same shape: they keep their rowid.) PostgreSQL has no
 rowid: nothing to do there.
