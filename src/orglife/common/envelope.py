@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,17 +36,17 @@ _ORJSON_AS_STDLIB = (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_D
 # Bodies orjson reads as the standard library does (see _parsed): fewer brackets than the
 # standard library's recursion limit could stop (so no nesting near it), and no run of 19
 # digits, found by turning every digit into "0" (bytes.translate and a search run in C: 4 µs
-# on a meeting's envelope, where a regular expression took 30).
+# on a meeting's envelope, where a regular expression took 30). A body the broker hands over
+# as text (py-amqp decodes every body that names its content encoding: all of ours) is
+# encoded first: 1 µs, where the search on text took 25.
 _MAX_BRACKETS = 512
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 _LONG_NUMBER_BYTES = b"0" * 19
-_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def _orjson_reads_as_json(body) -> bool:
-    if isinstance(body, str):  # rare: the broker hands bodies over as bytes
-        return (body.count("{") + body.count("[") < _MAX_BRACKETS
-                and _LONG_NUMBER.search(body) is None)
+    if isinstance(body, str):  # numbers are ASCII digits; surrogates are orjson's to refuse
+        body = body.encode("utf-8", "surrogatepass")
     return (body.count(b"{") + body.count(b"[") < _MAX_BRACKETS
             and _LONG_NUMBER_BYTES not in body.translate(_DIGITS_AS_ZERO))
 
