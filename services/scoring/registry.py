@@ -180,7 +180,8 @@ def drain(uow: UnitOfWork, rules: Rules, today: date, risks: bool = True,
     marks = claim_marks(uow.session, limit, risks)
     if not marks:
         return {}
-    return recompute_marked(uow, rules, today, marks)
+    # "more": it stopped at its limit, marks are left (the service drains again at once)
+    return {**recompute_marked(uow, rules, today, marks), "more": len(marks) >= limit}
 
 
 def recompute_marked(uow: UnitOfWork, rules: Rules, today: date, marks) -> dict:

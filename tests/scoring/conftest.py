@@ -26,10 +26,13 @@ class Unpaced:
     def risks_due(self):
         return True
 
+    def applying(self):
+        pass
+
     def applied(self):
         pass
 
-    def drained(self, seconds, risks):
+    def drained(self, seconds, risks, more=False):
         pass
 
 

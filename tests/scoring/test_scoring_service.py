@@ -498,8 +498,9 @@ def test_drains_wait_twice_their_length_while_batches_come_and_half_a_second_aft
         monkeypatch):
     """services/scoring/service.py, DrainPace: a short drain is followed by the next after
     MIN_SECONDS (a quiet stream stays fresh); a long one, while the consumers still apply
-    batches (a burst), by twice its length; once no batch came since it ended (the burst's
-    tail), by MIN_SECONDS again; streaks every RISK_SECONDS."""
+    batches (a burst: here a batch is always running), by twice its length; once no batch
+    came since it ended (the burst's tail), by MIN_SECONDS again; streaks every
+    RISK_SECONDS."""
     from types import SimpleNamespace
 
     from services.scoring import service
@@ -509,23 +510,65 @@ def test_drains_wait_twice_their_length_while_batches_come_and_half_a_second_aft
     pace.setup()
     assert pace.due() and pace.risks_due()
     pace.drained(0.1, risks=True)
+    pace.applying()
     pace.applied()
+    pace.applying()  # the next batch is being applied
     now[0] = 100.49
     assert not pace.due()
     now[0] = 100.5
     assert pace.due() and not pace.risks_due()
     pace.drained(1.5, risks=False)  # at 100.5: the next at 103.5 while batches come
     pace.applied()
+    pace.applying()
     now[0] = 103.49
     assert not pace.due() and pace.risks_due()
     now[0] = 103.5
     assert pace.due()
-    pace.drained(1.5, risks=True)  # at 103.5, and then no batch: half a second later
-    now[0] = 103.99
+    pace.applied()
+    now[0] = 103.6
+    pace.drained(1.5, risks=True)  # at 103.6, and then no batch: half a second later
+    now[0] = 104.09
     assert not pace.due()
-    now[0] = 104.0
+    now[0] = 104.1
     assert pace.due()
-    pace.applied()  # a batch after all: the burst's pace again
+    pace.applying()  # batches after all (one committed, the next running): the burst's pace
+    pace.applied()
+    pace.applying()
     assert not pace.due()
-    now[0] = 106.5
+    now[0] = 106.6
+    assert pace.due()
+
+
+def test_once_the_consumers_are_idle_the_marks_left_are_drained_without_waiting(monkeypatch):
+    """services/scoring/service.py, DrainPace: after a burst's last batch (none running, none
+    for IDLE_SECONDS) the next drain comes MIN_SECONDS after the last one, not twice its
+    length, and takes the streaks along; a drain that stopped at its limit with marks left
+    is followed at once. While a batch runs, or just after one, the burst's pace holds."""
+    from types import SimpleNamespace
+
+    from services.scoring import service
+    now = [100.0]
+    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    pace = service.DrainPace()
+    pace.setup()
+    pace.drained(3.0, risks=True)  # a long drain ends at 100: under a burst, the next at 106
+    pace.applying()
+    now[0] = 100.3
+    pace.applied()  # the burst's last batch
+    now[0] = 100.3 + pace.IDLE_SECONDS - 0.01
+    assert not pace.due() and not pace.risks_due()  # a batch came too recently
+    now[0] = 100.3 + pace.IDLE_SECONDS
+    assert pace.due() and pace.risks_due()  # idle: no need to wait for 106 nor for 103
+    pace.applying()  # a batch running: not idle
+    assert not pace.due() and not pace.risks_due()
+    pace.applied()
+    now[0] += pace.IDLE_SECONDS - 0.01
+    assert not pace.due()
+    now[0] += 0.01
+    assert pace.due()
+    pace.drained(2.0, risks=True, more=True)  # stopped at its limit, marks left
+    assert pace.due()
+    pace.drained(2.0, risks=True)  # nothing left: the quiet pace
+    assert not pace.due()
+    now[0] += pace.MIN_SECONDS
     assert pace.due()
