@@ -47,8 +47,8 @@ class DrainPace(DependencyProvider):
 
     Once the consumers are idle (no batch running and none for `IDLE_SECONDS`: the queues
     are empty) nothing is gained by waiting: the marks left, streaks included, are drained
-    `MIN_SECONDS` after the last drain, and at once after a drain that stopped at its limit
-    with marks left. A county year's burst used to end with its consumers idle and the last
+    `MIN_SECONDS` after the last drain, and `AFTER_LIMIT_SECONDS` after a drain that stopped
+    at its limit with marks left, unless a batch is running by then (the burst's pace holds). A county year's burst used to end with its consumers idle and the last
     drains waiting for the burst's pace and for the streaks' 3 s: 12 of the 80 s that 40% of
     the year took through bench/scoring.py."""
 
@@ -58,6 +58,7 @@ class DrainPace(DependencyProvider):
     # A burst's batches come far closer; 0.2 s also found gaps within a county year's burst,
     # whose extra drains (streaks included) cost scoring a sixth more CPU
     IDLE_SECONDS = 1.0
+    AFTER_LIMIT_SECONDS = 0.2
 
     def setup(self):
         self.next_at = 0.0  # under a burst
@@ -86,9 +87,9 @@ class DrainPace(DependencyProvider):
 
     def due(self) -> bool:
         now = time.monotonic()
-        if not self.batches:
-            return now >= self.quiet_at
-        return now >= self.next_at or (now >= self.quiet_at and self.idle())
+        if self.batches or self.running:  # the consumers at work since the last drain
+            return now >= self.next_at or (now >= self.quiet_at and self.idle())
+        return now >= self.quiet_at
 
     def risks_due(self) -> bool:
         return time.monotonic() >= self.risks_at or self.idle()
@@ -96,7 +97,9 @@ class DrainPace(DependencyProvider):
     def drained(self, seconds: float, risks: bool, more: bool = False) -> None:
         """A drain ended after `seconds`; `more`: it stopped at its limit with marks left."""
         now = time.monotonic()
-        self.quiet_at = now if more else now + self.MIN_SECONDS
+        # after a drain that stopped at its limit, one timer tick for the consumers to show
+        # they are at work (a batch running: the burst's pace holds), else the next at once
+        self.quiet_at = now + (self.AFTER_LIMIT_SECONDS if more else self.MIN_SECONDS)
         self.next_at = now + max(self.BURST_FACTOR * seconds, self.MIN_SECONDS)
         self.batches = False
         if risks:

@@ -567,6 +567,13 @@ def test_once_the_consumers_are_idle_the_marks_left_are_drained_without_waiting(
     now[0] += 0.01
     assert pace.due()
     pace.drained(2.0, risks=True, more=True)  # stopped at its limit, marks left
+    assert not pace.due()
+    now[0] += pace.AFTER_LIMIT_SECONDS
+    assert pace.due()  # no batch came: the next at once
+    pace.applying()  # a batch running after all: the burst's pace (twice the drain)
+    assert not pace.due()
+    pace.applied()
+    now[0] += pace.IDLE_SECONDS
     assert pace.due()
     pace.drained(2.0, risks=True)  # nothing left: the quiet pace
     assert not pace.due()
