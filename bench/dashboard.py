@@ -97,20 +97,6 @@ class Store:
         return [Envelope.from_body(json.loads(body)) for (body,) in rows]
 
 
-class Unpaced:
-    def due(self):
-        return True
-
-    def risks_due(self):
-        return True
-
-    def applied(self):
-        pass
-
-    def drained(self, seconds, risks):
-        pass
-
-
 class Reply:
     def __init__(self, value=None, error=None):
         self.value, self.error = value, error
@@ -178,7 +164,7 @@ def build(work: Path, branches: int, members: int, meetings_per_branch: int, see
     from services.members.models import backbone as members_backbone
     from services.members.service import MembersService
     from services.scoring.models import backbone as scoring_backbone
-    from services.scoring.service import ScoringService
+    from services.scoring.service import ScoringService, Unpaced
 
     clock = Clock("Asia/Shanghai", NOW)
     stores = {}

@@ -106,6 +106,26 @@ class DrainPace(DependencyProvider):
             self.risks_at = now + self.RISK_SECONDS
 
 
+class Unpaced:
+    """DrainPace's stand-in for code that drives the service by hand (worker_factory in the
+    tests, bench/dashboard.py's in-process build): every drain is due at once."""
+
+    def due(self) -> bool:
+        return True
+
+    def risks_due(self) -> bool:
+        return True
+
+    def applying(self) -> None:
+        pass
+
+    def applied(self) -> None:
+        pass
+
+    def drained(self, seconds: float, risks: bool, more: bool = False) -> None:
+        pass
+
+
 class ScoringService:
     name = "scoring"
 

@@ -16,8 +16,8 @@ from orglife.common.rules import load_rules
 from tests.conftest import FIXED_NOW, LocalStore, auth_as
 from tests.meetings.conftest import meetings_store, meetings_worker  # noqa: F401  (fixtures)
 from tests.members.conftest import members_store, members_worker  # noqa: F401  (fixtures)
-from tests.scoring.conftest import TZ, MovableClock, Pipeline, Unpaced, attendance, \
-    register_village
+from services.scoring.service import Unpaced
+from tests.scoring.conftest import TZ, MovableClock, Pipeline, attendance, register_village
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -17,25 +17,6 @@ from tests.members.conftest import small_county
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-class Unpaced:
-    """Drains whenever asked (the service paces its timer-driven drains)."""
-
-    def due(self):
-        return True
-
-    def risks_due(self):
-        return True
-
-    def applying(self):
-        pass
-
-    def applied(self):
-        pass
-
-    def drained(self, seconds, risks, more=False):
-        pass
-
-
 class MovableClock(Clock):
     """The injectable clock, moved by the test through a year."""
 
@@ -57,7 +38,7 @@ def scoring_clock():
 @pytest.fixture
 def scoring_worker(scoring_store, scoring_clock):
     from orglife.common.rules import load_rules
-    from services.scoring.service import ScoringService
+    from services.scoring.service import ScoringService, Unpaced
 
     def make(role="county_admin", org_id=None):
         return worker_factory(ScoringService, store=scoring_store, auth=auth_as(role, org_id),

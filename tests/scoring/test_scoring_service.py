@@ -439,9 +439,8 @@ def test_a_rules_file_edited_without_a_new_version_is_recalculated(pipeline, sco
     from nameko.testing.services import worker_factory
 
     from orglife.common.rules import load_rules
-    from services.scoring.service import ScoringService
+    from services.scoring.service import ScoringService, Unpaced
     from tests.conftest import auth_as
-    from tests.scoring.conftest import Unpaced
     register_village(pipeline)
     pipeline.meetings.log_meeting({"meeting_id": "a1", "branch_id": "b1",
                                    "type": "branch_assembly", "held_at": "2026-02-10T19:30",
