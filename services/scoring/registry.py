@@ -180,7 +180,7 @@ def drain(uow: UnitOfWork, rules: Rules, today: date, risks: bool = True,
     marks = claim_marks(uow.session, limit, risks)
     if not marks:
         return {}
-    # "more": it stopped at its limit, marks are left (the service drains again at once)
+    # "more": it stopped at its limit with marks left (DrainPace drains again a tick later)
     return {**recompute_marked(uow, rules, today, marks), "more": len(marks) >= limit}
 
 

@@ -48,9 +48,10 @@ class DrainPace(DependencyProvider):
     Once the consumers are idle (no batch running and none for `IDLE_SECONDS`: the queues
     are empty) nothing is gained by waiting: the marks left, streaks included, are drained
     `MIN_SECONDS` after the last drain, and `AFTER_LIMIT_SECONDS` after a drain that stopped
-    at its limit with marks left, unless a batch is running by then (the burst's pace holds). A county year's burst used to end with its consumers idle and the last
-    drains waiting for the burst's pace and for the streaks' 3 s: 12 of the 80 s that 40% of
-    the year took through bench/scoring.py."""
+    at its limit with marks left, unless a batch is running by then (the burst's pace holds).
+    A county year's burst used to end with its consumers idle and the last drains waiting for
+    the burst's pace and for the streaks' 3 s: 12 of the 80 s that 40% of the year took
+    through bench/scoring.py."""
 
     MIN_SECONDS = 0.5
     BURST_FACTOR = 2.0
