@@ -578,3 +578,40 @@ def test_once_the_consumers_are_idle_the_marks_left_are_drained_without_waiting(
     assert not pace.due()
     now[0] += pace.MIN_SECONDS
     assert pace.due()
+
+
+def test_a_drain_does_not_count_as_time_the_consumers_were_idle(monkeypatch):
+    """services/scoring/service.py, DrainPace.idle: a drain holds SQLite's database, so no
+    batch can commit during it; right after a long one, before any batch could, the
+    consumers are not idle and the streaks wait for RISK_SECONDS (under a burst they used
+    to be drained along after every drain longer than IDLE_SECONDS). Idle once they had
+    IDLE_SECONDS outside drains; of a drain that began before the last batch, only the
+    part after it counts."""
+    from types import SimpleNamespace
+
+    from services.scoring import service
+    now = [100.0]
+    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    pace = service.DrainPace()
+    pace.setup()
+    pace.drained(0.1, risks=True)  # streaks drained at 100: next due by time at 103
+    pace.applying()
+    now[0] = 100.2
+    pace.applied()  # a batch at 100.2, then a drain of 1.5 s from 100.3
+    now[0] = 101.8
+    pace.drained(1.5, risks=False)
+    assert not pace.idle() and not pace.risks_due()  # 1.6 s since the batch, 0.1 of them free
+    now[0] = 102.69
+    assert not pace.idle() and not pace.risks_due()
+    now[0] = 102.7  # IDLE_SECONDS outside the drain: the consumers have caught up
+    assert pace.idle() and pace.risks_due() and pace.due()
+    pace.drained(0.2, risks=True)  # at 102.7; the streaks' pace from here: 105.7
+    pace.applying()
+    now[0] = 103.0
+    pace.applied()  # a batch at 103.0 during a drain of 2 s from 102.9 to 104.9
+    now[0] = 104.9
+    pace.drained(2.0, risks=False)  # 1.9 s of it after the batch
+    now[0] = 105.89
+    assert not pace.idle()
+    now[0] = 105.9
+    assert pace.idle()
