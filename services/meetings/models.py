@@ -3,7 +3,7 @@ organization tree and members (built only from members' events)."""
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, Index, Integer, MetaData, String, Text,
+    JSON, Boolean, DateTime, Float, Integer, MetaData, String, Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -100,7 +100,7 @@ class Attendance(Base):
     visiting: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-Index("ix_attendance_member", Attendance.member_id)
+# No index by member: no read of meetings needs one, and every row paid for it (0005).
 
 
 class Activity(Base):

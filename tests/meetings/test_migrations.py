@@ -90,3 +90,32 @@ def test_get_intake_answers_for_reports_handled_before_0003(db_url, clock):
                 admin.get_intake(not_intake)
     finally:
         store.engine.dispose()
+
+
+def test_0005_drops_the_attendance_index_no_read_uses_rows_kept_downgrade_restores_it(db_url):
+    """0005: attendance loses its index by member (no read of meetings uses it; every row
+    paid for it), keeps its rows and is still read by meeting; the downgrade restores it."""
+    from alembic import command
+    from sqlalchemy import inspect
+    from orglife.common.migrate import alembic_config
+    upgrade("meetings", db_url, revision="0004")
+    engine = make_engine(db_url)
+
+    def indexes():
+        return sorted(ix["name"] for ix in inspect(engine).get_indexes("attendance"))
+    try:
+        with engine.begin() as conn:
+            for member_id in ("m1", "m2"):
+                conn.execute(text("INSERT INTO attendance (meeting_id, member_id, status, remote, "
+                                  "expected, visiting) VALUES ('mt1', :m, 'present', false, "
+                                  "true, false)"), {"m": member_id})
+        assert indexes() == ["ix_attendance_member"]
+        upgrade("meetings", db_url)
+        assert indexes() == []
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT member_id FROM attendance WHERE meeting_id = 'mt1' "
+                                     "ORDER BY member_id")).scalars().all() == ["m1", "m2"]
+        command.downgrade(alembic_config("services.meetings", db_url), "0004")
+        assert indexes() == ["ix_attendance_member"]
+    finally:
+        engine.dispose()
