@@ -70,6 +70,7 @@ class DrainPace(DependencyProvider):
         self.running = 0  # batches being applied
         self.last_batch_at = float("-inf")
         self.drained_since_batch = 0.0  # seconds of drains since the last batch
+        self.more = False  # the last drain stopped at its limit with marks left
 
     def get_dependency(self, worker_ctx):
         return self
@@ -101,7 +102,11 @@ class DrainPace(DependencyProvider):
         return now >= self.quiet_at
 
     def risks_due(self) -> bool:
-        return time.monotonic() >= self.risks_at or self.idle()
+        """Every RISK_SECONDS; at once when the consumers are idle, or when nothing but
+        streaks can be left: no batch since a drain that took every other mark (a burst's
+        tail, a quiet day's meeting: the drain after it need not wait for IDLE_SECONDS)."""
+        nothing_else = not (self.batches or self.running or self.more)
+        return time.monotonic() >= self.risks_at or nothing_else or self.idle()
 
     def drained(self, seconds: float, risks: bool, more: bool = False) -> None:
         """A drain ended after `seconds`; `more`: it stopped at its limit with marks left."""
@@ -111,6 +116,7 @@ class DrainPace(DependencyProvider):
         self.quiet_at = now + (self.AFTER_LIMIT_SECONDS if more else self.MIN_SECONDS)
         self.next_at = now + max(self.BURST_FACTOR * seconds, self.MIN_SECONDS)
         self.batches = False
+        self.more = more
         # only the part after the last batch (a batch may commit during a drain's reads)
         self.drained_since_batch = min(self.drained_since_batch + seconds,
                                        now - self.last_batch_at)

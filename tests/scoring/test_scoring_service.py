@@ -597,21 +597,51 @@ def test_a_drain_does_not_count_as_time_the_consumers_were_idle(monkeypatch):
     pace.drained(0.1, risks=True)  # streaks drained at 100: next due by time at 103
     pace.applying()
     now[0] = 100.2
-    pace.applied()  # a batch at 100.2, then a drain of 1.5 s from 100.3
+    pace.applied()  # a batch at 100.2, then a burst's drain of 1.5 s from 100.3
     now[0] = 101.8
-    pace.drained(1.5, risks=False)
+    pace.drained(1.5, risks=False, more=True)  # stopped at its limit: member marks left
     assert not pace.idle() and not pace.risks_due()  # 1.6 s since the batch, 0.1 of them free
     now[0] = 102.69
     assert not pace.idle() and not pace.risks_due()
     now[0] = 102.7  # IDLE_SECONDS outside the drain: the consumers have caught up
     assert pace.idle() and pace.risks_due() and pace.due()
-    pace.drained(0.2, risks=True)  # at 102.7; the streaks' pace from here: 105.7
+    pace.drained(0.2, risks=True, more=True)  # at 102.7; the streaks' pace from here: 105.7
     pace.applying()
     now[0] = 103.0
     pace.applied()  # a batch at 103.0 during a drain of 2 s from 102.9 to 104.9
     now[0] = 104.9
-    pace.drained(2.0, risks=False)  # 1.9 s of it after the batch
-    now[0] = 105.89
-    assert not pace.idle()
+    pace.drained(2.0, risks=False, more=True)  # 1.9 s of it after the batch
+    now[0] = 105.69
+    assert not pace.idle() and not pace.risks_due()
+    now[0] = 105.7
+    assert not pace.idle() and pace.risks_due()  # by RISK_SECONDS
     now[0] = 105.9
     assert pace.idle()
+
+
+def test_streaks_are_drained_once_nothing_else_can_be_left(monkeypatch):
+    """services/scoring/service.py, DrainPace.risks_due: after a drain that took every mark
+    but the streaks (not at its limit) with no batch since, none running, only streaks can
+    be left: the next drain takes them without waiting for IDLE_SECONDS or RISK_SECONDS.
+    Not after a drain that stopped at its limit, nor once a batch came or runs."""
+    from types import SimpleNamespace
+
+    from services.scoring import service
+    now = [100.0]
+    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    pace = service.DrainPace()
+    pace.setup()
+    pace.drained(0.1, risks=True)  # streaks drained at 100: next due by time at 103
+    pace.applying()
+    now[0] = 100.2
+    pace.applied()
+    now[0] = 100.5
+    pace.drained(0.3, risks=False, more=True)  # at its limit: marks other than streaks left
+    assert not pace.risks_due()
+    now[0] = 100.7
+    pace.drained(0.1, risks=False)  # took the rest; no batch since the one at 100.2
+    assert not pace.idle() and pace.risks_due()
+    pace.applying()  # a batch running: it marks members, their streaks can wait
+    assert not pace.risks_due()
+    pace.applied()
+    assert not pace.risks_due()  # it came after the drain
