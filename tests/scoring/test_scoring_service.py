@@ -493,13 +493,10 @@ def test_a_members_score_as_of_a_day_counts_what_was_held_by_then(pipeline, scor
     assert set(err.value.errors) == {"as_of"}
 
 
-def test_drains_wait_twice_their_length_while_batches_come_and_half_a_second_after(
-        monkeypatch):
-    """services/scoring/service.py, DrainPace: a short drain is followed by the next after
-    MIN_SECONDS (a quiet stream stays fresh); a long one, while the consumers still apply
-    batches (a burst: here a batch is always running), by twice its length; once no batch
-    came since it ended (the burst's tail), by MIN_SECONDS again; streaks every
-    RISK_SECONDS."""
+@pytest.fixture
+def paced(monkeypatch):
+    """services/scoring/service.py's DrainPace on a clock the test moves by hand: (pace,
+    now), the clock at now[0] = 100.0 s."""
     from types import SimpleNamespace
 
     from services.scoring import service
@@ -507,6 +504,16 @@ def test_drains_wait_twice_their_length_while_batches_come_and_half_a_second_aft
     monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
     pace = service.DrainPace()
     pace.setup()
+    return pace, now
+
+
+def test_drains_wait_twice_their_length_while_batches_come_and_half_a_second_after(paced):
+    """services/scoring/service.py, DrainPace: a short drain is followed by the next after
+    MIN_SECONDS (a quiet stream stays fresh); a long one, while the consumers still apply
+    batches (a burst: here a batch is always running), by twice its length; once no batch
+    came since it ended (the burst's tail), by MIN_SECONDS again; streaks every
+    RISK_SECONDS."""
+    pace, now = paced
     assert pace.due() and pace.risks_due()
     pace.drained(0.1, risks=True)
     pace.applying()
@@ -538,18 +545,12 @@ def test_drains_wait_twice_their_length_while_batches_come_and_half_a_second_aft
     assert pace.due()
 
 
-def test_once_the_consumers_are_idle_the_marks_left_are_drained_without_waiting(monkeypatch):
+def test_once_the_consumers_are_idle_the_marks_left_are_drained_without_waiting(paced):
     """services/scoring/service.py, DrainPace: after a burst's last batch (none running, none
     for IDLE_SECONDS) the next drain comes MIN_SECONDS after the last one, not twice its
     length, and takes the streaks along; a drain that stopped at its limit with marks left
     is followed at once. While a batch runs, or just after one, the burst's pace holds."""
-    from types import SimpleNamespace
-
-    from services.scoring import service
-    now = [100.0]
-    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    pace = service.DrainPace()
-    pace.setup()
+    pace, now = paced
     pace.drained(3.0, risks=True)  # a long drain ends at 100: under a burst, the next at 106
     pace.applying()
     now[0] = 100.3
@@ -580,20 +581,14 @@ def test_once_the_consumers_are_idle_the_marks_left_are_drained_without_waiting(
     assert pace.due()
 
 
-def test_a_drain_does_not_count_as_time_the_consumers_were_idle(monkeypatch):
+def test_a_drain_does_not_count_as_time_the_consumers_were_idle(paced):
     """services/scoring/service.py, DrainPace.idle: a drain holds SQLite's database, so no
     batch can commit during it; right after a long one, before any batch could, the
     consumers are not idle and the streaks wait for RISK_SECONDS (under a burst they used
     to be drained along after every drain longer than IDLE_SECONDS). Idle once they had
     IDLE_SECONDS outside drains; of a drain that began before the last batch, only the
     part after it counts."""
-    from types import SimpleNamespace
-
-    from services.scoring import service
-    now = [100.0]
-    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    pace = service.DrainPace()
-    pace.setup()
+    pace, now = paced
     pace.drained(0.1, risks=True)  # streaks drained at 100: next due by time at 103
     pace.applying()
     now[0] = 100.2
@@ -619,18 +614,12 @@ def test_a_drain_does_not_count_as_time_the_consumers_were_idle(monkeypatch):
     assert pace.idle()
 
 
-def test_streaks_are_drained_once_nothing_else_can_be_left(monkeypatch):
+def test_streaks_are_drained_once_nothing_else_can_be_left(paced):
     """services/scoring/service.py, DrainPace.risks_due: after a drain that took every mark
     but the streaks (not at its limit) with no batch since, none running, only streaks can
     be left: the next drain takes them without waiting for IDLE_SECONDS or RISK_SECONDS.
     Not after a drain that stopped at its limit, nor once a batch came or runs."""
-    from types import SimpleNamespace
-
-    from services.scoring import service
-    now = [100.0]
-    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    pace = service.DrainPace()
-    pace.setup()
+    pace, now = paced
     pace.drained(0.1, risks=True)  # streaks drained at 100: next due by time at 103
     pace.applying()
     now[0] = 100.2
